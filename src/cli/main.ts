@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { SpecError, formatIssue } from '../spec/errors.js';
+import { runStageWorker } from '../exec/worker.js';
+import { Store } from '../store/store.js';
+import { findProjectRoot } from '../spec/load.js';
+import { planSpec, type PlanOptions } from '../exec/plan-spec.js';
+import { runPlan } from '../exec/run-spec.js';
+import { renderPlan, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const setOption = (): Option => new Option('--set <key=value>', 'override a spec value (repeatable), e.g. --set distill.ipc=10').argParser(collect).default([]);
+const backendOption = (): Option => new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']);
+
+interface SpecFlags {
+  set: string[];
+  backend?: string;
+  store?: string;
+}
+
+function planOptions(flags: SpecFlags): PlanOptions {
+  return { sets: flags.set, backend: flags.backend, store: flags.store };
+}
+
+/** Specs errors exit 2, failures 1; everything else propagates as a crash with its stack. */
+async function guard(fn: () => Promise<number> | number): Promise<void> {
+  try {
+    process.exitCode = await fn();
+  } catch (err) {
+    if (err instanceof SpecError) {
+      for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      process.stderr.write(`${err.issues.length} problem${err.issues.length === 1 ? '' : 's'} found\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`metadd: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+function storeFor(flags: { store?: string }): Store {
+  return new Store(resolve(flags.store ?? resolve(findProjectRoot(resolve('metadd.yaml')), '.metadd')));
+}
+
+const program = new Command();
+program.name('metadd').description('Declarative dataset-distillation experiments with MetaDD alignment').version(pkg.version);
+
+program
+  .command('validate')
+  .description('check a spec (schema and semantics); exit 0 if valid, 2 if not')
+  .argument('<spec>', 'experiment YAML file')
+  .addOption(setOption())
+  .action((spec: string, flags: SpecFlags) =>
+    guard(() => {
+      const plan = planSpec(spec, planOptions(flags));
+      process.stdout.write(`${spec}: valid (${plan.resolved.cells.length} cell${plan.resolved.cells.length === 1 ? '' : 's'}, ${plan.dag.order.length} stages)\n`);
+      return 0;
+    }),
+  );
+
+program
+  .command('plan')
+  .description('show the stage DAG of a spec: stages per kind, which are cached, which will run')
+  .argument('<spec>', 'experiment YAML file')
+  .addOption(setOption())
+  .addOption(backendOption())
+  .option('--store <dir>', 'artifact store (default: the spec\'s store)')
+  .option('--json', 'machine-readable output')
+  .action((spec: string, flags: SpecFlags & { json?: boolean }) =>
+    guard(() => {
+      process.stdout.write(renderPlan(planSpec(spec, planOptions(flags)), flags.json === true));
+      return 0;
+    }),
+  );
+
+program
+  .command('run')
+  .description('run a spec: compute every stage not in the store, in parallel worker processes')
+  .argument('<spec>', 'experiment YAML file')
+  .addOption(setOption())
+  .addOption(backendOption())
+  .option('--store <dir>', 'artifact store (default: the spec\'s store)')
+  .option('-j, --jobs <n>', 'parallel worker processes (default: number of cores)', (v) => Number.parseInt(v, 10))
+  .option('--force', 'recompute every stage even if it is cached')
+  .action((spec: string, flags: SpecFlags & { jobs?: number; force?: boolean }) =>
+    guard(async () => {
+      const plan = planSpec(spec, planOptions(flags));
+      const controller = new AbortController();
+      const stop = (): void => {
+        process.stderr.write('\nmetadd: stopping (finished stages are kept; run again to resume)\n');
+        controller.abort();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const summary = await runPlan(plan, { jobs: flags.jobs, force: flags.force, signal: controller.signal });
+      process.stdout.write(renderSummary(plan, summary));
+      if (summary.interrupted) return 130;
+      return summary.results.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
+    }),
+  );
+
+program
+  .command('status')
+  .description('which stages of a spec are done, running elsewhere, or still to compute')
+  .argument('<spec>', 'experiment YAML file')
+  .addOption(setOption())
+  .addOption(backendOption())
+  .option('--store <dir>', 'artifact store')
+  .action((spec: string, flags: SpecFlags) => guard(async () => {
+    process.stdout.write(await renderStatus(planSpec(spec, planOptions(flags))));
+    return 0;
+  }));
+
+const cache = program.command('cache').description('inspect and clean the artifact store');
+cache
+  .command('ls')
+  .description('list the artifacts in the store')
+  .option('--store <dir>', 'store directory (default: .metadd in the project)')
+  .action((flags: { store?: string }) => guard(() => {
+    process.stdout.write(renderCacheList(storeFor(flags)));
+    return 0;
+  }));
+cache
+  .command('gc')
+  .description('remove artifacts no run log references, and leftovers of killed stages')
+  .option('--store <dir>', 'store directory (default: .metadd in the project)')
+  .option('--dry-run', 'only show what would be removed')
+  .action((flags: { store?: string; dryRun?: boolean }) =>
+    guard(async () => {
+      process.stdout.write(renderGc(await storeFor(flags).gc(flags.dryRun === true), flags.dryRun === true));
+      return 0;
+    }),
+  );
+
+program
+  .command('exec-stage', { hidden: true })
+  .description('run one planned stage over a store (used by the executors)')
+  .requiredOption('--store <dir>', 'store directory')
+  .option('--force', 'recompute even if cached')
+  .argument('<key>', 'stage cache key')
+  .action((key: string, flags: { store: string; force?: boolean }) =>
+    guard(async () => {
+      await runStageWorker(flags.store, key, { force: flags.force });
+      return 0;
+    }),
+  );
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,93 @@
+import type { Plan } from '../exec/plan-spec.js';
+import { planCounts } from '../exec/plan-spec.js';
+import type { ScheduleSummary } from '../exec/scheduler.js';
+import type { Store, Manifest } from '../store/store.js';
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+export function renderPlan(plan: Plan, json: boolean): string {
+  const stages = plan.dag.order.map((key) => {
+    const n = plan.dag.nodes.get(key);
+    if (!n) throw new Error(`DAG lost node ${key}`);
+    return { key, kind: n.kind, label: n.label, cached: plan.store.has(key), inputs: n.inputs, cells: n.cells };
+  });
+  if (json) {
+    return `${JSON.stringify(
+      {
+        spec: plan.resolved.base.name,
+        backend: plan.backend,
+        store: plan.store.root,
+        cells: plan.resolved.cells.map((c) => c.coords),
+        counts: planCounts(plan),
+        stages,
+      },
+      null,
+      2,
+    )}\n`;
+  }
+  const lines = [
+    `spec ${plan.resolved.base.name}: ${plan.resolved.cells.length} cell(s), ${stages.length} stage(s), backend ${plan.backend}, store ${plan.store.root}`,
+    '',
+    'kind       total  cached  to run',
+    ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
+    '',
+    ...stages.map((s) => `${s.cached ? 'cached' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function renderStatus(plan: Plan): Promise<string> {
+  const rows: string[] = [];
+  let done = 0;
+  let busy = 0;
+  for (const key of plan.dag.order) {
+    const n = plan.dag.nodes.get(key);
+    if (!n) continue;
+    let state = 'todo';
+    if (plan.store.has(key)) {
+      state = 'done';
+      done++;
+    } else if (await plan.store.isLocked(key)) {
+      state = 'running';
+      busy++;
+    }
+    rows.push(`${state.padEnd(8)} ${key.slice(0, 12)}  ${n.label}`);
+  }
+  const total = plan.dag.order.length;
+  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute\n`;
+}
+
+export function renderSummary(plan: Plan, summary: ScheduleSummary): string {
+  const count = (s: string): number => summary.results.filter((r) => r.status === s).length;
+  const lines = [
+    '',
+    `${plan.resolved.base.name}: ${count('computed')} computed, ${count('cached')} cached, ${count('failed')} failed, ${count('skipped')} skipped, ${count('pending')} not started`,
+  ];
+  for (const r of summary.results.filter((x) => x.status === 'failed')) lines.push(`  FAILED ${r.label}: ${r.error ?? ''}`);
+  for (const r of summary.results.filter((x) => x.status === 'skipped')) {
+    lines.push(`  skipped ${r.label} (needs ${plan.dag.nodes.get(r.because ?? '')?.label ?? r.because})`);
+  }
+  if (summary.interrupted) lines.push('  interrupted: run the same command again to resume');
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderCacheList(store: Store): string {
+  const list: Manifest[] = store.listManifests().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  const total = list.reduce((n, m) => n + m.totalBytes, 0);
+  const rows = list.map((m) => `${m.key.slice(0, 12)}  ${m.kind.padEnd(8)} ${bytes(m.totalBytes).padStart(10)}  ${m.createdAt}  ${m.label}`);
+  return `${rows.join('\n')}${rows.length ? '\n' : ''}${list.length} artifact(s), ${bytes(total)} in ${store.root}\n`;
+}
+
+export function renderGc(result: Awaited<ReturnType<Store['gc']>>, dryRun: boolean): string {
+  const verb = dryRun ? 'would remove' : 'removed';
+  const lines = result.objects.map((m) => `${verb} ${m.key.slice(0, 12)} ${m.kind} ${m.label} (${bytes(m.totalBytes)})`);
+  for (const p of result.tmp) lines.push(`${verb} temporary ${p}`);
+  for (const p of result.scratch) lines.push(`${verb} scratch ${p}`);
+  lines.push(`${verb} ${result.objects.length} artifact(s), ${bytes(result.bytes)}; ${result.tmp.length} temporary, ${result.scratch.length} scratch`);
+  return `${lines.join('\n')}\n`;
+}

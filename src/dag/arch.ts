@@ -1,0 +1,44 @@
+import type { Architecture, ArchName } from '../spec/resolved.generated.js';
+
+/** An architecture with every option spelled out: the form that goes into cache keys and model builders. */
+export interface ArchSpec {
+  name: ArchName;
+  width: number;
+  depth: number;
+  norm: 'none' | 'batch' | 'layer' | 'instance' | 'group';
+  act: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+  pool: 'none' | 'max' | 'avg';
+  head: 'flatten' | 'gap';
+}
+
+/** Reference defaults (DatasetCondensation's get_network): ConvNet-3 w128 instance norm; the others as named. */
+const DEFAULTS: Record<ArchName, Omit<ArchSpec, 'name'>> = {
+  convnet: { width: 128, depth: 3, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' },
+  mlp: { width: 128, depth: 3, norm: 'none', act: 'relu', pool: 'none', head: 'flatten' },
+  lenet: { width: 6, depth: 2, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
+  alexnet: { width: 128, depth: 5, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
+  vgg11: { width: 64, depth: 8, norm: 'instance', act: 'relu', pool: 'max', head: 'flatten' },
+  resnet18: { width: 64, depth: 18, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' },
+};
+
+export function normalizeArch(arch: Architecture): ArchSpec {
+  const given = typeof arch === 'string' ? { name: arch } : arch;
+  return { name: given.name, ...DEFAULTS[given.name], ...stripUndefined(given) } as ArchSpec;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Short human label: `convnet`, `convnet-w32`, `resnet18-bn`, `convnet-gap`. */
+export function archLabel(arch: ArchSpec): string {
+  const d = DEFAULTS[arch.name];
+  const parts: string[] = [arch.name];
+  if (arch.width !== d.width) parts.push(`w${arch.width}`);
+  if (arch.depth !== d.depth) parts.push(`d${arch.depth}`);
+  if (arch.norm !== d.norm) parts.push(arch.norm === 'batch' ? 'bn' : arch.norm === 'none' ? 'nonorm' : arch.norm);
+  if (arch.act !== d.act) parts.push(arch.act);
+  if (arch.pool !== d.pool) parts.push(`${arch.pool}pool`);
+  if (arch.head !== d.head) parts.push(arch.head);
+  return parts.join('-');
+}

@@ -1,0 +1,127 @@
+import type { Dag, StageNode } from '../dag/compile.js';
+import type { Store } from '../store/store.js';
+import type { WorkerEvent } from './events.js';
+import type { WorkerOutcome } from './worker.js';
+
+/** Runs single stages somewhere (local worker processes, Slurm jobs). The scheduler decides what and when. */
+export interface Executor {
+  readonly name: string;
+  run(node: StageNode, onEvent: (event: WorkerEvent) => void, signal: AbortSignal): Promise<WorkerOutcome>;
+}
+
+export type StageStatus = 'pending' | 'running' | 'computed' | 'cached' | 'failed' | 'skipped';
+
+export interface StageResult {
+  key: string;
+  kind: StageNode['kind'];
+  label: string;
+  status: StageStatus;
+  error?: string;
+  /** For skipped stages: the failed upstream stage. */
+  because?: string;
+  seconds?: number;
+}
+
+export interface ScheduleOptions {
+  jobs: number;
+  force?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: WorkerEvent | { type: 'result'; result: StageResult }) => void;
+}
+
+export interface ScheduleSummary {
+  results: StageResult[];
+  interrupted: boolean;
+}
+
+/**
+ * Dispatches ready stages (all inputs done) to the executor, at most `jobs` at a time. A failed stage
+ * fails only its dependents (marked skipped); everything else runs on. Cached stages are recognised
+ * here without starting a worker.
+ */
+export async function schedule(dag: Dag, store: Store, executor: Executor, options: ScheduleOptions): Promise<ScheduleSummary> {
+  const status = new Map<string, StageStatus>();
+  const results = new Map<string, StageResult>();
+  const dependents = new Map<string, string[]>();
+  const waiting = new Map<string, number>();
+  for (const key of dag.order) {
+    const node = dag.nodes.get(key) as StageNode;
+    status.set(key, 'pending');
+    const ups = Object.values(node.inputs).filter((k) => dag.nodes.has(k));
+    waiting.set(key, ups.length);
+    for (const up of ups) dependents.set(up, [...(dependents.get(up) ?? []), key]);
+  }
+  const ready: string[] = dag.order.filter((k) => waiting.get(k) === 0);
+  const running = new Map<string, Promise<void>>();
+  const inner = new AbortController();
+  const onAbort = (): void => inner.abort();
+  options.signal?.addEventListener('abort', onAbort);
+
+  const finish = (key: string, result: StageResult): void => {
+    status.set(key, result.status);
+    results.set(key, result);
+    options.onEvent?.({ type: 'result', result });
+    if (result.status === 'failed' || result.status === 'skipped') {
+      const stack = [...(dependents.get(key) ?? [])];
+      while (stack.length > 0) {
+        const d = stack.pop() as string;
+        if (status.get(d) !== 'pending') continue;
+        const dn = dag.nodes.get(d) as StageNode;
+        const skipped: StageResult = { key: d, kind: dn.kind, label: dn.label, status: 'skipped', because: result.because ?? key };
+        status.set(d, 'skipped');
+        results.set(d, skipped);
+        options.onEvent?.({ type: 'result', result: skipped });
+        stack.push(...(dependents.get(d) ?? []));
+      }
+      return;
+    }
+    for (const d of dependents.get(key) ?? []) {
+      const left = (waiting.get(d) ?? 0) - 1;
+      waiting.set(d, left);
+      if (left === 0 && status.get(d) === 'pending') ready.push(d);
+    }
+  };
+
+  const start = (key: string): void => {
+    const node = dag.nodes.get(key) as StageNode;
+    if (!options.force && store.has(key)) {
+      finish(key, { key, kind: node.kind, label: node.label, status: 'cached' });
+      return;
+    }
+    status.set(key, 'running');
+    const t0 = Date.now();
+    const p = executor
+      .run(node, (e) => options.onEvent?.(e), inner.signal)
+      .then(
+        (outcome) => finish(key, { key, kind: node.kind, label: node.label, status: outcome, seconds: (Date.now() - t0) / 1000 }),
+        (err: unknown) =>
+          finish(key, {
+            key,
+            kind: node.kind,
+            label: node.label,
+            status: 'failed',
+            error: err instanceof Error ? err.message : String(err),
+            seconds: (Date.now() - t0) / 1000,
+          }),
+      )
+      .finally(() => running.delete(key));
+    running.set(key, p);
+  };
+
+  while (!inner.signal.aborted) {
+    while (ready.length > 0 && running.size < options.jobs && !inner.signal.aborted) start(ready.shift() as string);
+    if (running.size === 0) {
+      if (ready.length === 0) break;
+      continue;
+    }
+    await Promise.race(running.values());
+  }
+  await Promise.allSettled(running.values());
+  options.signal?.removeEventListener('abort', onAbort);
+  const interrupted = inner.signal.aborted;
+  const all = dag.order.map((key) => {
+    const node = dag.nodes.get(key) as StageNode;
+    return results.get(key) ?? { key, kind: node.kind, label: node.label, status: status.get(key) ?? 'pending' };
+  });
+  return { results: all, interrupted };
+}

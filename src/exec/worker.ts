@@ -1,0 +1,107 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Store, type StageDef } from '../store/store.js';
+import { loadStage } from '../stages/registry.js';
+import type { StageContext } from '../stages/contract.js';
+import { FileTracker } from '../tracking/file-tracker.js';
+import { createRng } from '../util/rng.js';
+import { emit } from './events.js';
+
+export interface WorkerOptions {
+  force?: boolean;
+  /** How often to look again while another process holds the stage's lock. */
+  pollMs?: number;
+}
+
+export type WorkerOutcome = 'computed' | 'cached';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function initTensors(def: StageDef): Promise<string> {
+  const { initBackend } = await import('../engine/backend.js');
+  const name = await initBackend(def.backend ?? 'auto');
+  if (def.backend !== null && name !== def.backend) {
+    throw new Error(`stage ${def.key} was planned for backend '${def.backend}' but '${name}' loaded; re-plan with --backend ${name}`);
+  }
+  return name;
+}
+
+/**
+ * Runs one stage over the store: the unit of work of every executor. Takes the stage's lock (or
+ * waits while another process computes it), runs the implementation into a temporary directory and
+ * commits it atomically. An interrupted run leaves its checkpoints in the scratch directory.
+ */
+export async function runStageWorker(storeRoot: string, key: string, options: WorkerOptions = {}): Promise<WorkerOutcome> {
+  const store = new Store(storeRoot);
+  const def = store.readStageDef(key);
+  if (store.has(key) && !options.force) {
+    emit({ type: 'status', key, status: 'cached' });
+    return 'cached';
+  }
+  let release = await store.tryLock(key);
+  while (!release) {
+    emit({ type: 'status', key, status: 'waiting', detail: 'another process is computing this stage' });
+    await sleep(options.pollMs ?? 500);
+    if (store.has(key) && !options.force) {
+      emit({ type: 'status', key, status: 'cached' });
+      return 'cached';
+    }
+    release = await store.tryLock(key);
+  }
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let tmp: string | undefined;
+  try {
+    if (store.has(key) && !options.force) {
+      emit({ type: 'status', key, status: 'cached' });
+      return 'cached';
+    }
+    emit({ type: 'status', key, status: 'started' });
+    const impl = await loadStage(def.kind);
+    const backend = def.needsTensors ? await initTensors(def) : 'none';
+    tmp = store.newTmpDir(key);
+    const inputs = Object.fromEntries(Object.entries(def.inputs).map(([name, k]) => [name, store.view(k)]));
+    let lastEmit = 0;
+    const ctx: StageContext = {
+      key,
+      kind: def.kind,
+      params: { ...def.params, ...def.locations },
+      inputs,
+      outDir: tmp,
+      scratchDir: store.scratchDir(key),
+      rng: createRng(def.seedKey),
+      progress: {
+        update: (done, total, message) => {
+          const now = Date.now();
+          if (now - lastEmit < 200 && done < total) return;
+          lastEmit = now;
+          emit({ type: 'progress', key, done, total, message });
+        },
+      },
+      track: new FileTracker(tmp),
+      backend,
+      signal: controller.signal,
+      log: (message) => process.stderr.write(`[${def.label}] ${message}\n`),
+    };
+    ctx.track.tag('metadd.stage_kind', def.kind);
+    ctx.track.tag('metadd.cache_key', key);
+    ctx.track.tag('metadd.backend', backend);
+    await impl.run(ctx);
+    if (controller.signal.aborted) throw controller.signal.reason as Error;
+    writeFileSync(join(tmp, 'stage.json'), `${JSON.stringify(def, null, 2)}\n`);
+    await store.commit(key, def.kind, def.label, tmp, options.force === true);
+    tmp = undefined;
+    rmSync(store.scratchDir(key), { recursive: true, force: true });
+    emit({ type: 'status', key, status: 'done' });
+    return 'computed';
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await release();
+  }
+}

@@ -1,0 +1,83 @@
+/** Dotted-path access into plain JSON objects ("distill.ipc", "eval.architectures"). */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export function isObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+export function splitPath(path: string): string[] {
+  return path === '' ? [] : path.split('.');
+}
+
+export function getPath(root: Json, path: string): Json | undefined {
+  let node: Json | undefined = root;
+  for (const part of splitPath(path)) {
+    if (!isObject(node)) return undefined;
+    node = node[part];
+  }
+  return node;
+}
+
+/** Sets `path` in `root` (mutating), creating intermediate objects. */
+export function setPath(root: JsonObject, path: string, value: Json): void {
+  const parts = splitPath(path);
+  let node: JsonObject = root;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (!isObject(next)) node[part] = {};
+    node = node[part] as JsonObject;
+  }
+  node[parts[parts.length - 1]] = value;
+}
+
+/** Objects merge key by key; arrays and scalars from `over` replace those of `base`. */
+export function deepMerge(base: Json, over: Json): Json {
+  if (isObject(base) && isObject(over)) {
+    const out: JsonObject = { ...base };
+    for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
+    return out;
+  }
+  return over;
+}
+
+/** JSON with object keys sorted: the canonical form hashed into cache keys. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[k];
+      if (v !== undefined) out[k] = sortKeys(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** Deep equality of JSON values. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** Converts an ajv instancePath (JSON pointer) to our dotted form; array indices become [i]. */
+export function pointerToPath(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+export function displayPath(parts: (string | number)[]): string {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'number' || /^\d+$/.test(p)) out += `[${p}]`;
+    else out += out === '' ? p : `.${p}`;
+  }
+  return out;
+}

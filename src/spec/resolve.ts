@@ -1,0 +1,156 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { SpecError, type SpecIssue } from './errors.js';
+import { isInside, loadSpec, locateIn, type LoadedSpec } from './load.js';
+import { displayPath, splitPath, type Json, type JsonObject } from './paths.js';
+import type { ResolvedExperiment } from './resolved.generated.js';
+import { checkSweepPaths, countCells, expandSweep, type CellOrigin } from './sweep.js';
+import { validateAgainstSchema, type Locator } from './validate.js';
+
+export type CellSpec = Omit<ResolvedExperiment, 'sweep'>;
+
+export interface Cell {
+  index: number;
+  /** The swept values of this cell (dotted path -> value); {} without a sweep. */
+  coords: Record<string, Json>;
+  spec: CellSpec;
+}
+
+export interface ResolvedSpec {
+  loaded: LoadedSpec;
+  /** The spec with defaults, before expansion (sweep included). */
+  base: ResolvedExperiment;
+  cells: Cell[];
+  storeDir: string;
+  dataRoot: string;
+}
+
+/** What semantic validation needs to know about a dataset without loading it. */
+export interface DatasetFacts {
+  classes: number;
+  /** Training images of the smallest class (after train_limit). */
+  minPerClass: number;
+}
+
+export interface ResolveOptions {
+  sets?: string[];
+  /** Facts about the dataset, for checks such as IPC <= images per class. Throws when the source is unusable. */
+  describeDataset?: (dataset: CellSpec['dataset'], dataRoot: string) => DatasetFacts;
+  /** Extra semantic checks contributed by stage modules; return problems as (path, message). */
+  checks?: ((cell: CellSpec) => { path: string; message: string }[])[];
+}
+
+const USER_DATASETS = new Set(['idx', 'cifar10', 'cifar100', 'image-folder', 'npy']);
+
+export function resolveSpec(file: string, options: ResolveOptions = {}): ResolvedSpec {
+  const loaded = loadSpec(file, options.sets ?? []);
+  const locateBase: Locator = (parts, at) => locateIn(loaded, parts, at);
+  const base = structuredClone(loaded.raw);
+  const issues = validateAgainstSchema(base, locateBase);
+  const sweep = (base.sweep ?? undefined) as Parameters<typeof expandSweep>[1];
+  if (sweep) issues.push(...checkSweepPaths(sweep, locateBase));
+  if (issues.length > 0) throw new SpecError(issues);
+
+  const resolvedBase = base as unknown as ResolvedExperiment;
+  const maxCells = resolvedBase.sweep?.max_cells ?? 10000;
+  const count = countCells(sweep);
+  if (count > maxCells) {
+    throw new SpecError([
+      {
+        ...locateBase(['sweep', 'axes'], 'key'),
+        path: 'sweep',
+        message: `the sweep expands to ${count} cells, more than sweep.max_cells = ${maxCells}; narrow the axes or raise max_cells`,
+      },
+    ]);
+  }
+
+  const projectRoot = loaded.projectRoot;
+  const dataRoot = isAbsolute(resolvedBase.data_root) ? resolvedBase.data_root : resolve(projectRoot, resolvedBase.data_root);
+  const storeDir = isAbsolute(resolvedBase.store) ? resolvedBase.store : resolve(projectRoot, resolvedBase.store);
+  if (!isAbsolute(resolvedBase.store) && !isInside(projectRoot, storeDir)) {
+    issues.push({ ...locateBase(['store'], 'value'), path: 'store', message: `store '${resolvedBase.store}' escapes the project root; use an absolute path for a store elsewhere` });
+  }
+
+  const rawBase: JsonObject = structuredClone(loaded.raw);
+  delete rawBase.sweep;
+  const rawCells = expandSweep(rawBase, sweep);
+  const cells: Cell[] = [];
+  const seen = new Set<string>();
+  const factsCache = new Map<string, DatasetFacts | Error>();
+  for (const rc of rawCells) {
+    const locateCell: Locator = (parts, at) => {
+      const dotted = parts.join('.');
+      for (const [path, origin] of Object.entries(rc.origins)) {
+        if (dotted === path || dotted.startsWith(`${path}.`)) return locateIn(loaded, originParts(origin, path), at === 'key' ? 'value' : at);
+      }
+      return locateIn(loaded, parts, at);
+    };
+    const cellIssues = validateAgainstSchema(rc.raw, locateCell);
+    if (cellIssues.length === 0) {
+      const spec = rc.raw as unknown as CellSpec;
+      cellIssues.push(...semanticIssues(spec, dataRoot, locateCell, options, factsCache));
+      if (cellIssues.length === 0) cells.push({ index: cells.length, coords: rc.coords, spec });
+    }
+    const where = Object.keys(rc.coords).length ? ` (sweep cell ${Object.entries(rc.coords).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')})` : '';
+    for (const issue of cellIssues) {
+      const id = `${issue.file}:${issue.line}:${issue.col}:${issue.path}:${issue.message}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      issues.push({ ...issue, message: issue.message + (issue.line > 0 && rc.origins[issue.path] ? where : '') });
+    }
+  }
+  if (issues.length > 0) throw new SpecError(issues);
+  return { loaded, base: resolvedBase, cells, storeDir, dataRoot };
+}
+
+function originParts(origin: CellOrigin, path: string): string[] {
+  return 'axis' in origin ? ['sweep', 'axes', path, String(origin.index)] : ['sweep', 'include', String(origin.include), path];
+}
+
+function semanticIssues(
+  spec: CellSpec,
+  dataRoot: string,
+  locateAt: Locator,
+  options: ResolveOptions,
+  factsCache: Map<string, DatasetFacts | Error>,
+): SpecIssue[] {
+  const out: SpecIssue[] = [];
+  const at = (path: string, message: string): SpecIssue => ({ ...locateAt(splitPath(path), 'value'), path, message });
+  const ds = spec.dataset;
+  if (USER_DATASETS.has(ds.name)) {
+    if (ds.path === undefined) {
+      out.push(at('dataset.name', `dataset '${ds.name}' reads files: set dataset.path to the folder holding them`));
+      return out;
+    }
+    const full = resolve(dataRoot, ds.path);
+    if (!isInside(dataRoot, full)) {
+      out.push(at('dataset.path', `'${ds.path}' resolves outside data_root (${dataRoot}); move the data or set data_root`));
+      return out;
+    }
+    if (!existsSync(full)) {
+      out.push(at('dataset.path', `'${ds.path}' does not exist (looked for ${full})`));
+      return out;
+    }
+  }
+  if (options.describeDataset) {
+    const id = JSON.stringify(ds);
+    let facts = factsCache.get(id);
+    if (facts === undefined) {
+      try {
+        facts = options.describeDataset(ds, dataRoot);
+      } catch (err) {
+        facts = err instanceof Error ? err : new Error(String(err));
+      }
+      factsCache.set(id, facts);
+    }
+    if (facts instanceof Error) {
+      out.push(at(ds.path !== undefined ? 'dataset.path' : 'dataset.name', facts.message));
+    } else if (spec.distill.ipc > facts.minPerClass) {
+      out.push(at('distill.ipc', `IPC ${spec.distill.ipc} is more than the ${facts.minPerClass} training images of the smallest class`));
+    }
+  }
+  for (const check of options.checks ?? []) for (const p of check(spec)) out.push(at(p.path, p.message));
+  return out;
+}
+
+export { displayPath };

@@ -1,0 +1,15 @@
+import type { StageImpl, StageKind } from './contract.js';
+
+/** Loads a stage implementation on demand, so a worker only pulls in what its stage needs. */
+export async function loadStage(kind: StageKind): Promise<StageImpl> {
+  switch (kind) {
+    case 'dataset':
+      return (await import('./dataset.js')).datasetStage as unknown as StageImpl;
+    case 'distill':
+      return (await import('./distill.js')).distillStage as unknown as StageImpl;
+    case 'report':
+      return (await import('./report.js')).reportStage as unknown as StageImpl;
+    default:
+      throw new Error(`stage kind '${kind}' is not implemented`);
+  }
+}

@@ -1,0 +1,265 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import lockfile from 'proper-lockfile';
+import type { ArtifactView, StageKind } from '../stages/contract.js';
+import { sha256File } from './hash.js';
+
+export interface ManifestFile {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface Manifest {
+  key: string;
+  kind: StageKind;
+  label: string;
+  createdAt: string;
+  totalBytes: number;
+  files: ManifestFile[];
+}
+
+/** A stage definition as the store keeps it: everything a worker needs to run the stage on its own. */
+export interface StageDef {
+  key: string;
+  /** Seeds the stage's random source; like the key but independent of the backend. */
+  seedKey: string;
+  kind: StageKind;
+  version: number;
+  params: Record<string, unknown>;
+  /** Upstream artifacts by input name. */
+  inputs: Record<string, string>;
+  label: string;
+  needsTensors: boolean;
+  /** The backend the key was computed for, or null for backend-independent stages. */
+  backend: string | null;
+  spec: { name: string; file: string };
+  /**
+   * Where inputs live on this machine (absolute dataset paths). Given to the stage with its params but
+   * left out of the key: the content is keyed by its digest, so moving the data keeps the cache.
+   */
+  locations?: Record<string, string>;
+}
+
+/** How long a lock may go without a heartbeat before another process takes it over. */
+const LOCK_STALE_MS = 15_000;
+
+/**
+ * The content-addressed artifact store. An artifact is a directory under objects/, named by its
+ * cache key; it appears only complete: stages write into tmp/ and `commit` renames the directory
+ * into place after writing its manifest, so a killed writer leaves nothing half-written visible.
+ */
+export class Store {
+  constructor(readonly root: string) {}
+
+  private dir(...parts: string[]): string {
+    return join(this.root, ...parts);
+  }
+
+  objectDir(key: string): string {
+    return this.dir('objects', key.slice(0, 2), key);
+  }
+
+  has(key: string): boolean {
+    return existsSync(join(this.objectDir(key), 'manifest.json'));
+  }
+
+  manifest(key: string): Manifest {
+    return JSON.parse(readFileSync(join(this.objectDir(key), 'manifest.json'), 'utf8')) as Manifest;
+  }
+
+  view(key: string): ArtifactView {
+    const dir = this.objectDir(key);
+    const manifest = this.manifest(key);
+    const metaPath = join(dir, 'meta.json');
+    const meta = existsSync(metaPath) ? (JSON.parse(readFileSync(metaPath, 'utf8')) as Record<string, unknown>) : {};
+    return { key, kind: manifest.kind, dir, meta };
+  }
+
+  stageDefPath(key: string): string {
+    return this.dir('stages', `${key}.json`);
+  }
+
+  writeStageDef(def: StageDef): void {
+    const path = this.stageDefPath(def.key);
+    if (existsSync(path)) return;
+    this.writeAtomic(path, `${JSON.stringify(def, null, 2)}\n`);
+  }
+
+  readStageDef(key: string): StageDef {
+    const path = this.stageDefPath(key);
+    if (!existsSync(path)) throw new Error(`no stage definition for key ${key} in ${this.root} (plan the spec first)`);
+    return JSON.parse(readFileSync(path, 'utf8')) as StageDef;
+  }
+
+  /** Persistent per-key working directory (checkpoints); survives failed attempts, removed on success. */
+  scratchDir(key: string): string {
+    const d = this.dir('scratch', key);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  logPath(key: string): string {
+    mkdirSync(this.dir('logs'), { recursive: true });
+    return this.dir('logs', `${key}.log`);
+  }
+
+  newTmpDir(key: string): string {
+    const d = this.dir('tmp', `${key}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  /** Writes a file atomically (temporary file in the same directory, then rename). */
+  writeAtomic(path: string, content: string | Buffer): void {
+    mkdirSync(join(path, '..'), { recursive: true });
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(tmp, content);
+    renameSync(tmp, path);
+  }
+
+  /** Hashes the files of `tmpDir`, writes its manifest, and renames it into place as `key`. */
+  async commit(key: string, kind: StageKind, label: string, tmpDir: string, replace = false): Promise<Manifest> {
+    const files: ManifestFile[] = [];
+    const walk = async (d: string): Promise<void> => {
+      for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const full = join(d, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (entry.isFile()) files.push({ path: relative(tmpDir, full), size: statSync(full).size, sha256: await sha256File(full) });
+      }
+    };
+    await walk(tmpDir);
+    const manifest: Manifest = {
+      key,
+      kind,
+      label,
+      createdAt: new Date().toISOString(),
+      totalBytes: files.reduce((n, f) => n + f.size, 0),
+      files,
+    };
+    writeFileSync(join(tmpDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    const target = this.objectDir(key);
+    mkdirSync(join(target, '..'), { recursive: true });
+    if (existsSync(target)) {
+      if (!replace && this.has(key)) {
+        rmSync(tmpDir, { recursive: true, force: true });
+        return this.manifest(key);
+      }
+      // A forced recompute (or a directory without manifest): move the old one aside first, so the
+      // rename below is still the single step that makes the new artifact visible.
+      const trash = this.dir('tmp', `trash.${key}.${randomBytes(4).toString('hex')}`);
+      renameSync(target, trash);
+      renameSync(tmpDir, target);
+      rmSync(trash, { recursive: true, force: true });
+    } else {
+      renameSync(tmpDir, target);
+    }
+    return manifest;
+  }
+
+  /** Verifies the files of an artifact against its manifest; returns the problems found. */
+  async verify(key: string): Promise<string[]> {
+    const m = this.manifest(key);
+    const problems: string[] = [];
+    for (const f of m.files) {
+      const full = join(this.objectDir(key), f.path);
+      if (!existsSync(full)) problems.push(`${f.path}: missing`);
+      else if ((await sha256File(full)) !== f.sha256) problems.push(`${f.path}: content changed`);
+    }
+    return problems;
+  }
+
+  /**
+   * Takes the lock of a key, or returns undefined when a live process holds it. A lock whose holder
+   * stopped refreshing it (killed process, dead node) for LOCK_STALE_MS is taken over.
+   */
+  async tryLock(key: string): Promise<(() => Promise<void>) | undefined> {
+    mkdirSync(this.dir('locks'), { recursive: true });
+    const target = this.dir('locks', key);
+    try {
+      return await lockfile.lock(target, {
+        realpath: false,
+        stale: LOCK_STALE_MS,
+        update: LOCK_STALE_MS / 3,
+        retries: 0,
+        onCompromised: (err) => {
+          // Another process took our lock over: we cannot safely go on writing this key.
+          process.stderr.write(`metadd: lock of ${key} compromised: ${err.message}\n`);
+          process.exit(75);
+        },
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return undefined;
+      throw err;
+    }
+  }
+
+  isLocked(key: string): Promise<boolean> {
+    return lockfile.check(this.dir('locks', key), { realpath: false, stale: LOCK_STALE_MS });
+  }
+
+  listManifests(): Manifest[] {
+    const out: Manifest[] = [];
+    const objects = this.dir('objects');
+    if (!existsSync(objects)) return out;
+    for (const shard of readdirSync(objects)) {
+      for (const key of readdirSync(join(objects, shard))) {
+        const m = join(objects, shard, key, 'manifest.json');
+        if (existsSync(m)) out.push(JSON.parse(readFileSync(m, 'utf8')) as Manifest);
+      }
+    }
+    return out;
+  }
+
+  /** Keys referenced by the run logs under runs/: the roots that gc keeps. */
+  referencedKeys(): Set<string> {
+    const keys = new Set<string>();
+    const runs = this.dir('runs');
+    if (!existsSync(runs)) return keys;
+    for (const id of readdirSync(runs)) {
+      const p = join(runs, id, 'run.json');
+      if (!existsSync(p)) continue;
+      try {
+        const log = JSON.parse(readFileSync(p, 'utf8')) as { stages?: { key: string }[] };
+        for (const s of log.stages ?? []) keys.add(s.key);
+      } catch {
+        // An unreadable run log protects nothing; gc reports it below instead of failing.
+      }
+    }
+    return keys;
+  }
+
+  /**
+   * Removes artifacts no run log references, temporary directories of dead writers, and scratch
+   * directories nobody holds a lock for. Returns what was (or, with dryRun, would be) removed.
+   */
+  async gc(dryRun: boolean): Promise<{ objects: Manifest[]; tmp: string[]; scratch: string[]; bytes: number }> {
+    const keep = this.referencedKeys();
+    const objects = this.listManifests().filter((m) => !keep.has(m.key));
+    const tmp: string[] = [];
+    const scratch: string[] = [];
+    const tmpRoot = this.dir('tmp');
+    if (existsSync(tmpRoot)) {
+      for (const name of readdirSync(tmpRoot)) {
+        const key = name.split('.')[0];
+        const trash = name.startsWith('trash.');
+        if (trash || !(await this.isLocked(key))) tmp.push(join(tmpRoot, name));
+      }
+    }
+    const scratchRoot = this.dir('scratch');
+    if (existsSync(scratchRoot)) {
+      for (const key of readdirSync(scratchRoot)) if (!(await this.isLocked(key)) && this.has(key)) scratch.push(join(scratchRoot, key));
+    }
+    const bytes = objects.reduce((n, m) => n + m.totalBytes, 0);
+    if (!dryRun) {
+      for (const m of objects) {
+        if (await this.isLocked(m.key)) continue;
+        rmSync(this.objectDir(m.key), { recursive: true, force: true });
+        rmSync(this.stageDefPath(m.key), { force: true });
+      }
+      for (const p of [...tmp, ...scratch]) rmSync(p, { recursive: true, force: true });
+    }
+    return { objects, tmp, scratch, bytes };
+  }
+}

@@ -1,0 +1,35 @@
+import { join } from 'node:path';
+
+/**
+ * Paths inside the store root (default `.metadd/`). The store module owns `objects/`; these
+ * helpers only mirror its layout so that tracking can read artifacts without importing the store.
+ */
+export const DEFAULT_ROOT = '.metadd';
+
+export function objectDir(root: string, key: string): string {
+  return join(root, 'objects', key.slice(0, 2), key);
+}
+
+export function runsDir(root: string): string {
+  return join(root, 'runs');
+}
+
+export function runDir(root: string, runId: string): string {
+  assertSafeId(runId, 'run id');
+  return join(root, 'runs', runId);
+}
+
+/** Per-destination sync state of stages, shared by every run that computed or reused them. */
+export function stageSyncDir(root: string, destinationId: string): string {
+  return join(root, 'sync', destinationId);
+}
+
+/**
+ * Ids become directory names and MLflow search-filter literals; restricting the alphabet keeps
+ * both free of quoting problems (a `'` in a filter literal or a `/` in a path).
+ */
+export function assertSafeId(id: string, what: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/.test(id)) {
+    throw new Error(`invalid ${what} ${JSON.stringify(id)}: use letters, digits, '.', '_', ':', '-' (at most 200)`);
+  }
+}
