@@ -37,9 +37,15 @@ interface CachedHash {
 // Lives for the process: the CLI validates a spec and then runs it, hashing each source once.
 const hashCache = new Map<string, CachedHash>();
 
+/**
+ * A file modified this recently may be rewritten again within the mtime granularity of its file
+ * system without any visible stat change (git's "racy" case): such files are hashed but not cached.
+ */
+const RACY_MS = 2000;
+
 function remember(abs: string, st: Stats, bytes: Buffer): string {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  hashCache.set(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });
+  if (Date.now() - st.mtimeMs > RACY_MS) hashCache.set(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 });
   return sha256;
 }
 
@@ -73,19 +79,23 @@ export function readSourceFile(file: string, expected: string): Buffer {
   return bytes;
 }
 
-/** sha256 of a file's bytes, from the in-memory cache when the file is unchanged. */
-export function fileSha256(file: string, expected = 'a dataset file'): string {
+function hashFile(file: string, expected: string): { sha256: string; size: number } {
   const abs = resolve(file);
   const st = statFile(file, expected);
   const hit = cached(abs, st);
-  if (hit !== undefined) return hit;
+  if (hit !== undefined) return { sha256: hit, size: st.size };
   let bytes: Buffer;
   try {
     bytes = readFileSync(abs);
   } catch (err) {
     throw describeFsError(file, err, expected);
   }
-  return remember(abs, st, bytes);
+  return { sha256: remember(abs, st, bytes), size: bytes.length };
+}
+
+/** sha256 of a file's bytes, from the in-memory cache when the file is unchanged. */
+export function fileSha256(file: string, expected = 'a dataset file'): string {
+  return hashFile(file, expected).sha256;
 }
 
 /** A file that contributes to a dataset digest, under a location-independent role name. */
@@ -103,9 +113,8 @@ export interface SourceFile {
 export function digestSources(files: SourceFile[]): string {
   const h = createHash('sha256').update('metadd-dataset-sources/1\n');
   for (const f of files) {
-    const sha = fileSha256(f.path);
-    const size = statSync(f.path).size;
-    h.update(`${f.role}\t${size}\t${sha}\n`);
+    const { sha256, size } = hashFile(f.path, 'a dataset file');
+    h.update(`${f.role}\t${size}\t${sha256}\n`);
   }
   return h.digest('hex');
 }

@@ -20,8 +20,18 @@ export const NPY_FILE_NAMES: DatasetFilePaths = {
 
 export interface NpySourceOptions {
   layout?: 'NCHW' | 'NHWC';
-  /** The value of a full-intensity pixel (default 255). */
+  /**
+   * The value of a full-intensity pixel. Default: 255 for integer images; for float images 1 when
+   * every training value is at most 1 (images in [0, 1]), else 255.
+   */
   pixelMax?: number;
+}
+
+function inferPixelMax(arr: NpyArray): number {
+  if (arr.dtype !== 'float32' && arr.dtype !== 'float64') return 255;
+  const data = arr.data as Float32Array | Float64Array;
+  for (let i = 0; i < data.length; i++) if (data[i] > 1) return 255;
+  return 1;
 }
 
 export function npyFilePaths(dir: string): DatasetFilePaths {
@@ -131,9 +141,9 @@ function parse(paths: DatasetFilePaths, layout: 'NCHW' | 'NHWC'): Parsed {
 
 export function loadNpyDataset(paths: DatasetFilePaths, opts: NpySourceOptions = {}): RawDataset {
   const layout = opts.layout ?? 'NCHW';
-  const pixelMax = opts.pixelMax ?? 255;
-  if (!(pixelMax > 0)) throw new Error(`npy_pixel_max must be positive, got ${pixelMax}`);
   const p = parse(paths, layout);
+  const pixelMax = opts.pixelMax ?? inferPixelMax(p.train);
+  if (!(pixelMax > 0)) throw new Error(`npy_pixel_max must be positive, got ${pixelMax}`);
   const [, channels, height, width] = p.trainDims;
   return {
     trainX: toPixels(p.train, p.trainDims, layout, pixelMax, paths.train_x),

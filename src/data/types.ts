@@ -36,7 +36,10 @@ export interface DatasetParams {
   cifar100_labels?: 'fine' | 'coarse';
   /** `npy` images: axis order of the image arrays (default NCHW; 3-D [N, H, W] means one channel). */
   npy_layout?: 'NCHW' | 'NHWC';
-  /** `npy` images: the value of a full-intensity pixel (default 255; 1 for float images in [0, 1]). */
+  /**
+   * `npy` images: the value of a full-intensity pixel. Default: 255 for integer dtypes; for float
+   * dtypes 1 if every training value is at most 1, else 255.
+   */
   npy_pixel_max?: number;
   /** `image-folder`: force 1 or 3 channels; default: 1 if every image is a grayscale PNG, else 3. */
   image_channels?: 1 | 3 | null;

@@ -60,10 +60,10 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
       emit({ type: 'status', key, status: 'cached' });
       return 'cached';
     }
+    tmp = store.newTmpDir(key);
     emit({ type: 'status', key, status: 'started' });
     const impl = await loadStage(def.kind);
     const backend = def.needsTensors ? await initTensors(def) : 'none';
-    tmp = store.newTmpDir(key);
     const inputs = Object.fromEntries(Object.entries(def.inputs).map(([name, k]) => [name, store.view(k)]));
     let lastEmit = 0;
     const ctx: StageContext = {

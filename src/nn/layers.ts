@@ -105,13 +105,13 @@ export function conv2d(params: Params, name: string, x: tf.Tensor4D, stride: num
   const w = need(params, `${name}.weight`) as tf.Tensor4D;
   const y = tf.conv2d(x, w, stride, pad);
   const b = params[`${name}.bias`];
-  return b ? tf.add(y, b) : y;
+  return b ? (tf.add(y, b) as tf.Tensor4D) : y;
 }
 
 export function linear(params: Params, name: string, x: tf.Tensor2D): tf.Tensor2D {
-  const y = tf.matMul(x, need(params, `${name}.weight`) as tf.Tensor2D);
+  const y = tf.matMul(x, need(params, `${name}.weight`) as tf.Tensor2D) as tf.Tensor2D;
   const b = params[`${name}.bias`];
-  return b ? tf.add(y, b) : y;
+  return b ? (tf.add(y, b) as tf.Tensor2D) : y;
 }
 
 /** y = x * scale + shift with per-sample / per-channel scale and shift: two full-size ops instead of four. */
@@ -188,7 +188,7 @@ export function flatten(x: tf.Tensor4D): tf.Tensor2D {
 }
 
 export function globalAvgPool(x: tf.Tensor4D): tf.Tensor2D {
-  return tf.mean(x, [1, 2]);
+  return tf.mean(x, [1, 2]) as tf.Tensor2D;
 }
 
 /** Output size of a conv (PyTorch formula). */

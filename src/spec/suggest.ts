@@ -14,7 +14,7 @@ export function suggest(input: string, candidates: readonly string[]): string | 
   }
   if (best === undefined) return undefined;
   const longest = Math.max(input.length, best.length);
-  // Transposed letters cost 2 edits, so allow 2 for any word longer than three letters.
-  const limit = longest <= 3 ? 1 : Math.max(2, Math.floor(longest / 3));
+  // Transposed letters cost 2 edits, so allow 2 for any word of three letters or more.
+  const limit = longest <= 2 ? 1 : Math.max(2, Math.floor(longest / 3));
   return bestScore <= limit || best.toLowerCase().startsWith(lower) || lower.startsWith(best.toLowerCase()) ? best : undefined;
 }

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import type { ArtifactView, StageKind } from '../stages/contract.js';
 import { sha256File } from './hash.js';
@@ -42,8 +43,21 @@ export interface StageDef {
   locations?: Record<string, string>;
 }
 
-/** How long a lock may go without a heartbeat before another process takes it over. */
+/**
+ * How long a lock may go without a heartbeat before another process takes it over (the holder
+ * refreshes it every third of this). Covers holders on other hosts of a shared filesystem; on the
+ * same host a dead holder is detected at once through its pid.
+ */
 const LOCK_STALE_MS = 15_000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * The content-addressed artifact store. An artifact is a directory under objects/, named by its
@@ -177,6 +191,30 @@ export class Store {
   async tryLock(key: string): Promise<(() => Promise<void>) | undefined> {
     mkdirSync(this.dir('locks'), { recursive: true });
     const target = this.dir('locks', key);
+    const owner = `${target}.owner.json`;
+    let release = await this.lockOnce(key, target);
+    if (!release && existsSync(owner)) {
+      // The holder may be a process on this host that was killed: then take over at once.
+      try {
+        const o = JSON.parse(readFileSync(owner, 'utf8')) as { pid: number; host: string };
+        if (o.host === hostname() && !processAlive(o.pid)) {
+          rmSync(`${target}.lock`, { recursive: true, force: true });
+          release = await this.lockOnce(key, target);
+        }
+      } catch {
+        // A half-written owner file: leave the decision to the heartbeat staleness.
+      }
+    }
+    if (!release) return undefined;
+    this.writeAtomic(owner, JSON.stringify({ pid: process.pid, host: hostname() }));
+    const unlock = release;
+    return async () => {
+      rmSync(owner, { force: true });
+      await unlock();
+    };
+  }
+
+  private async lockOnce(key: string, target: string): Promise<(() => Promise<void>) | undefined> {
     try {
       return await lockfile.lock(target, {
         realpath: false,
@@ -195,8 +233,15 @@ export class Store {
     }
   }
 
-  isLocked(key: string): Promise<boolean> {
-    return lockfile.check(this.dir('locks', key), { realpath: false, stale: LOCK_STALE_MS });
+  async isLocked(key: string): Promise<boolean> {
+    const target = this.dir('locks', key);
+    if (!(await lockfile.check(target, { realpath: false, stale: LOCK_STALE_MS }))) return false;
+    try {
+      const o = JSON.parse(readFileSync(`${target}.owner.json`, 'utf8')) as { pid: number; host: string };
+      return o.host !== hostname() || processAlive(o.pid);
+    } catch {
+      return true;
+    }
   }
 
   listManifests(): Manifest[] {

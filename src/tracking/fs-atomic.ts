@@ -42,7 +42,7 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new Error(`${path} is not valid JSON: ${(err as Error).message}`);
+    throw new Error(`${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -28,7 +28,7 @@ export async function readRecords(file: string): Promise<TrackRecord[]> {
     try {
       parsed = JSON.parse(line);
     } catch (err) {
-      throw new Error(`${file}:${i + 1}: not JSON: ${(err as Error).message}`);
+      throw new Error(`${file}:${i + 1}: not JSON: ${(err as Error).message}`, { cause: err });
     }
     out.push(toRecord(parsed, `${file}:${i + 1}`));
   }

@@ -66,7 +66,7 @@ export async function createRunLog(root: string, init: NewRunLog): Promise<strin
     // Non-recursive mkdir is the atomic "claim this run id" step.
     await mkdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`run log ${init.runId} already exists in ${dir}`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`run log ${init.runId} already exists in ${dir}`, { cause: err });
     throw err;
   }
   await copySpecFile(dir, init.spec.path);

@@ -14,7 +14,7 @@ export function buildMlp(arch: ResolvedArch, input: InputShape, canonical: ArchS
   const embed = (params: Params, x: tf.Tensor4D): tf.Tensor2D => {
     checkInput(input, x);
     // NHWC flatten order (H, W, C), like every flatten in the zoo; see docs/models.md on layouts.
-    const flat = tf.reshape(x, [x.shape[0], din]);
+    const flat = tf.reshape(x, [x.shape[0], din]) as tf.Tensor2D;
     return activate(act, linear(params, 'fc2', activate(act, linear(params, 'fc1', flat))));
   };
   return {

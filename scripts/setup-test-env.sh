@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs besides npm packages, idempotently:
+#   - the pinned MLflow server in .venv/ (scripts/setup-mlflow.sh)
+# Run by `npm run setup:test` (the README's test command) and by .ci/run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup-mlflow.sh" >/dev/null

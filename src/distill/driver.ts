@@ -1,0 +1,242 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ProgressReporter } from '../stages/contract.js';
+import type { Tracker } from '../tracking/records.js';
+import { createRng, deriveSeed, type Rng } from '../util/rng.js';
+import { loadCheckpoint, saveCheckpoint, type CurvePoint } from './checkpoint.js';
+import { nchwToTensor, tensorToNchw } from './layout.js';
+import type { DistillMethod, ExtraLoss, MethodContext, StepInfo } from './method.js';
+
+/**
+ * Pixels beyond this magnitude mean the optimisation has diverged: normalised images live within a
+ * few units of 0 (MNIST spans [-0.42, 2.8]) and no reference method drives them anywhere near 1e4.
+ */
+export const EXPLOSION_LIMIT = 1e4;
+
+/** Where a run starts: the method's own initialisation, or a set continued from an earlier run. */
+export interface StartPoint {
+  images: Float32Array;
+  labels: Int32Array;
+  /** The optimiser's momentum buffer (NCHW); null starts it at zero. */
+  momentum: Float32Array | null;
+  /** First iteration to run (the iteration index the earlier run stopped at). */
+  iteration: number;
+}
+
+export interface DriverOptions {
+  /** Iteration to stop before (the run covers [start.iteration, end)). */
+  end: number;
+  /**
+   * Seed material of the run. Iteration it draws from (runSeed, it) and step s from (runSeed, it, s),
+   * so continuing a run with the same seed from iteration T repeats what an uninterrupted run does.
+   */
+  runSeed: string;
+  /** Defaults to the method's initialisation at iteration 0. */
+  start?: StartPoint;
+  extraLoss?: ExtraLoss;
+  /** Checkpoint every `every` iterations into `dir`; resumes from there when a matching one exists. */
+  checkpoint?: { dir: string; every: number; fingerprint: string };
+  track?: Tracker;
+  /** Prefix of the logged metric keys (e.g. `distill.`). */
+  metricPrefix?: string;
+  progress?: ProgressReporter;
+  signal?: AbortSignal;
+}
+
+export interface DistillResult {
+  /** [N, C, H, W]. */
+  images: Float32Array;
+  labels: Int32Array;
+  shape: [number, number, number, number];
+  momentum: Float32Array;
+  /** The iteration the run stopped before (= options.end). */
+  end: number;
+  /** Mean over the run's iterations of each logged term (`loss`, and the extra terms). */
+  finalTerms: Record<string, number>;
+  /** Wall-clock seconds per iteration over the iterations this process ran. */
+  secondsPerIteration: number;
+  /** Iteration the process resumed from, when a checkpoint was used. */
+  resumedFrom?: number;
+}
+
+export function iterationRng(runSeed: string, iteration: number): Rng {
+  return createRng(deriveSeed(runSeed, 'iteration', iteration));
+}
+
+export function stepRng(runSeed: string, iteration: number, step: number): Rng {
+  return createRng(deriveSeed(runSeed, 'step', iteration, step));
+}
+
+export function initRng(runSeed: string): Rng {
+  return createRng(deriveSeed(runSeed, 'init'));
+}
+
+/** At most about 1000 points per curve, whatever the budget. */
+function logInterval(iterations: number): number {
+  return Math.max(1, Math.ceil(iterations / 1000));
+}
+
+/**
+ * Runs `method` from `start` (or its initialisation) up to iteration `end`: per step, one tape computes
+ * L = L_base + extraLoss(syn) and its gradient w.r.t. the images, SGD with momentum updates them, the
+ * loss terms are logged and the run stops with an error (writing nothing) when the loss or the images
+ * stop being finite or explode. Tensor memory is released every step.
+ */
+export async function runDistillation<S>(method: DistillMethod<S>, ctx: MethodContext, options: DriverOptions): Promise<DistillResult> {
+  const { real, ipc } = ctx;
+  const { channels: c, height: h, width: w } = real;
+  let start = options.start;
+  if (!start) {
+    const init = method.init(ctx, initRng(options.runSeed));
+    start = { images: init.images, labels: init.labels, momentum: null, iteration: 0 };
+  }
+  const n = start.labels.length;
+  if (n !== real.classes * ipc) throw new Error(`${method.name}: the set has ${n} images, expected classes * ipc = ${real.classes * ipc}`);
+  const shape: [number, number, number, number] = [n, c, h, w];
+  let curve: CurvePoint[] = [];
+  let first = start.iteration;
+  let resumedFrom: number | undefined;
+  const ck = options.checkpoint;
+  if (ck) {
+    const saved = loadCheckpoint(ck.dir, ck.fingerprint);
+    if (saved && saved.iteration > start.iteration && saved.iteration <= options.end) {
+      start = { images: saved.images, labels: saved.labels, momentum: saved.momentum, iteration: saved.iteration };
+      curve = saved.curve;
+      first = saved.iteration;
+      resumedFrom = saved.iteration;
+      ctx.log(`resuming ${method.name} from the checkpoint at iteration ${saved.iteration}`);
+      for (const p of curve) options.track?.metric(p.key, p.value, p.step);
+    }
+  }
+  const labels = start.labels;
+  const syn = tf.variable(nchwToTensor(start.images, n, c, h, w), true, undefined, 'float32') as tf.Variable<tf.Rank.R4>;
+  const mom = tf.variable(start.momentum ? nchwToTensor(start.momentum, n, c, h, w) : tf.zeros([n, h, w, c]), false);
+  const { lr, momentum } = method.optimizer;
+  const prefix = options.metricPrefix ?? '';
+  const every = logInterval(options.end - (options.start?.iteration ?? 0));
+  const total = options.end - first;
+  const sums: Record<string, number> = {};
+  let counted = 0;
+  const t0 = Date.now();
+  try {
+    for (let it = first; it < options.end; it++) {
+      const state = method.beginIteration(ctx, it, iterationRng(options.runSeed, it));
+      const iterTerms: Record<string, number> = {};
+      try {
+        for (let s = 0; s < method.stepsPerIteration; s++) {
+          const info: StepInfo = { iteration: it, step: s, globalStep: it * method.stepsPerIteration + s };
+          const rng = stepRng(options.runSeed, it, s);
+          const values = imageStep(method, ctx, state, syn, mom, labels, info, rng, lr, momentum, options.extraLoss);
+          for (const [k, v] of Object.entries(values)) iterTerms[k] = (iterTerms[k] ?? 0) + v / method.stepsPerIteration;
+          if (method.afterStep) {
+            const after = rng.child('after');
+            tf.tidy(() => method.afterStep?.(ctx, state, syn, labels, info, after));
+          }
+        }
+      } finally {
+        method.endIteration(state);
+      }
+      for (const [k, v] of Object.entries(iterTerms)) sums[k] = (sums[k] ?? 0) + v;
+      counted++;
+      if ((it - (options.start?.iteration ?? 0)) % every === 0 || it === options.end - 1) {
+        for (const [k, v] of Object.entries(iterTerms)) {
+          const point = { key: `${prefix}${k}`, value: v, step: it };
+          curve.push(point);
+          options.track?.metric(point.key, point.value, point.step);
+        }
+      }
+      options.progress?.update(it + 1 - first, total, `loss ${fmt(iterTerms.loss)}`);
+      const next = it + 1;
+      const aborted = options.signal?.aborted === true;
+      if (ck && next < options.end && (next % ck.every === 0 || aborted)) {
+        saveCheckpoint(ck.dir, {
+          iteration: next,
+          fingerprint: ck.fingerprint,
+          images: tensorToNchw(syn),
+          momentum: tensorToNchw(mom as tf.Tensor4D),
+          shape,
+          labels,
+          curve,
+        });
+      }
+      if (aborted) throw options.signal?.reason instanceof Error ? options.signal.reason : new Error('interrupted');
+      // Let the event loop deliver signals and progress between iterations.
+      await new Promise((r) => setImmediate(r));
+    }
+    const finalTerms = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, counted)]));
+    return {
+      images: tensorToNchw(syn),
+      labels,
+      shape,
+      momentum: tensorToNchw(mom as tf.Tensor4D),
+      end: options.end,
+      finalTerms,
+      secondsPerIteration: counted > 0 ? (Date.now() - t0) / 1000 / counted : 0,
+      resumedFrom,
+    };
+  } finally {
+    syn.dispose();
+    mom.dispose();
+  }
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined ? '-' : v.toPrecision(4);
+}
+
+/** One image update; returns the logged values (`loss` = the total, `base`, and each extra term). */
+function imageStep<S>(
+  method: DistillMethod<S>,
+  ctx: MethodContext,
+  state: S,
+  syn: tf.Variable<tf.Rank.R4>,
+  mom: tf.Variable,
+  labels: Int32Array,
+  info: StepInfo,
+  rng: Rng,
+  lr: number,
+  momentum: number,
+  extraLoss: ExtraLoss | undefined,
+): Record<string, number> {
+  let kept: Record<string, tf.Scalar> = {};
+  const { value, grads } = tf.variableGrads(() => {
+    const base = method.loss(ctx, state, syn, labels, info, rng);
+    if (!extraLoss) return base;
+    const extra = extraLoss(syn, labels, info);
+    // The tape's scope releases everything but its result: keep the terms for logging.
+    kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
+    return tf.add(base, extra.total) as tf.Scalar;
+  }, [syn]);
+  const out: Record<string, number> = {};
+  try {
+    out.loss = value.dataSync()[0];
+    for (const [k, t] of Object.entries(kept)) out[k] = t.dataSync()[0];
+    const g = grads[syn.name];
+    if (!Number.isFinite(out.loss)) {
+      throw new Error(
+        `${method.name}: the loss became ${out.loss} at iteration ${info.iteration} (step ${info.step}); ` +
+          `lower the image learning rate (now ${lr}) or the extra-loss weights`,
+      );
+    }
+    tf.tidy(() => {
+      mom.assign(tf.add(tf.mul(mom, momentum), g));
+      syn.assign(tf.sub(syn, tf.mul(mom, lr)) as tf.Tensor4D);
+    });
+    const [maxAbs, bad] = tf.tidy(() => [tf.max(tf.abs(syn)), tf.any(tf.logicalNot(tf.isFinite(syn)))]).map((t) => {
+      const v = t.dataSync()[0];
+      t.dispose();
+      return v;
+    });
+    if (bad || !(maxAbs <= EXPLOSION_LIMIT)) {
+      throw new Error(
+        `${method.name}: the images diverged at iteration ${info.iteration} (step ${info.step}): ` +
+          `${bad ? 'non-finite pixels' : `max |pixel| = ${maxAbs.toPrecision(3)} > ${EXPLOSION_LIMIT}`}; ` +
+          `lower the image learning rate (now ${lr}) or the extra-loss weights`,
+      );
+    }
+  } finally {
+    value.dispose();
+    for (const t of Object.values(grads)) t.dispose();
+    for (const t of Object.values(kept)) t.dispose();
+  }
+  return out;
+}

@@ -1,0 +1,74 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { Rng } from '../util/rng.js';
+import type { RealData } from './real-data.js';
+
+/**
+ * The distillation-method contract (docs/methods.md). A method owns its state and its loss on the
+ * synthetic images; the driver (`runDistillation`, src/distill/driver.ts) owns the images, the image
+ * optimiser, the loop, checkpoints, logging and the divergence guard. MetaDD adds its terms through
+ * the driver's `extraLoss` and never needs to know which method it runs with.
+ *
+ * Units: an *iteration* is the method's reference iteration (DM: one fresh network and one image
+ * update; DC/DSA: one fresh network and `stepsPerIteration` = outer-loop image updates with network
+ * training in between). A *step* is one image update. Every random draw of iteration `it` and step `s`
+ * comes from streams derived from (run seed, it) and (run seed, it, s), so a run resumed at an
+ * iteration boundary repeats exactly what an uninterrupted run does.
+ */
+
+/** What a method is given: the real training set and the shape of the synthetic set. */
+export interface MethodContext {
+  real: RealData;
+  ipc: number;
+  /** Logs a line to the stage log. */
+  log(message: string): void;
+}
+
+export interface InitialSet {
+  /** [classes * ipc, C, H, W], class-major (class 0's images first). */
+  images: Float32Array;
+  labels: Int32Array;
+}
+
+/** SGD with momentum on the pixels (PyTorch semantics: v = m v + g; x -= lr v). */
+export interface ImageOptimizer {
+  lr: number;
+  momentum: number;
+}
+
+export interface StepInfo {
+  /** 0-based iteration. */
+  iteration: number;
+  /** 0-based image update within the iteration (< stepsPerIteration). */
+  step: number;
+  /** Global 0-based step index (iteration * stepsPerIteration + step). */
+  globalStep: number;
+}
+
+export interface DistillMethod<S = unknown> {
+  readonly name: string;
+  readonly optimizer: ImageOptimizer;
+  /** Image updates per iteration (1 for DM; the outer loop for DC/DSA). */
+  readonly stepsPerIteration: number;
+  /** The starting synthetic set (real images or noise), every draw from `rng`. */
+  init(ctx: MethodContext, rng: Rng): InitialSet;
+  /** Method state for one iteration (DC: a fresh network and its optimiser), drawn from `rng`. */
+  beginIteration(ctx: MethodContext, iteration: number, rng: Rng): S;
+  /**
+   * The base loss L_base for one image update, differentiable w.r.t. `syn` ([N, H, W, C], NHWC). Runs
+   * inside the driver's gradient tape: every tensor it creates is released by the driver.
+   */
+  loss(ctx: MethodContext, state: S, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, rng: Rng): tf.Scalar;
+  /**
+   * After the image update of `info.step` (DC: train the network on the updated set unless it was the
+   * last step of the iteration). `syn` is the updated set; the method must not keep it.
+   */
+  afterStep?(ctx: MethodContext, state: S, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, rng: Rng): void;
+  /** Releases the state of an iteration. */
+  endIteration(state: S): void;
+}
+
+/**
+ * Extra terms added to L_base inside the same tape (MetaDD). `total` is what is differentiated; `terms`
+ * are logged (each a scalar the driver disposes). Must not depend on the method.
+ */
+export type ExtraLoss = (syn: tf.Tensor4D, labels: Int32Array, info: StepInfo) => { total: tf.Scalar; terms: Record<string, tf.Scalar> };

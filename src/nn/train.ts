@@ -1,0 +1,274 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Rng } from '../util/rng.js';
+import { dsa, type DsaOptions } from './dsa.js';
+import { updateBnState } from './layers.js';
+import { correctCount, crossEntropy, softCrossEntropy } from './losses.js';
+import { disposeParams, sgdStep } from './sgd.js';
+import type { BnBatchStats, BnState, Model, Params } from './types.js';
+
+/** Images in memory, NHWC float32 (normalised), with labels. */
+export interface LabeledImages {
+  n: number;
+  height: number;
+  width: number;
+  channels: number;
+  /** [n, height, width, channels]. */
+  x: Float32Array;
+  /** [n] class indices. */
+  y: Int32Array;
+  /** Optional [n, classes] target probabilities (relabelled sets); used instead of `y` for the loss. */
+  soft?: Float32Array;
+}
+
+/** Artifacts store NCHW; tfjs computes in NHWC. */
+export function nchwToNhwc(x: Float32Array, n: number, c: number, h: number, w: number): Float32Array {
+  if (c === 1) return x.slice(0, n * h * w);
+  const out = new Float32Array(n * c * h * w);
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    const base = b * c * hw;
+    for (let ch = 0; ch < c; ch++) {
+      const src = base + ch * hw;
+      for (let p = 0; p < hw; p++) out[base + p * c + ch] = x[src + p];
+    }
+  }
+  return out;
+}
+
+export function nhwcToNchw(x: Float32Array, n: number, h: number, w: number, c: number): Float32Array {
+  if (c === 1) return x.slice(0, n * h * w);
+  const out = new Float32Array(n * c * h * w);
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    const base = b * c * hw;
+    for (let p = 0; p < hw; p++) for (let ch = 0; ch < c; ch++) out[base + ch * hw + p] = x[base + p * c + ch];
+  }
+  return out;
+}
+
+/** Build `LabeledImages` from artifact arrays (NCHW images, [N] labels, optional [N, K] soft labels). */
+export function fromNchw(x: Float32Array, y: Int32Array, shape: [number, number, number, number], soft?: Float32Array): LabeledImages {
+  const [n, c, h, w] = shape;
+  if (x.length !== n * c * h * w) throw new Error(`images hold ${x.length} values, expected ${n}x${c}x${h}x${w}`);
+  if (y.length !== n) throw new Error(`${y.length} labels for ${n} images`);
+  return { n, height: h, width: w, channels: c, x: nchwToNhwc(x, n, c, h, w), y, soft };
+}
+
+/** Rows `idx` of a set as tensors (images NHWC, labels, soft targets when present). */
+export function batchOf(set: LabeledImages, idx: ArrayLike<number>, classes?: number): { x: tf.Tensor4D; y: tf.Tensor1D; soft?: tf.Tensor2D } {
+  const per = set.height * set.width * set.channels;
+  const b = idx.length;
+  const xb = new Float32Array(b * per);
+  const yb = new Int32Array(b);
+  for (let i = 0; i < b; i++) {
+    const r = idx[i];
+    xb.set(set.x.subarray(r * per, (r + 1) * per), i * per);
+    yb[i] = set.y[r];
+  }
+  const out: { x: tf.Tensor4D; y: tf.Tensor1D; soft?: tf.Tensor2D } = {
+    x: tf.tensor4d(xb, [b, set.height, set.width, set.channels]),
+    y: tf.tensor1d(yb, 'int32'),
+  };
+  if (set.soft) {
+    const k = classes ?? set.soft.length / set.n;
+    const sb = new Float32Array(b * k);
+    for (let i = 0; i < b; i++) sb.set(set.soft.subarray(idx[i] * k, (idx[i] + 1) * k), i * k);
+    out.soft = tf.tensor2d(sb, [b, k]);
+  }
+  return out;
+}
+
+export interface TrainConfig {
+  epochs: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  batch: number;
+  /**
+   * 1-based: after this many epochs the lr is multiplied by 0.1 and the momentum buffers restart, as the
+   * reference recreates its optimizer. null/undefined: constant lr. See docs/models.md for how this maps
+   * to the reference's `lr_schedule = [E // 2 + 1]`.
+   */
+  decayEpoch?: number | null;
+  augment?: 'none' | 'dsa';
+  /** DSA strategy and parameters for `augment: 'dsa'` (per-image draws, as the reference trains). */
+  dsa?: Omit<DsaOptions, 'siamese'>;
+  /** Temperature for soft targets (default 1). */
+  temperature?: number;
+  /** Test accuracy every this many epochs (and always after the last); 0 or absent: after the last only. */
+  testEvery?: number;
+  /** Batch size for evaluation (memory bound only; default 500). */
+  evalBatch?: number;
+}
+
+export interface TrainCurves {
+  /** Mean training loss of each epoch (over the augmented batches, as the reference reports it). */
+  trainLoss: number[];
+  /** Training accuracy of each epoch on the augmented batches. */
+  trainAccuracy: number[];
+  /** 1-based epochs at which the test set was read, and the accuracies there. */
+  testEpochs: number[];
+  testAccuracy: number[];
+}
+
+/** Everything needed to continue training exactly where it stopped. */
+export interface TrainState {
+  /** Completed epochs. */
+  epoch: number;
+  params: Params;
+  /** Momentum buffers ({} before the first step and after an lr decay). */
+  buffers: Params;
+  bnState: BnState;
+  curves: TrainCurves;
+}
+
+export interface TrainHooks {
+  /** After every epoch, once `state` is final for that epoch (checkpoint here). Do not dispose `state`. */
+  onEpoch?(state: TrainState): void | Promise<void>;
+  /** After every optimisation step. */
+  onStep?(epoch: number, step: number, steps: number, loss: number): void;
+  signal?: AbortSignal;
+}
+
+/** A fresh state: parameters from `rng` (the init stream), PyTorch-initialised running statistics. */
+export function initTrainState(model: Model, rng: Rng): TrainState {
+  return {
+    epoch: 0,
+    params: model.init(rng),
+    buffers: {},
+    bnState: model.initBnState(),
+    curves: { trainLoss: [], trainAccuracy: [], testEpochs: [], testAccuracy: [] },
+  };
+}
+
+export function disposeTrainState(s: TrainState): void {
+  disposeParams(s.params, s.buffers, s.bnState);
+}
+
+/** The lr of 1-based epoch e. */
+export function lrAt(cfg: TrainConfig, epoch: number): number {
+  return cfg.decayEpoch != null && epoch > cfg.decayEpoch ? cfg.lr * 0.1 : cfg.lr;
+}
+
+/** The RNG of epoch e (1-based): shuffling and augmentation draws. Deriving it per epoch makes resume exact. */
+export function epochRng(rng: Rng, epoch: number): Rng {
+  return rng.child(`epoch-${epoch}`);
+}
+
+export interface EvalResult {
+  accuracy: number;
+  loss: number;
+}
+
+/** Accuracy and mean cross-entropy over a set, in batches (evaluation mode: running BN statistics). */
+export function evaluate(model: Model, params: Params, bnState: BnState, set: LabeledImages, batch = 500): EvalResult {
+  let correct = 0;
+  let lossSum = 0;
+  for (let start = 0; start < set.n; start += batch) {
+    const idx = Array.from({ length: Math.min(batch, set.n - start) }, (_, i) => start + i);
+    const b = batchOf(set, idx);
+    const [ok, loss] = tf.tidy(() => {
+      const logits = model.forward(params, b.x, { training: false, bnState });
+      return [correctCount(logits, b.y), crossEntropy(logits, b.y).dataSync()[0] * idx.length];
+    });
+    correct += ok;
+    lossSum += loss;
+    b.x.dispose();
+    b.y.dispose();
+    b.soft?.dispose();
+  }
+  return { accuracy: set.n ? correct / set.n : 0, loss: set.n ? lossSum / set.n : 0 };
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Mini-batch SGD (PyTorch semantics, sgd.ts) from `start` (or a fresh init) up to `cfg.epochs`.
+ * Each epoch shuffles with, and draws its augmentations from, `epochRng(rng, e)`, so a run resumed from
+ * any saved `TrainState` reproduces an uninterrupted one bit for bit. The last batch of an epoch may be
+ * smaller (PyTorch DataLoader, drop_last = False). Consumes `start`: its tensors are disposed as training
+ * replaces them; the returned state belongs to the caller.
+ */
+export async function train(
+  model: Model,
+  data: LabeledImages,
+  test: LabeledImages | null,
+  cfg: TrainConfig,
+  rng: Rng,
+  start: TrainState,
+  hooks: TrainHooks = {},
+): Promise<TrainState> {
+  if (data.n === 0) throw new Error('train: empty training set');
+  if (!(cfg.batch >= 1)) throw new Error('train: batch must be >= 1');
+  const names = model.paramSpecs.map((s) => s.name);
+  const hasBn = model.bnSpecs.length > 0;
+  const temperature = cfg.temperature ?? 1;
+  const steps = Math.ceil(data.n / cfg.batch);
+  const state = start;
+
+  for (let epoch = state.epoch + 1; epoch <= cfg.epochs; epoch++) {
+    const erng = epochRng(rng, epoch);
+    const order = erng.child('shuffle').permutation(data.n);
+    const augRng = erng.child('augment');
+    const lr = lrAt(cfg, epoch);
+    let lossSum = 0;
+    let correct = 0;
+    for (let s = 0; s < steps; s++) {
+      hooks.signal?.throwIfAborted();
+      const idx = order.subarray(s * cfg.batch, Math.min(data.n, (s + 1) * cfg.batch));
+      const b = batchOf(data, idx, model.input.classes);
+      const xb = cfg.augment === 'dsa' ? dsa(b.x, augRng, { ...cfg.dsa, siamese: false }) : b.x;
+      const stats: Record<string, BnBatchStats> = {};
+      const kept: { logits?: tf.Tensor2D } = {};
+      const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
+        const p: Params = {};
+        names.forEach((n, i) => (p[n] = ps[i]));
+        const out = model.forward(p, xb, { training: true, bnStats: hasBn ? stats : undefined });
+        kept.logits = tf.keep(out);
+        for (const st of Object.values(stats)) {
+          tf.keep(st.mean);
+          tf.keep(st.variance);
+        }
+        return b.soft ? softCrossEntropy(out, b.soft, temperature) : crossEntropy(out, b.y);
+      })(names.map((n) => state.params[n]));
+      const gradMap: Params = {};
+      names.forEach((n, i) => (gradMap[n] = grads[i]));
+      const next = sgdStep(state.params, gradMap, state.buffers, { lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay });
+      disposeParams(state.params, state.buffers, gradMap);
+      state.params = next.params;
+      state.buffers = next.buffers;
+      if (hasBn) {
+        const bn = updateBnState(state.bnState, stats);
+        disposeParams(state.bnState);
+        state.bnState = bn;
+      }
+      const loss = value.dataSync()[0];
+      lossSum += loss * idx.length;
+      if (kept.logits) correct += correctCount(kept.logits, b.y);
+      value.dispose();
+      kept.logits?.dispose();
+      for (const st of Object.values(stats)) tf.dispose([st.mean, st.variance]);
+      if (xb !== b.x) xb.dispose();
+      tf.dispose([b.x, b.y]);
+      b.soft?.dispose();
+      hooks.onStep?.(epoch, s + 1, steps, loss);
+      await yieldToEventLoop();
+    }
+    state.curves.trainLoss.push(lossSum / data.n);
+    state.curves.trainAccuracy.push(correct / data.n);
+    const every = cfg.testEvery ?? 0;
+    if (test && (epoch === cfg.epochs || (every > 0 && epoch % every === 0))) {
+      state.curves.testEpochs.push(epoch);
+      state.curves.testAccuracy.push(evaluate(model, state.params, state.bnState, test, cfg.evalBatch).accuracy);
+    }
+    if (cfg.decayEpoch != null && epoch === cfg.decayEpoch) {
+      disposeParams(state.buffers);
+      state.buffers = {};
+    }
+    state.epoch = epoch;
+    await hooks.onEpoch?.(state);
+  }
+  return state;
+}

@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { resolveSpec } from '../src/spec/resolve.js';
+import { compileDag, type Dag } from '../src/dag/compile.js';
+import { makeProject, yaml } from './helpers/project.js';
+
+const SPEC = yaml`
+  name: dag
+  dataset: {name: mnist}
+  distill: {method: random, ipc: 1}
+  eval: {architectures: [convnet, mlp], epochs: 10}
+  sweep:
+    axes:
+      distill.ipc: [1, 10]
+      seed: [0, 1]
+`;
+
+function compile(text: string, sets: string[] = [], backend = 'wasm'): Dag {
+  const root = makeProject({ 'spec.yaml': text });
+  const resolved = resolveSpec(join(root, 'spec.yaml'), { sets });
+  return compileDag(resolved, { backend, datasetDigest: () => 'digest-of-mnist' });
+}
+
+function keysByKind(dag: Dag): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const key of dag.order) {
+    const n = dag.nodes.get(key);
+    if (n) (out[n.kind] ??= []).push(key);
+  }
+  return out;
+}
+
+test('cells share the stages they have in common', () => {
+  const dag = compile(SPEC);
+  const k = keysByKind(dag);
+  assert.equal(k.dataset.length, 1, 'one dataset stage for four cells');
+  assert.equal(k.distill.length, 4);
+  assert.equal(k.eval.length, 8);
+  assert.equal(k.report.length, 1);
+  assert.deepEqual(dag.nodes.get(k.dataset[0])?.cells, [0, 1, 2, 3]);
+  // Inputs come before the stages that read them.
+  const pos = new Map(dag.order.map((key, i) => [key, i]));
+  for (const key of dag.order) {
+    for (const up of Object.values(dag.nodes.get(key)?.inputs ?? {})) assert.ok((pos.get(up) ?? Infinity) < (pos.get(key) ?? -1));
+  }
+});
+
+test('keys do not depend on how a spec spells a default', () => {
+  const a = compile(SPEC);
+  const b = compile(SPEC.replace('architectures: [convnet, mlp]', 'architectures: [{name: convnet, width: 128}, mlp]').replace('epochs: 10', 'epochs: 10, lr: 0.01'));
+  assert.deepEqual(a.order, b.order);
+});
+
+test('changing one parameter invalidates exactly the stages downstream of it', () => {
+  const base = keysByKind(compile(SPEC));
+  const epochs = keysByKind(compile(SPEC, ['eval.epochs=11']));
+  assert.deepEqual(epochs.dataset, base.dataset);
+  assert.deepEqual(epochs.distill, base.distill);
+  assert.equal(epochs.eval.filter((k) => base.eval.includes(k)).length, 0);
+  assert.notDeepEqual(epochs.report, base.report);
+
+  const limit = keysByKind(compile(SPEC, ['dataset.train_limit=100']));
+  assert.notDeepEqual(limit.dataset, base.dataset);
+  assert.equal(limit.distill.filter((k) => base.distill.includes(k)).length, 0);
+
+  // Widening the sweep keeps every existing stage and adds the new ones.
+  const wider = keysByKind(compile(SPEC.replace('seed: [0, 1]', 'seed: [0, 1, 2]')));
+  for (const k of base.distill) assert.ok(wider.distill.includes(k));
+  for (const k of base.eval) assert.ok(wider.eval.includes(k));
+  assert.equal(wider.distill.length, 6);
+});
+
+test('tensor stages are keyed by backend; tensor-free ones are shared across backends', () => {
+  const wasm = keysByKind(compile(SPEC, [], 'wasm'));
+  const cpu = keysByKind(compile(SPEC, [], 'cpu'));
+  assert.deepEqual(cpu.dataset, wasm.dataset);
+  assert.deepEqual(cpu.distill, wasm.distill, 'random subsets use no tensors');
+  assert.equal(cpu.eval.filter((k) => wasm.eval.includes(k)).length, 0);
+});
+
+test('seeds do not depend on the backend', () => {
+  const wasm = compile(SPEC, [], 'wasm');
+  const cpu = compile(SPEC, [], 'cpu');
+  const seeds = (d: Dag) => d.order.map((k) => d.nodes.get(k)?.seedKey);
+  assert.deepEqual(seeds(wasm), seeds(cpu));
+});
+
+test('keys are stable across processes', () => {
+  const root = makeProject({ 'spec.yaml': SPEC });
+  const here = compileDag(resolveSpec(join(root, 'spec.yaml')), { backend: 'wasm', datasetDigest: () => 'digest-of-mnist' }).order;
+  const modDir = fileURLToPath(new URL('../src/', import.meta.url));
+  const script = `
+    const { resolveSpec } = await import(${JSON.stringify(join(modDir, 'spec/resolve.js'))});
+    const { compileDag } = await import(${JSON.stringify(join(modDir, 'dag/compile.js'))});
+    const r = resolveSpec(${JSON.stringify(join(root, 'spec.yaml'))});
+    console.log(JSON.stringify(compileDag(r, { backend: 'wasm', datasetDigest: () => 'digest-of-mnist' }).order));`;
+  const there = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
+  assert.deepEqual(there, here);
+});

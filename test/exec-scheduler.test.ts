@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DagBuilder, type Dag, type StageNode } from '../src/dag/compile.js';
+import { schedule, type Executor } from '../src/exec/scheduler.js';
+import { Store } from '../src/store/store.js';
+import type { WorkerEvent } from '../src/exec/events.js';
+
+/** An in-process executor that records the order and overlap of calls; stages named 'fail*' fail. */
+class FakeExecutor implements Executor {
+  readonly name = 'fake';
+  running = 0;
+  maxRunning = 0;
+  started: string[] = [];
+  async run(node: StageNode, _onEvent: (e: WorkerEvent) => void, signal: AbortSignal): Promise<'computed'> {
+    this.started.push(node.label);
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, 30);
+        signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          reject(new Error('interrupted'));
+        });
+      });
+      if (node.label.startsWith('fail')) throw new Error(`${node.label} broke`);
+      return 'computed';
+    } finally {
+      this.running--;
+    }
+  }
+}
+
+/** a -> b -> c, a -> fail1 -> d, e (independent). */
+function diamond(): Dag {
+  const b = new DagBuilder('cpu', { name: 't', file: 't.yaml' });
+  const a = b.add('dataset', { id: 'a' }, {}, 'a', false, 0);
+  const bb = b.add('distill', { id: 'b' }, { dataset: a }, 'b', false, 0);
+  b.add('eval', { id: 'c' }, { images: bb }, 'c', false, 0);
+  const f = b.add('distill', { id: 'f' }, { dataset: a }, 'fail1', false, 0);
+  b.add('eval', { id: 'd' }, { images: f }, 'd', false, 0);
+  b.add('dataset', { id: 'e' }, {}, 'e', false, 0);
+  return { nodes: b.nodes, order: b.order, cells: [], reportKey: '' };
+}
+
+const store = (): Store => new Store(mkdtempSync(join(tmpdir(), 'metadd-sched-')));
+
+test('a failed stage fails only its dependents; the rest runs on', async () => {
+  const exec = new FakeExecutor();
+  const summary = await schedule(diamond(), store(), exec, { jobs: 2 });
+  const by = Object.fromEntries(summary.results.map((r) => [r.label, r]));
+  assert.equal(by.a.status, 'computed');
+  assert.equal(by.b.status, 'computed');
+  assert.equal(by.c.status, 'computed');
+  assert.equal(by.e.status, 'computed');
+  assert.equal(by.fail1.status, 'failed');
+  assert.match(by.fail1.error ?? '', /fail1 broke/);
+  assert.equal(by.d.status, 'skipped');
+  assert.equal(by.d.because, by.fail1.key);
+  assert.ok(!exec.started.includes('d'));
+});
+
+test('never more than `jobs` stages at once, and inputs always finish first', async () => {
+  for (const jobs of [1, 2, 3]) {
+    const exec = new FakeExecutor();
+    const finished: string[] = [];
+    await schedule(diamond(), store(), exec, { jobs, onEvent: (e) => e.type === 'result' && finished.push(e.result.label) });
+    assert.ok(exec.maxRunning <= jobs);
+    if (jobs > 1) assert.ok(exec.maxRunning > 1, 'independent stages overlap');
+    assert.ok(finished.indexOf('a') < finished.indexOf('b'));
+    assert.ok(finished.indexOf('b') < finished.indexOf('c'));
+  }
+});
+
+test('aborting stops dispatch and reports the run as interrupted', async () => {
+  const exec = new FakeExecutor();
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 10);
+  const summary = await schedule(diamond(), store(), exec, { jobs: 1, signal: controller.signal });
+  assert.equal(summary.interrupted, true);
+  assert.ok(summary.results.some((r) => r.status === 'pending'));
+});

@@ -1,0 +1,199 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { resolveSpec } from '../src/spec/resolve.js';
+import { SpecError, type SpecIssue } from '../src/spec/errors.js';
+import { makeProject, yaml } from './helpers/project.js';
+
+function issuesOf(files: Record<string, string>, main = 'spec.yaml', sets: string[] = []): { root: string; issues: SpecIssue[] } {
+  const root = makeProject(files);
+  try {
+    resolveSpec(join(root, main), { sets });
+  } catch (err) {
+    if (err instanceof SpecError) return { root, issues: err.issues };
+    throw err;
+  }
+  return { root, issues: [] };
+}
+
+function find(issues: SpecIssue[], path: string): SpecIssue {
+  const hit = issues.find((i) => i.path === path);
+  assert.ok(hit, `expected an issue at ${path}; got ${JSON.stringify(issues.map((i) => i.path))}`);
+  return hit;
+}
+
+const GOOD = yaml`
+  name: ok
+  dataset: {name: mnist}
+  distill: {method: random, ipc: 10}
+  eval: {architectures: [convnet]}
+`;
+
+test('a valid spec gets its defaults filled in', () => {
+  const root = makeProject({ 'spec.yaml': GOOD });
+  const r = resolveSpec(join(root, 'spec.yaml'));
+  assert.equal(r.cells.length, 1);
+  assert.equal(r.cells[0].spec.eval.epochs, 300);
+  assert.equal(r.cells[0].spec.eval.lr, 0.01);
+  assert.equal(r.cells[0].spec.eval.report_epoch, 'final');
+  assert.equal(r.cells[0].spec.seed, 0);
+});
+
+test('YAML syntax errors carry line and column', () => {
+  const { issues } = issuesOf({ 'spec.yaml': 'name: x\ndataset: {name: mnist\ndistill: 1\n' });
+  assert.ok(issues.length >= 1);
+  assert.match(issues[0].message, /^YAML:/);
+  assert.equal(issues[0].line, 3);
+});
+
+test('duplicate keys are refused with their position', () => {
+  const { issues } = issuesOf({ 'spec.yaml': `${GOOD}name: again\n` });
+  assert.equal(issues.length, 1);
+  assert.equal(issues[0].line, 5);
+  assert.equal(issues[0].col, 1);
+  assert.match(issues[0].message, /unique|duplicate/i);
+});
+
+test('every schema error is reported at once, each at its own line and column', () => {
+  const { issues } = issuesOf({
+    'spec.yaml': yaml`
+      name: bad
+      datset: {name: mnist}
+      distill:
+        method: randon
+        ipc: ten
+      eval:
+        architectures: [convnet, resnet19, {name: vgg11, widht: 3}]
+        epochs: 0
+    `,
+  });
+  const unknown = find(issues, 'datset');
+  assert.deepEqual([unknown.line, unknown.col, unknown.suggestion], [2, 1, 'dataset']);
+  assert.match(unknown.message, /unknown key 'datset'/);
+  const missing = find(issues, 'dataset');
+  assert.match(missing.message, /missing required key 'dataset'/);
+  const method = find(issues, 'distill.method');
+  assert.deepEqual([method.line, method.col, method.suggestion], [4, 11, 'random']);
+  const ipc = find(issues, 'distill.ipc');
+  assert.deepEqual([ipc.line, ipc.col], [5, 8]);
+  assert.match(ipc.message, /expected an integer, got the string 'ten'/);
+  const arch = find(issues, 'eval.architectures[1]');
+  assert.deepEqual([arch.line, arch.col, arch.suggestion], [7, 28, 'resnet18']);
+  const widht = find(issues, 'eval.architectures[2].widht');
+  assert.deepEqual([widht.line, widht.col, widht.suggestion], [7, 52, 'width']);
+  const epochs = find(issues, 'eval.epochs');
+  assert.deepEqual([epochs.line, epochs.col], [8, 11]);
+  assert.match(epochs.message, />= 1/);
+  assert.equal(issues.length, 7, JSON.stringify(issues, null, 1));
+});
+
+test('a mapping where a list is expected names the expected type', () => {
+  const { issues } = issuesOf({ 'spec.yaml': GOOD.replace('[convnet]', '{a: 1}') });
+  const i = find(issues, 'eval.architectures');
+  assert.equal(i.line, 4);
+  assert.match(i.message, /expected a list, got a mapping/);
+});
+
+test('YAML alias bombs are refused before expansion', () => {
+  const bomb = [
+    'a: &a [x, x, x, x, x, x, x, x, x, x]',
+    'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]',
+    'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]',
+    'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]',
+    'e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]',
+  ].join('\n');
+  const { issues } = issuesOf({ 'spec.yaml': `${GOOD}${bomb}\n` });
+  assert.equal(issues.length, 1);
+  assert.match(issues[0].message, /alias bomb/);
+});
+
+test('extends merges a base protocol; errors point into the file that wrote the value', () => {
+  const { issues } = issuesOf({
+    'protocols/eval.yaml': yaml`
+      eval:
+        architectures: [convnet, mlp]
+        epochs: -5
+    `,
+    'spec.yaml': yaml`
+      extends: protocols/eval.yaml
+      name: child
+      dataset: {name: mnist}
+      distill: {method: random, ipc: 1}
+    `,
+  });
+  assert.equal(issues.length, 1);
+  assert.match(issues[0].file, /protocols\/eval\.yaml$/);
+  assert.deepEqual([issues[0].line, issues[0].col], [3, 11]);
+});
+
+test('extends: the child overrides the base key by key', () => {
+  const root = makeProject({
+    'base.yaml': yaml`
+      eval: {architectures: [convnet, mlp], epochs: 50, models: 3}
+    `,
+    'spec.yaml': yaml`
+      extends: base.yaml
+      name: child
+      dataset: {name: mnist}
+      distill: {method: random, ipc: 1}
+      eval: {epochs: 20}
+    `,
+  });
+  const r = resolveSpec(join(root, 'spec.yaml'));
+  assert.equal(r.cells[0].spec.eval.epochs, 20);
+  assert.equal(r.cells[0].spec.eval.models, 3);
+  assert.deepEqual(r.cells[0].spec.eval.architectures, ['convnet', 'mlp']);
+});
+
+test('bad extends: missing file, cycle, and escaping the project are errors at the extends line', () => {
+  const missing = issuesOf({ 'spec.yaml': `extends: nope.yaml\n${GOOD}` }).issues;
+  assert.equal(missing.length, 1);
+  assert.deepEqual([missing[0].line, missing[0].col], [1, 10]);
+  assert.match(missing[0].message, /not found/);
+
+  const cycle = issuesOf({ 'a.yaml': 'extends: spec.yaml\n', 'spec.yaml': `extends: a.yaml\n${GOOD}` }).issues;
+  assert.equal(cycle.length, 1);
+  assert.match(cycle[0].message, /extends cycle: spec\.yaml -> a\.yaml -> spec\.yaml/);
+
+  const escape = issuesOf({ 'spec.yaml': `extends: ../../etc/passwd\n${GOOD}` }).issues;
+  assert.equal(escape.length, 1);
+  assert.match(escape[0].message, /outside the project root/);
+});
+
+test('--set overrides parse YAML values and errors name the command line', () => {
+  const root = makeProject({ 'spec.yaml': GOOD });
+  const r = resolveSpec(join(root, 'spec.yaml'), { sets: ['distill.ipc=5', 'eval.architectures=[mlp, lenet]'] });
+  assert.equal(r.cells[0].spec.distill.ipc, 5);
+  assert.deepEqual(r.cells[0].spec.eval.architectures, ['mlp', 'lenet']);
+  const { issues } = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['distill.ipcc=3']);
+  assert.equal(issues.length, 1);
+  assert.match(issues[0].file, /--set distill\.ipcc=3/);
+  assert.equal(issues[0].suggestion, 'ipc');
+});
+
+test('user dataset paths must exist and stay inside data_root', () => {
+  const base = GOOD.replace('{name: mnist}', '{name: cifar10, path: PATH}');
+  const missing = issuesOf({ 'spec.yaml': base.replace('PATH', 'data/cifar') }).issues;
+  assert.equal(missing.length, 1);
+  assert.equal(missing[0].path, 'dataset.path');
+  assert.match(missing[0].message, /does not exist/);
+  assert.equal(missing[0].line, 2);
+  const escape = issuesOf({ 'spec.yaml': base.replace('PATH', '../../outside') }).issues;
+  assert.match(escape[0].message, /outside data_root/);
+  const nopath = issuesOf({ 'spec.yaml': GOOD.replace('{name: mnist}', '{name: cifar10}') }).issues;
+  assert.match(nopath[0].message, /set dataset\.path/);
+});
+
+test('IPC larger than the smallest class is a semantic error at distill.ipc', () => {
+  const root = makeProject({ 'spec.yaml': GOOD.replace('ipc: 10', 'ipc: 50') });
+  assert.throws(
+    () => resolveSpec(join(root, 'spec.yaml'), { describeDataset: () => ({ classes: 10, minPerClass: 20 }) }),
+    (err: unknown) => err instanceof SpecError && err.issues[0].path === 'distill.ipc' && err.issues[0].line === 3 && /20 training images/.test(err.issues[0].message),
+  );
+});
+
+test('a store path that escapes the project is refused', () => {
+  const { issues } = issuesOf({ 'spec.yaml': `${GOOD}store: ../elsewhere\n` });
+  assert.equal(issues.length, 1);
+  assert.equal(issues[0].path, 'store');
+});
