@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { SpecError, formatIssue } from '../spec/errors.js';
@@ -8,9 +7,9 @@ import { Store } from '../store/store.js';
 import { findProjectRoot } from '../spec/load.js';
 import { planSpec, type PlanOptions } from '../exec/plan-spec.js';
 import { runPlan } from '../exec/run-spec.js';
+import { METADD_VERSION } from '../util/version.js';
 import { renderPlan, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const setOption = (): Option => new Option('--set <key=value>', 'override a spec value (repeatable), e.g. --set distill.ipc=10').argParser(collect).default([]);
@@ -47,7 +46,7 @@ function storeFor(flags: { store?: string }): Store {
 }
 
 const program = new Command();
-program.name('metadd').description('Declarative dataset-distillation experiments with MetaDD alignment').version(pkg.version);
+program.name('metadd').description('Declarative dataset-distillation experiments with MetaDD alignment').version(METADD_VERSION);
 
 program
   .command('validate')

@@ -3,9 +3,9 @@ import type { StageDef } from '../store/store.js';
 import type { StageKind } from '../stages/contract.js';
 import { STAGE_VERSIONS } from '../stages/versions.js';
 import type { Cell, CellSpec, ResolvedSpec } from '../spec/resolve.js';
-import { hashJson } from '../store/hash.js';
+import { sha256 } from '../store/hash.js';
 import { METHODS } from '../distill/registry.js';
-import { getPath, type Json } from '../spec/paths.js';
+import { canonicalJson, getPath, type Json } from '../spec/paths.js';
 import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
 
 export interface StageNode extends StageDef {
@@ -58,8 +58,10 @@ export class DagBuilder {
     const backend = needsTensors ? this.backend : null;
     const version = STAGE_VERSIONS[kind];
     const seedInputs = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, this.nodes.get(v)?.seedKey ?? v]));
-    const seedKey = hashJson({ kind, params, inputs: seedInputs });
-    const key = hashJson({ kind, version, params, inputs, backend });
+    // Parameters are serialised once for both hashes: the report stage's are as large as the sweep.
+    const canonicalParams = canonicalJson(params);
+    const seedKey = sha256(`${kind}\u0000${canonicalParams}\u0000${canonicalJson(seedInputs)}`);
+    const key = sha256(`${kind}\u0000${version}\u0000${canonicalParams}\u0000${canonicalJson(inputs)}\u0000${backend ?? ''}`);
     const existing = this.nodes.get(key);
     if (existing) {
       if (!existing.cells.includes(cell)) existing.cells.push(cell);

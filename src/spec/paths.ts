@@ -41,22 +41,21 @@ export function deepMerge(base: Json, over: Json): Json {
   return over;
 }
 
-/** JSON with object keys sorted: the canonical form hashed into cache keys. */
+/**
+ * JSON with object keys sorted: the canonical form hashed into cache keys. Serialises directly
+ * (no sorted copy of the value) because planning a large sweep hashes tens of thousands of these.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = sortKeys(v);
-    }
-    return out;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  let out = '{';
+  for (const k of Object.keys(obj).sort()) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${canonicalJson(v)}`;
   }
-  return value;
+  return `${out}}`;
 }
 
 /** Deep equality of JSON values. */

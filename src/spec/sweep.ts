@@ -61,7 +61,7 @@ export function countCells(sweep: SweepSection | undefined): number {
 
 /**
  * Expands the grid (every combination of the axes, first axis slowest), adds `include` cells and
- * drops cells matching an `exclude` entry. Duplicate cells (same resolved values) are kept once.
+ * drops cells matching an `exclude` entry. Duplicate cells (same swept values) are kept once.
  * `base` is the raw spec without its sweep section.
  */
 export function expandSweep(base: JsonObject, sweep: SweepSection | undefined): RawCell[] {
@@ -100,9 +100,10 @@ export function expandSweep(base: JsonObject, sweep: SweepSection | undefined): 
     for (const path of Object.keys(entry)) origins[path] = { include: i };
     cells.push(make({ ...entry }, origins));
   });
+  // Cells with the same swept values are the same cell (an include repeating a grid point).
   const seen = new Set<string>();
   return cells.filter((c) => {
-    const id = canonicalJson(c.raw);
+    const id = canonicalJson(c.coords);
     if (seen.has(id)) return false;
     seen.add(id);
     return true;

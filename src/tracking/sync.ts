@@ -113,6 +113,8 @@ interface TargetState extends StreamState {
   filesSent: boolean;
   /** The terminal status that was last sent with runs/update. */
   statusSent?: string;
+  /** Of the parent's status tags and run.json as last sent. */
+  summaryDigest?: string;
 }
 
 interface StageSyncState extends TargetState {
@@ -267,6 +269,8 @@ const TERMINAL_STATUS: Record<string, RunStatusName | undefined> = {
   running: undefined,
 };
 
+type Where = { target: 'run' | 'stage'; key?: string; label: string };
+
 interface StageDefinition {
   key: string;
   kind: string;
@@ -388,33 +392,39 @@ class RunSync {
     }
 
     const records = await readRecords(runRecordsPath(this.opts.root, this.log.runId));
-    await this.syncStream('run', undefined, this.label(), runId, records, dir, parent, new Map(Object.entries(specParams)), () => this.saveRun());
+    await this.syncStream('run', undefined, this.runWhere().label, runId, records, dir, parent, new Map(Object.entries(specParams)), () => this.saveRun());
 
     if (!parent.filesSent) {
       const specDir = join(dir, RUN_SPEC_DIR);
       const specCopy = join(specDir, basename(this.log.spec.path || 'spec.yaml'));
-      if (this.log.spec.path && existsSync(specCopy)) await this.upload('run', undefined, runId, `spec/${basename(specCopy)}`, { file: specCopy });
-      await this.upload('run', undefined, runId, 'spec/resolved.json', { data: `${JSON.stringify(this.log.resolvedSpec, null, 2)}\n` });
-      await this.upload('run', undefined, runId, 'spec/cells.json', { data: `${JSON.stringify(this.log.cells, null, 2)}\n` });
+      if (this.log.spec.path && existsSync(specCopy)) await this.upload(this.runWhere(), runId, `spec/${basename(specCopy)}`, { file: specCopy });
+      await this.upload(this.runWhere(), runId, 'spec/resolved.json', { data: `${JSON.stringify(this.log.resolvedSpec, null, 2)}\n` });
+      await this.upload(this.runWhere(), runId, 'spec/cells.json', { data: `${JSON.stringify(this.log.cells, null, 2)}\n` });
       parent.filesSent = true;
       await this.saveRun();
     }
 
-    // These change while a run is in progress, so they are (re)sent on every sync; all idempotent.
+    // These change while a run is in progress, so they are sent again whenever they change.
     const counts: Record<string, number> = {};
-    for (const s of this.log.stages) counts[s.status] = (counts[s.status] ?? 0) + 1;
+    for (const st of this.log.stages) counts[st.status] = (counts[st.status] ?? 0) + 1;
     const reusedIds = [...new Set(Object.values(this.state.reused))];
     const tags: KeyValue[] = [
       { key: 'metadd.status', value: this.log.status },
       { key: 'metadd.stages', value: Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ') || 'none' },
     ];
     if (reusedIds.length) tags.push({ key: 'metadd.reused_run_ids', value: reusedIds.join(',') });
-    await this.sendSimple(runId, [], tags);
     const reusedDetail = this.log.stages
-      .filter((s) => this.state.reused[s.key])
-      .map((s) => ({ key: s.key, kind: s.kind, label: s.label, mlflow_run_id: this.state.reused[s.key] }));
-    if (reusedDetail.length) await this.upload('run', undefined, runId, 'metadd/reused_stages.json', { data: `${JSON.stringify(reusedDetail, null, 2)}\n` });
-    await this.upload('run', undefined, runId, 'metadd/run.json', { data: `${JSON.stringify(this.log, null, 2)}\n` });
+      .filter((st) => this.state.reused[st.key])
+      .map((st) => ({ key: st.key, kind: st.kind, label: st.label, mlflow_run_id: this.state.reused[st.key] }));
+    const runJson = `${JSON.stringify(this.log, null, 2)}\n`;
+    const digest = createHash('sha256').update(JSON.stringify([tags, reusedDetail, runJson])).digest('hex');
+    if (parent.summaryDigest !== digest) {
+      await this.sendSimple(runId, [], tags);
+      if (reusedDetail.length) await this.upload(this.runWhere(), runId, 'metadd/reused_stages.json', { data: `${JSON.stringify(reusedDetail, null, 2)}\n` });
+      await this.upload(this.runWhere(), runId, 'metadd/run.json', { data: runJson });
+      parent.summaryDigest = digest;
+      await this.saveRun();
+    }
 
     const status = TERMINAL_STATUS[this.log.status];
     if (status && parent.statusSent !== status) {
@@ -586,7 +596,7 @@ class RunSync {
     await this.syncStream('stage', stage.key, stage.label, runId, records, dir, st, new Map(Object.entries(stageParams)), save);
     if (!st.filesSent) {
       const stageJson = join(dir, 'stage.json');
-      if (existsSync(stageJson)) await this.upload('stage', stage.key, runId, 'metadd/stage.json', { file: stageJson });
+      if (existsSync(stageJson)) await this.upload({ target: 'stage', key: stage.key, label: stage.label }, runId, 'metadd/stage.json', { file: stageJson });
       st.filesSent = true;
       await save();
     }
@@ -694,7 +704,7 @@ class RunSync {
         if (!existsSync(file) || !(await stat(file)).isFile()) {
           throw new MlflowValidationError([`record ${i + 1}: declared artifact ${JSON.stringify(first.path)} is not a file in ${baseDir}`]);
         }
-        await this.upload(target, key, runId, relative(baseDir, file).split(sep).join('/'), { file });
+        await this.upload({ target, key, label }, runId, relative(baseDir, file).split(sep).join('/'), { file });
         stream.acked = i + 1;
         await save();
         await this.progress({ type: 'records', target, key, label, acked: stream.acked, total: records.length });
@@ -813,10 +823,10 @@ class RunSync {
     this.summary.sent.tags += tags.length;
   }
 
-  private async upload(target: 'run' | 'stage', key: string | undefined, runId: string, path: string, source: { file: string } | { data: string }): Promise<void> {
+  private async upload(where: Where, runId: string, path: string, source: { file: string } | { data: string }): Promise<void> {
     await this.client.uploadArtifact(runId, path, source);
     this.summary.sent.artifacts++;
-    await this.progress({ type: 'artifact', target, key, label: key ? key : this.label(), path });
+    await this.progress({ type: 'artifact', ...where, path });
   }
 
   private async search(filter: string, orderBy?: string[]): Promise<Run[]> {
@@ -850,8 +860,8 @@ class RunSync {
     }
   }
 
-  private label(): string {
-    return `run ${this.log.runId}`;
+  private runWhere(): Where {
+    return { target: 'run', label: `run ${this.log.runId}` };
   }
 
   private async progress(ev: SyncProgress): Promise<void> {

@@ -33,7 +33,7 @@ function explicitTranspose(t: tf.Tensor, doIt: boolean): tf.Tensor {
  */
 function callOriginal(
   kernelName: string,
-  backend: tf.KernelBackend,
+  backend: object,
   inputs: tf.NamedTensorInfoMap,
   attrs: tf.NamedAttrMap,
 ): tf.TensorInfo {
@@ -81,7 +81,7 @@ function wrapMatMul(kernelName: string): tf.KernelFunc {
  * caller), so no broadcast copy is needed: tf.broadcastTo goes through Tile,
  * which took 4.4 s for a 33M-element result here.
  */
-function splitBatched(a: tf.Tensor, b: tf.Tensor, backend: tf.KernelBackend): tf.Tensor {
+function splitBatched(a: tf.Tensor, b: tf.Tensor, backend: object): tf.Tensor {
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const batch = outer.reduce((p, d) => p * d, 1);
   const [m, k] = a.shape.slice(-2) as [number, number];

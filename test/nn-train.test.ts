@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { fromNchw, limitPerClass, nchwToNhwc, nhwcToNchw, type LabeledImages } from '../src/nn/data.js';
+import { crossEntropy, softCrossEntropy, temperedTargets } from '../src/nn/losses.js';
+import { sgdStep } from '../src/nn/sgd.js';
+import { disposeTrainState, evaluate, initTrainState, lrAt, train, type TrainConfig } from '../src/nn/train.js';
+import { buildModel } from '../src/nn/zoo.js';
+import { createRng } from '../src/util/rng.js';
+import { maxAbsDiff, setupBackend } from './nn-backend.js';
+
+before(async () => {
+  await setupBackend();
+});
+
+/**
+ * A separable toy problem: class k has a bright k-th quadrant plus noise, so a small conv net (or MLP)
+ * must reach near-perfect accuracy within a few epochs.
+ */
+function quadrants(n: number, seed: string, size = 8): LabeledImages {
+  const rng = createRng(seed);
+  const x = new Float32Array(n * size * size);
+  const y = new Int32Array(n);
+  const half = size / 2;
+  for (let i = 0; i < n; i++) {
+    const k = i % 4;
+    y[i] = k;
+    for (let r = 0; r < size; r++) {
+      for (let c = 0; c < size; c++) {
+        const inQuadrant = (r < half ? 0 : 2) + (c < half ? 0 : 1) === k;
+        x[(i * size + r) * size + c] = (inQuadrant ? 1.5 : -0.5) + 0.5 * rng.normal();
+      }
+    }
+  }
+  return fromNchw(x, y, [n, 1, size, size]);
+}
+
+const BASE: TrainConfig = { epochs: 6, lr: 0.05, momentum: 0.9, weightDecay: 5e-4, batch: 16 };
+
+describe('training', () => {
+  it('SGD step matches PyTorch semantics by hand (momentum, weight decay, two steps)', () => {
+    const p0 = { w: tf.tensor1d([1, -2]) };
+    const g1 = { w: tf.tensor1d([0.5, 0.25]) };
+    const g2 = { w: tf.tensor1d([-1, 2]) };
+    const cfg = { lr: 0.1, momentum: 0.9, weightDecay: 0.01 };
+    const s1 = sgdStep(p0, g1, {}, cfg);
+    // step 1: d = g + wd p = [0.51, 0.23]; buf = d; p = p - lr buf = [0.949, -2.023]
+    assert.ok(maxAbsDiff(s1.buffers.w, [0.51, 0.23]) < 1e-6);
+    assert.ok(maxAbsDiff(s1.params.w, [0.949, -2.023]) < 1e-6);
+    const s2 = sgdStep(s1.params, g2, s1.buffers, cfg);
+    // step 2: d = [-1 + 0.00949, 2 - 0.02023] = [-0.99051, 1.97977]; buf = 0.9 [0.51, 0.23] + d = [-0.53151, 2.18677]
+    // p = [0.949 + 0.053151, -2.023 - 0.218677] = [1.002151, -2.241677]
+    assert.ok(maxAbsDiff(s2.buffers.w, [-0.53151, 2.18677]) < 1e-5);
+    assert.ok(maxAbsDiff(s2.params.w, [1.002151, -2.241677]) < 1e-5);
+    const plain = sgdStep(p0, g1, {}, { lr: 0.1, momentum: 0, weightDecay: 0 });
+    assert.deepEqual(Object.keys(plain.buffers), []);
+    assert.ok(maxAbsDiff(plain.params.w, [0.95, -2.025]) < 1e-6);
+    tf.dispose([p0.w, g1.w, g2.w, s1.params.w, s1.buffers.w, s2.params.w, s2.buffers.w, plain.params.w]);
+  });
+
+  it('cross-entropy and its soft / tempered variants match hand values', () => {
+    tf.tidy(() => {
+      const logits = tf.tensor2d([[2, 0, -1], [0.5, 0.5, 3]]);
+      const labels = tf.tensor1d([0, 2], 'int32');
+      const lse = (r: number[]) => Math.log(r.reduce((s, v) => s + Math.exp(v), 0));
+      const expected = (lse([2, 0, -1]) - 2 + lse([0.5, 0.5, 3]) - 3) / 2;
+      assert.ok(Math.abs(crossEntropy(logits, labels).dataSync()[0] - expected) < 1e-5);
+      const onehot = tf.oneHot(labels, 3) as tf.Tensor2D;
+      assert.ok(Math.abs(softCrossEntropy(logits, onehot).dataSync()[0] - expected) < 1e-5);
+      // Tempering softmax probabilities equals a softmax of the logits divided by T.
+      const probs = tf.softmax(logits);
+      assert.ok(maxAbsDiff(temperedTargets(probs, 4), tf.softmax(tf.div(logits, 4))) < 1e-5);
+      // T^2 * CE(p_T, softmax(z / T)) by hand for one row.
+      const z = [2, 0, -1];
+      const pT = [1, 0, 0];
+      const t = 2;
+      const handT = t * t * (lse(z.map((v) => v / t)) - z[0] / t) * pT[0];
+      assert.ok(Math.abs(softCrossEntropy(tf.tensor2d([z]), tf.tensor2d([pT]), t).dataSync()[0] - handT) < 1e-5);
+      // The gradient w.r.t. the logits is softmax - onehot (divided by N).
+      const g = tf.grad((l: tf.Tensor) => crossEntropy(l as tf.Tensor2D, labels))(logits);
+      assert.ok(maxAbsDiff(g, tf.div(tf.sub(tf.softmax(logits), onehot), 2)) < 1e-6);
+    });
+  });
+
+  it('lr schedule: x0.1 after decayEpoch epochs, constant without one', () => {
+    const cfg = { ...BASE, epochs: 10, decayEpoch: 6 };
+    assert.deepEqual([1, 6, 7, 10].map((e) => lrAt(cfg, e)), [0.05, 0.05, 0.05 * 0.1, 0.05 * 0.1]);
+    assert.equal(lrAt({ ...BASE, decayEpoch: null }, 100), 0.05);
+  });
+
+  it('NCHW <-> NHWC conversion round-trips and places channels last', () => {
+    const x = Float32Array.from({ length: 2 * 3 * 2 * 2 }, (_, i) => i);
+    const nhwc = nchwToNhwc(x, 2, 3, 2, 2);
+    // image 0, pixel (0, 1): channels 0, 1, 2 are at NCHW offsets 1, 5, 9.
+    assert.deepEqual(Array.from(nhwc.subarray(3, 6)), [1, 5, 9]);
+    assert.deepEqual(Array.from(nhwcToNchw(nhwc, 2, 2, 2, 3)), Array.from(x));
+    const set = fromNchw(new Float32Array(6 * 4), Int32Array.from([0, 1, 0, 1, 0, 2]), [6, 1, 2, 2]);
+    assert.deepEqual(Array.from(limitPerClass(set, 2).y), [0, 1, 0, 1, 2]);
+  });
+
+  it('a small ConvNet learns a separable toy set; tensors do not leak across epochs', async () => {
+    const data = quadrants(96, 'train');
+    const test = quadrants(64, 'test');
+    const model = buildModel({ name: 'convnet', width: 8, depth: 2 }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const rng = createRng('learn');
+    const counts: number[] = [];
+    const state = await train(model, data, test, { ...BASE, testEvery: 2, decayEpoch: 4 }, rng.child('train'), initTrainState(model, rng.child('init')), {
+      onEpoch: () => {
+        counts.push(tf.memory().numTensors);
+      },
+    });
+    assert.equal(state.epoch, 6);
+    assert.deepEqual(state.curves.testEpochs, [2, 4, 6]);
+    assert.equal(state.curves.trainLoss.length, 6);
+    assert.ok(state.curves.trainLoss[5] < state.curves.trainLoss[0], `loss ${state.curves.trainLoss}`);
+    assert.ok((state.curves.testAccuracy.at(-1) ?? 0) >= 0.95, `test accuracy ${state.curves.testAccuracy}`);
+    assert.equal(evaluate(model, state.params, state.bnState, test).accuracy, state.curves.testAccuracy.at(-1));
+    // After the first step the momentum buffers exist; from then on every epoch ends with the same count.
+    assert.ok(counts.slice(1).every((c) => c === counts[1]), `tensor counts ${counts}`);
+    disposeTrainState(state);
+  });
+
+  it('an MLP with batch norm-free soft labels and DSA also trains, deterministically under a seed', async () => {
+    const data = quadrants(48, 'soft');
+    const soft = new Float32Array(48 * 4);
+    for (let i = 0; i < 48; i++) for (let k = 0; k < 4; k++) soft[i * 4 + k] = k === data.y[i] ? 0.85 : 0.05;
+    const set = { ...data, soft };
+    const model = buildModel({ name: 'mlp', width: 32 }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const cfg: TrainConfig = { ...BASE, epochs: 3, augment: 'dsa', dsa: { strategy: 'color_crop_cutout_flip_scale_rotate' }, temperature: 2 };
+    const run = async () => {
+      const rng = createRng('mlp');
+      return train(model, set, data, cfg, rng.child('train'), initTrainState(model, rng.child('init')));
+    };
+    const a = await run();
+    const b = await run();
+    for (const s of model.paramSpecs) assert.equal(maxAbsDiff(a.params[s.name], b.params[s.name]), 0);
+    assert.deepEqual(a.curves, b.curves);
+    assert.ok(a.curves.trainLoss[2] < a.curves.trainLoss[0]);
+    disposeTrainState(a);
+    disposeTrainState(b);
+  });
+
+  it('batch-norm networks update their running statistics while training', async () => {
+    const data = quadrants(32, 'bn');
+    const model = buildModel({ name: 'convnet', width: 4, depth: 1, norm: 'batch' }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const rng = createRng('bn');
+    const state = await train(model, data, data, { ...BASE, epochs: 2 }, rng.child('train'), initTrainState(model, rng.child('init')));
+    const rv = state.bnState['block0.norm.running_var'].dataSync();
+    assert.ok(rv.some((v) => Math.abs(v - 1) > 1e-3), 'running variance still at its initial value');
+    disposeTrainState(state);
+  });
+
+  it('resuming from a mid-training state reproduces the uninterrupted run exactly', async () => {
+    const data = quadrants(40, 'resume');
+    const model = buildModel({ name: 'convnet', width: 4, depth: 2, norm: 'batch' }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const cfg: TrainConfig = { ...BASE, epochs: 4, batch: 12, decayEpoch: 2, augment: 'dsa' };
+    const rng = createRng('resume');
+    const full = await train(model, data, null, cfg, rng.child('train'), initTrainState(model, rng.child('init')));
+    const first = await train(model, data, null, { ...cfg, epochs: 2 }, rng.child('train'), initTrainState(model, rng.child('init')));
+    const rest = await train(model, data, null, cfg, rng.child('train'), first);
+    for (const s of model.paramSpecs) assert.equal(maxAbsDiff(full.params[s.name], rest.params[s.name]), 0, s.name);
+    for (const s of model.bnSpecs) assert.equal(maxAbsDiff(full.bnState[s.name], rest.bnState[s.name]), 0, s.name);
+    assert.deepEqual(full.curves.trainLoss, rest.curves.trainLoss);
+    disposeTrainState(full);
+    disposeTrainState(rest);
+  });
+});
