@@ -5,3 +5,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup-mlflow.sh" >/dev/null
+[ "${METADD_SKIP_SLURM:-}" = 1 ] || bash "$ROOT/scripts/setup-slurm.sh"  # single-node Slurm cluster for test/slurm-*.test.ts (needs root)

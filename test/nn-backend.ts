@@ -2,19 +2,20 @@ import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
- * The backend the nn tests run on: the project's engine on wasm (its extra kernels are what training
- * needs there) once src/engine/backend.ts exists, otherwise tfjs' pure-JS cpu backend.
- * METADD_TEST_BACKEND=cpu forces the cpu backend (a correctness reference).
+ * The backend the nn tests run on: the project's engine on wasm (its extra kernels and gradients are
+ * what training needs there). METADD_TEST_BACKEND=cpu selects tfjs' pure-JS backend instead, as a
+ * correctness reference. Before src/engine/backend.ts existed the tests ran on cpu with tfjs' own
+ * gradient registrations; that path stays as the fallback.
  */
 export async function setupBackend(): Promise<string> {
-  if (process.env.METADD_TEST_BACKEND !== 'cpu') {
-    // A variable specifier keeps tsc from requiring the module while the engine does not exist yet.
-    const enginePath = '../src/engine/backend.js';
-    if (existsSync(new URL(enginePath, import.meta.url))) {
-      const engine = (await import(enginePath)) as { initBackend: (preference?: string) => Promise<string> };
-      return engine.initBackend('wasm');
-    }
+  const backend = process.env.METADD_TEST_BACKEND === 'cpu' ? 'cpu' : 'wasm';
+  // A variable specifier keeps tsc from requiring the module at compile time.
+  const enginePath = '../src/engine/backend.js';
+  if (existsSync(new URL(enginePath, import.meta.url))) {
+    const engine = (await import(enginePath)) as { initBackend: (preference?: string) => Promise<string> };
+    return engine.initBackend(backend);
   }
+  await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
   await import('@tensorflow/tfjs-backend-cpu');
   await tf.setBackend('cpu');
   return 'cpu';

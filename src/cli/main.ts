@@ -8,6 +8,8 @@ import { findProjectRoot } from '../spec/load.js';
 import { planSpec, type PlanOptions } from '../exec/plan-spec.js';
 import { runPlan } from '../exec/run-spec.js';
 import { METADD_VERSION } from '../util/version.js';
+import { syncStore } from '../exec/sync-cmd.js';
+import { startLocalUi } from '../tracking/local-ui.js';
 import { renderPlan, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
 
 
@@ -85,7 +87,9 @@ program
   .option('--store <dir>', 'artifact store (default: the spec\'s store)')
   .option('-j, --jobs <n>', 'parallel worker processes (default: number of cores)', (v) => Number.parseInt(v, 10))
   .option('--force', 'recompute every stage even if it is cached')
-  .action((spec: string, flags: SpecFlags & { jobs?: number; force?: boolean }) =>
+  .addOption(new Option('--executor <kind>', "where stages run (default: the spec's executor.kind): worker processes here, or Slurm jobs").choices(['local', 'slurm']))
+  .option('--tracking-uri <uri>', "MLflow server (overrides the spec and MLFLOW_TRACKING_URI; 'none' to log locally only)")
+  .action((spec: string, flags: SpecFlags & { jobs?: number; force?: boolean; trackingUri?: string; executor?: 'local' | 'slurm' }) =>
     guard(async () => {
       const plan = planSpec(spec, planOptions(flags));
       const controller = new AbortController();
@@ -95,8 +99,9 @@ program
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      const summary = await runPlan(plan, { jobs: flags.jobs, force: flags.force, signal: controller.signal });
+      const summary = await runPlan(plan, { jobs: flags.jobs, force: flags.force, signal: controller.signal, trackingUri: flags.trackingUri, executorKind: flags.executor });
       process.stdout.write(renderSummary(plan, summary));
+      process.stdout.write(`${summary.tracking}\n`);
       if (summary.interrupted) return 130;
       return summary.results.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
     }),
@@ -131,6 +136,40 @@ cache
   .action((flags: { store?: string; dryRun?: boolean }) =>
     guard(async () => {
       process.stdout.write(renderGc(await storeFor(flags).gc(flags.dryRun === true), flags.dryRun === true));
+      return 0;
+    }),
+  );
+
+program
+  .command('sync')
+  .description('send the run logs of a store to MLflow (idempotent: nothing is sent twice)')
+  .option('--store <dir>', 'store directory (default: .metadd in the project)')
+  .option('--tracking-uri <uri>', 'MLflow server (default: the spec\'s tracking.mlflow.uri, then MLFLOW_TRACKING_URI)')
+  .option('--run <id...>', 'only these run ids')
+  .action((flags: { store?: string; trackingUri?: string; run?: string[] }) =>
+    guard(async () => {
+      const { lines, ok } = await syncStore(storeFor(flags).root, { uri: flags.trackingUri, runIds: flags.run });
+      process.stdout.write(`${lines.join('\n')}\n`);
+      return ok ? 0 : 1;
+    }),
+  );
+
+program
+  .command('ui')
+  .description('start a local MLflow server over the store, sync every run into it, and print its URL')
+  .option('--store <dir>', 'store directory (default: .metadd in the project)')
+  .option('--port <n>', 'port on 127.0.0.1', (v) => Number.parseInt(v, 10), 5000)
+  .action((flags: { store?: string; port: number }) =>
+    guard(async () => {
+      const root = storeFor(flags).root;
+      const ui = await startLocalUi(root, flags.port);
+      const { lines } = await syncStore(root, { uri: ui.url });
+      process.stdout.write(`${lines.join('\n')}\nMLflow UI: ${ui.url}  (Ctrl-C to stop)\n`);
+      await new Promise<void>((resolveStop) => {
+        process.once('SIGINT', () => resolveStop());
+        process.once('SIGTERM', () => resolveStop());
+      });
+      await ui.stop();
       return 0;
     }),
   );

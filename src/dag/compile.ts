@@ -4,9 +4,12 @@ import type { StageKind } from '../stages/contract.js';
 import { STAGE_VERSIONS } from '../stages/versions.js';
 import type { Cell, CellSpec, ResolvedSpec } from '../spec/resolve.js';
 import { sha256 } from '../store/hash.js';
-import { METHODS } from '../distill/registry.js';
+import { METHODS, RANDOM_BASE_OPTIMIZER } from '../distill/registry.js';
 import { canonicalJson, getPath, type Json } from '../spec/paths.js';
 import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
+import { zooArch } from '../distill/arch.js';
+import type { MetaddParams } from '../stages/metadd.js';
+import type { PretrainParams } from '../stages/pretrain.js';
 
 export interface StageNode extends StageDef {
   /** Indices of the cells that need this stage. */
@@ -16,6 +19,12 @@ export interface StageNode extends StageDef {
 export interface CellPlan {
   cell: Cell;
   datasetKey: string;
+  /** The base method's set (the distill stage). */
+  distillKey: string;
+  /** The auxiliary networks of a MetaDD arm (shared pretrain stages), in spec order. */
+  auxKeys: string[];
+  /** The metadd stage of a cell whose arm is not 'none'. */
+  metaddKey?: string;
   /** The image set that is evaluated (the distilled set, or the aligned one). */
   setKey: string;
   evals: { arch: ArchSpec; label: string; key: string }[];
@@ -78,12 +87,51 @@ function datasetLabel(ds: CellSpec['dataset']): string {
 }
 
 function setLabel(spec: CellSpec): string {
-  return `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
+  const arm = spec.metadd.arm === 'none' ? '' : ` +${spec.metadd.arm}`;
+  return `${spec.distill.method}${arm} ipc=${spec.distill.ipc} seed=${spec.seed}`;
+}
+
+/** Rows of the report when the spec does not choose them. */
+const DEFAULT_ROWS = ['distill.method', 'distill.ipc'];
+
+/**
+ * The pixel optimiser of a metadd stage: the spec's, else the base method's (its resolved key
+ * parameters), else, for a base without one ('random'), RANDOM_BASE_OPTIMIZER.
+ */
+function metaddOptimizer(spec: CellSpec, baseKey: Record<string, unknown>): { lr: number; momentum: number } {
+  const lr = spec.metadd.image_lr ?? (typeof baseKey.lr_img === 'number' ? baseKey.lr_img : RANDOM_BASE_OPTIMIZER.lr);
+  const momentum = spec.metadd.momentum ?? (typeof baseKey.momentum === 'number' ? baseKey.momentum : RANDOM_BASE_OPTIMIZER.momentum);
+  return { lr, momentum };
+}
+
+/** An auxiliary architecture as its pretrain stage builds it: always with the gap head (exact CAMs). */
+export function auxArch(a: CellSpec['metadd']['aux'][number]): ArchSpec {
+  return { ...normalizeArch(a as Parameters<typeof normalizeArch>[0]), head: 'gap' };
+}
+
+/** The pretrain stage parameters of one auxiliary network (shared by every cell with the same protocol). */
+function auxPretrainParams(spec: CellSpec, arch: ArchSpec): PretrainParams {
+  const p = spec.metadd.pretrain;
+  return {
+    arch: zooArch(arch),
+    epochs: p.epochs,
+    lr: p.lr,
+    momentum: p.momentum,
+    weight_decay: p.weight_decay,
+    batch: p.batch,
+    augment: p.augment,
+    decay_epoch: p.decay_epoch,
+    train_limit: p.train_limit,
+    snapshots: false,
+    test_every: 0,
+    seed: p.seed,
+  };
 }
 
 /**
  * Compiles the cells of a resolved spec into the stage DAG:
- * dataset -> distill -> eval (one per architecture) -> one report over every cell.
+ * dataset -> distill -> [MetaDD arms: pretrain (one per auxiliary network, shared) -> metadd]
+ * -> eval of the final set (one per architecture) -> one report over every cell.
  */
 export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag {
   const specRef = { name: resolved.base.name, file: resolved.loaded.file };
@@ -109,21 +157,47 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       path !== undefined ? { path: resolve(resolved.dataRoot, path) } : undefined,
     );
     const method = METHODS[spec.distill.method];
-    const setKey = b.add(
-      'distill',
-      { ...method.keyParams(spec.distill), seed: spec.seed },
-      { dataset: datasetKey },
-      `distill ${setLabel(spec)}`,
-      method.needsTensors,
-      cell.index,
-    );
+    const baseKey = method.keyParams(spec.distill);
+    const baseLabel = `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
+    const distillKey = b.add('distill', { ...baseKey, seed: spec.seed }, { dataset: datasetKey }, `distill ${baseLabel}`, method.needsTensors, cell.index);
+    let setKey = distillKey;
+    const auxKeys: string[] = [];
+    let metaddKey: string | undefined;
+    const md = spec.metadd;
+    if (md.arm !== 'none') {
+      const auxArchs = md.aux.map(auxArch);
+      for (const arch of auxArchs) {
+        auxKeys.push(b.add('pretrain', { ...auxPretrainParams(spec, arch) }, { dataset: datasetKey }, `pretrain aux ${archLabel(arch)}`, true, cell.index));
+      }
+      const control = md.arm === 'control';
+      const params: MetaddParams = {
+        base: baseKey as MetaddParams['base'],
+        seed: spec.seed,
+        arm: md.arm,
+        mode: md.mode,
+        iterations: md.iterations,
+        aux: auxArchs.map(zooArch),
+        // The control arm ignores the weights: zero them so control cells of every lambda share one stage.
+        lambda_ai: control ? 0 : md.lambda_ai,
+        lambda_var: control ? 0 : md.lambda_var,
+        tau: md.tau,
+        image_lr: metaddOptimizer(spec, baseKey).lr,
+        momentum: metaddOptimizer(spec, baseKey).momentum,
+        diagnostics: { ...md.diagnostics },
+      };
+      const inputs: Record<string, string> = { dataset: datasetKey, images: distillKey };
+      auxKeys.forEach((k, i) => (inputs[`aux${i}`] = k));
+      metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec)}`, true, cell.index);
+      setKey = metaddKey;
+    }
     const { architectures, ...protocol } = spec.eval;
     const evals = architectures.map((a) => {
       const arch = normalizeArch(a);
       const label = archLabel(arch);
+      // The zoo's own spelling: the planner's defaults differ from the zoo's for some architectures.
       const key = b.add(
         'eval',
-        { arch, ...protocol, seed: spec.seed },
+        { arch: zooArch(arch), ...protocol, seed: spec.seed },
         { dataset: datasetKey, images: setKey },
         `eval ${label} <- ${setLabel(spec)}`,
         true,
@@ -131,9 +205,12 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       );
       return { arch, label, key };
     });
-    cells.push({ cell, datasetKey, setKey, evals });
+    cells.push({ cell, datasetKey, distillKey, auxKeys, metaddKey, setKey, evals });
   }
-  const rowPaths = resolved.base.report?.rows ?? ['distill.method', 'distill.ipc'];
+  // Without rows chosen in the spec, MetaDD arms get rows of their own (base / control / metadd).
+  const written = (resolved.loaded.raw.report as { rows?: unknown } | undefined)?.rows !== undefined;
+  const anyArm = cells.some((c) => c.cell.spec.metadd.arm !== 'none');
+  const rowPaths = written ? (resolved.base.report?.rows ?? DEFAULT_ROWS) : anyArm ? [...(resolved.base.report?.rows ?? DEFAULT_ROWS), 'metadd.arm'] : (resolved.base.report?.rows ?? DEFAULT_ROWS);
   const reportInputs: Record<string, string> = {};
   const reportCells = cells.map((c, i) => {
     reportInputs[`set${i}`] = c.setKey;
@@ -141,11 +218,16 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       reportInputs[`eval${i}_${j}`] = e.key;
       return { arch: e.label, input: `eval${i}_${j}` };
     });
-    return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, rowPaths), set: `set${i}`, evals };
+    return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set([...rowPaths, 'metadd.arm'])]), set: `set${i}`, evals };
   });
   const reportKey = b.add(
     'report',
-    { name: resolved.base.name, description: resolved.base.description ?? '', report: resolved.base.report ?? {}, cells: reportCells },
+    {
+      name: resolved.base.name,
+      description: resolved.base.description ?? '',
+      report: anyArm && !written ? { ...(resolved.base.report ?? {}), rows: rowPaths } : (resolved.base.report ?? {}),
+      cells: reportCells,
+    },
     reportInputs,
     `report ${resolved.base.name}`,
     false,

@@ -112,8 +112,8 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
     }
   }
   const labels = start.labels;
-  const syn = tf.variable(nchwToTensor(start.images, n, c, h, w), true, undefined, 'float32') as tf.Variable<tf.Rank.R4>;
-  const mom = tf.variable(start.momentum ? nchwToTensor(start.momentum, n, c, h, w) : tf.zeros([n, h, w, c]), false);
+  const syn = toVariable(nchwToTensor(start.images, n, c, h, w), true) as tf.Variable<tf.Rank.R4>;
+  const mom = toVariable(start.momentum ? nchwToTensor(start.momentum, n, c, h, w) : tf.zeros([n, h, w, c]), false);
   const { lr, momentum } = method.optimizer;
   const prefix = options.metricPrefix ?? '';
   const every = logInterval(options.end - (options.start?.iteration ?? 0));
@@ -193,6 +193,13 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
     syn.dispose();
     mom.dispose();
   }
+}
+
+/** A variable initialised from `t` (tf.variable copies its initial value, so `t` is released). */
+function toVariable(t: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(t, trainable);
+  t.dispose();
+  return v;
 }
 
 function fmt(v: number | undefined): string {

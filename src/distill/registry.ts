@@ -15,6 +15,12 @@ export interface MethodInfo {
   iterative: boolean;
 }
 
+/**
+ * Pixel optimiser of a metadd stage whose base has none ('random', no loss of its own): DC's image
+ * optimiser, the gentlest of the reference ones (DM's lr 1 is scaled to DM's loss).
+ */
+export const RANDOM_BASE_OPTIMIZER = { lr: 0.1, momentum: 0.5 } as const;
+
 /** Reference outer/inner loops by IPC (DatasetCondensation utils.get_loops). */
 const LOOPS: Record<number, [number, number]> = { 1: [1, 1], 10: [10, 50], 20: [20, 25], 30: [30, 20], 40: [40, 15], 50: [50, 10] };
 

@@ -34,7 +34,12 @@ export function originalKernel(kernelName: string, backendName: string): tf.Kern
   return state.originals.get(k) ?? (state.ours.has(k) ? undefined : tf.getKernel(kernelName, backendName));
 }
 
-/** Registers `config`, replacing (and remembering) whatever was registered under its name. */
+/**
+ * Registers `config`, replacing (and remembering) whatever was registered under
+ * its name. The original's setupFunc/disposeFunc are kept on the replacement:
+ * the wasm backend runs setupFunc at initialisation to bind each kernel's C
+ * entry point, and our wrappers delegate to those originals.
+ */
 export function replaceKernel(config: tf.KernelConfig): void {
   const k = key(config.backendName, config.kernelName);
   const current = tf.getKernel(config.kernelName, config.backendName);
@@ -43,7 +48,12 @@ export function replaceKernel(config: tf.KernelConfig): void {
     // registerKernel warns when the name is taken, so make room first.
     tf.unregisterKernel(config.kernelName, config.backendName);
   }
-  tf.registerKernel(config);
+  const original = state.originals.get(k);
+  tf.registerKernel({
+    ...config,
+    setupFunc: config.setupFunc ?? original?.setupFunc,
+    disposeFunc: config.disposeFunc ?? original?.disposeFunc,
+  });
   state.ours.add(k);
 }
 

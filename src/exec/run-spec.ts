@@ -2,22 +2,42 @@ import { cpus } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import type { Plan } from './plan-spec.js';
-import { schedule, type ScheduleSummary, type Executor, type StageResult } from './scheduler.js';
+import { schedule, type ScheduleSummary, type Executor, type StageResult, type ScheduleOptions } from './scheduler.js';
 import { LocalExecutor } from './local.js';
 import { createProgressView } from './progress.js';
 import { createRunLog, recordStage, updateRunLog, type RunStatus } from '../tracking/run-log.js';
 import { METADD_VERSION } from '../util/version.js';
+import { LiveSync, describeSync, trackingTarget } from './track-run.js';
+import type { Dag } from '../dag/compile.js';
+import type { Store } from '../store/store.js';
+import { SlurmExecutor } from './slurm/executor.js';
+
+/**
+ * Takes the whole DAG at once instead of one stage per call: for batch systems (Slurm) that order
+ * the stages themselves through job dependencies. Same events and summary as `schedule`.
+ */
+export interface DagExecutor {
+  readonly name: string;
+  runDag(dag: Dag, store: Store, options: DagRunOptions): Promise<ScheduleSummary>;
+}
+export type DagRunOptions = Omit<ScheduleOptions, 'jobs'> & { quiet?: boolean };
 
 export interface RunOptions {
   jobs?: number;
   force?: boolean;
-  executor?: Executor;
+  executor?: Executor | DagExecutor;
+  /** --executor: wins over the spec's executor.kind. */
+  executorKind?: 'local' | 'slurm';
   signal?: AbortSignal;
   quiet?: boolean;
+  /** --tracking-uri: wins over the spec and MLFLOW_TRACKING_URI; 'none' switches MLflow off. */
+  trackingUri?: string;
 }
 
 export interface RunOutcome extends ScheduleSummary {
   runId: string;
+  /** One line about MLflow: logged, or how many records are pending. */
+  tracking: string;
 }
 
 function gitCommit(dir: string): string | undefined {
@@ -57,16 +77,31 @@ export async function runPlan(plan: Plan, options: RunOptions = {}): Promise<Run
     backend: plan.backend,
   });
   const jobs = options.jobs ?? plan.resolved.base.executor?.jobs ?? cpus().length;
-  const executor = options.executor ?? new LocalExecutor(plan.store, { force: options.force });
-  const view = options.quiet ? undefined : createProgressView(plan.dag);
+  const executorKind = options.executorKind ?? plan.resolved.base.executor?.kind ?? 'local';
+  const executor =
+    options.executor ??
+    (executorKind === 'slurm'
+      ? new SlurmExecutor({ config: plan.resolved.base.executor?.slurm, force: options.force })
+      : new LocalExecutor(plan.store, { force: options.force }));
+  // A DAG executor shows its own live summary (queue states rather than worker bars).
+  const view = options.quiet || 'runDag' in executor ? undefined : createProgressView(plan.dag);
+  const target = trackingTarget(plan.resolved.base, options.trackingUri);
+  const live = target ? new LiveSync(root, runId, target) : undefined;
   const recording: Promise<unknown>[] = [];
   const record = (r: StageResult): void => {
     if (r.status === 'pending' || r.status === 'running') return;
-    recording.push(recordStage(root, runId, { key: r.key, kind: r.kind, label: r.label, status: r.status, ...(r.error ? { error: r.error } : {}) }));
+    const done = recordStage(root, runId, { key: r.key, kind: r.kind, label: r.label, status: r.status, ...(r.error ? { error: r.error } : {}) });
+    recording.push(done);
+    if (r.status === 'computed') void done.then(() => live?.poke());
   };
   let summary: ScheduleSummary;
   try {
-    summary = await schedule(plan.dag, plan.store, executor, {
+    const onResult = (e: Parameters<NonNullable<ScheduleOptions['onEvent']>>[0]): void => {
+      if (e.type === 'result') record(e.result);
+    };
+    summary = 'runDag' in executor
+      ? await executor.runDag(plan.dag, plan.store, { force: options.force, signal: options.signal, quiet: options.quiet, onEvent: onResult })
+      : await schedule(plan.dag, plan.store, executor, {
       jobs,
       force: options.force,
       signal: options.signal,
@@ -82,5 +117,8 @@ export async function runPlan(plan: Plan, options: RunOptions = {}): Promise<Run
   const failed = summary.results.some((r) => r.status === 'failed' || r.status === 'skipped');
   const status: RunStatus = summary.interrupted ? 'interrupted' : failed ? 'failed' : 'finished';
   await updateRunLog(root, runId, { status, finishedAt: new Date().toISOString() });
-  return { ...summary, runId };
+  const tracking = live && target
+    ? describeSync(target, await live.finish())
+    : `MLflow: not configured; recorded locally (run \`metadd ui\` to browse, or set tracking.mlflow.uri / MLFLOW_TRACKING_URI and \`metadd sync\`)`;
+  return { ...summary, runId, tracking };
 }

@@ -1,11 +1,86 @@
-import { formatStat, type Table } from './aggregate.js';
+import type { Figure } from './figures.js';
+import { MISSING_TEXT, averageText, entryText, plainText, referenceText, tableFootnotes, type EntryText, type ReportModel } from './model.js';
+import type { TableModel } from './table.js';
 
-export function tableToMarkdown(table: Table): string {
-  const header = [...table.rowPaths, ...table.columns, 'average'];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
-  for (const row of table.rows) {
-    const cells = [...row.key.map((k) => String(k)), ...table.columns.map((c) => formatStat(row.cells[c])), formatStat(row.average)];
+function mdEscape(s: string): string {
+  return s.replace(/\|/g, '\\|');
+}
+
+function mdEntry(t: EntryText | undefined): string {
+  const text = plainText(t);
+  return t?.best ? `**${text}**` : text;
+}
+
+/** One table as GitHub-flavoured Markdown; the column group is named in each header (Markdown has no spanning headers). */
+export function tableToMarkdown(t: TableModel): string {
+  const headers = [...t.rowHeaders, ...t.columns.map((c) => (c.group ? `${c.header} (${c.group.toLowerCase()})` : c.header))];
+  if (t.average.shown) headers.push(t.average.label);
+  const align = [...t.rowHeaders.map(() => ':---'), ...t.columns.map(() => '---:'), ...(t.average.shown ? ['---:'] : [])];
+  const lines = [`| ${headers.map(mdEscape).join(' | ')} |`, `|${align.join('|')}|`];
+  for (const r of t.rows) {
+    let cells: string[];
+    if (r.kind === 'result') {
+      const labels = r.labels.map((l) => (r.baseline ? `*${mdEscape(l)}*` : mdEscape(l)));
+      cells = [...labels, ...t.columns.map((c) => mdEntry(entryText(r.entries[c.arch], t.digits)))];
+      if (t.average.shown) cells.push(mdEntry(averageText(r.average, t.digits)));
+    } else {
+      const labels = t.rowHeaders.map((_, i) => (i === 0 ? `*${mdEscape(r.label)}*` : ''));
+      cells = [...labels, ...t.columns.map((c) => (r.values[c.arch] ? plainText(referenceText(r, c.arch, t.digits)) : ''))];
+      if (t.average.shown) cells.push(r.average === undefined ? '' : (100 * r.average).toFixed(t.digits));
+    }
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+function figureMd(f: Figure): string {
+  return `![${f.title}](${f.png})\n\n*${f.caption}*${f.svg ? ` ([SVG](${f.svg}), [PDF](${f.pdf}))` : ''}\n`;
+}
+
+export const FIGURE_SECTIONS: { section: Figure['section']; title: string }[] = [
+  { section: 'accuracy', title: 'Accuracy against IPC' },
+  { section: 'sets', title: 'Image sets' },
+  { section: 'cams', title: 'CAM overlays' },
+  { section: 'curves', title: 'Loss curves' },
+];
+
+export function reportToMarkdown(m: ReportModel): string {
+  const out: string[] = [`# ${m.title}`, ''];
+  if (m.description) out.push(m.description, '');
+  if (!m.complete) {
+    out.push(
+      `> **Partial report**: ${m.evaluations.present} of ${m.evaluations.expected} evaluations have results; what is missing is listed at the end. ` +
+        `Missing entries show as ${MISSING_TEXT}, never as zero.`,
+      '',
+    );
+  }
+  for (const t of m.tables) {
+    out.push(`## Table: ${t.name}`, '', t.title, '');
+    if (t.groups) {
+      out.push(t.groups.map((g) => `**${g.label || 'Other'}**: ${g.columns.map((a) => t.columns.find((c) => c.arch === a)?.header ?? a).join(', ')}`).join(' · '), '');
+    }
+    out.push(tableToMarkdown(t));
+    const notes = tableFootnotes(t);
+    if (notes.length > 0) out.push(...notes.map((n) => `- ${n}`), '');
+  }
+  for (const { section, title } of FIGURE_SECTIONS) {
+    const figs = m.figures.filter((f) => f.section === section);
+    if (figs.length === 0) continue;
+    out.push(`## ${title}`, '');
+    for (const f of figs) out.push(figureMd(f));
+  }
+  if (m.notes.length > 0) out.push('## Notes', '', ...m.notes.map((n) => `- ${n}`), '');
+  if (m.missing.length > 0) {
+    out.push('## Missing results', '', '| what | cell | stage | reason |', '|---|---|---|---|');
+    for (const x of m.missing) out.push(`| ${x.what} | ${mdEscape(x.where)} | ${mdEscape(x.label ?? x.input)} | ${mdEscape(x.reason)} |`);
+    out.push('');
+  }
+  out.push(
+    '## Files',
+    '',
+    '`report.html` (this report as one self-contained page), `report.tex` (LaTeX, with `tables/*.tex` to `\\input` in a paper), ' +
+      '`results.csv` and `results.json` (every entry), `images/` and `plots/` (PNG; plots also as PDF and SVG).',
+    '',
+  );
+  return out.join('\n');
 }

@@ -73,6 +73,10 @@ export type Architecture =
        */
       head?: 'flatten' | 'gap';
     };
+/**
+ * A dotted path into a cell's spec, e.g. distill.ipc or metadd.arm.
+ */
+export type ReportPath = string;
 
 /**
  * A metadd experiment: a dataset, a distillation method, optional MetaDD alignment, a cross-architecture evaluation protocol, an optional sweep over any of these, and the report to build. Defaults follow the reference protocols (docs/protocols.md).
@@ -553,17 +557,238 @@ export interface Sweep {
   max_cells: number;
 }
 /**
- * Report tables built from the evaluation results.
+ * What the report shows (docs/reports.md): tables of test accuracy (rows: cell values such as method x IPC x MetaDD arm; columns: evaluation architectures, grouped into seen and unseen), the image grids, CAM overlays and plots. Every field is optional: without this section the report has one table whose rows are method x IPC (plus every swept axis that is not pooled) and whose columns are every evaluated architecture.
  */
 export interface Report {
   /**
-   * Report title.
+   * Report title (default: the spec name).
    */
   title?: string;
   /**
-   * Dotted cell paths whose values identify a table row (results are averaged over everything else, e.g. seeds).
+   * Default row paths of every table: dotted cell paths whose values identify a row. Swept axes that are neither listed here nor in 'pool' are appended, so that cells with different settings are never averaged together.
    */
-  rows: string[];
+  rows: ReportPath[];
+  /**
+   * Swept paths whose cells are pooled into one table entry (mean and sample std over every evaluation model of every pooled cell) instead of becoming row keys.
+   */
+  pool: ReportPath[];
+  /**
+   * Where the automatic seen/unseen column grouping finds the seen architectures: the MetaDD auxiliary networks of the cells in which MetaDD ran.
+   */
+  auxiliaries: {
+    /**
+     * A dotted path into a cell's spec, e.g. distill.ipc or metadd.arm.
+     */
+    path: string;
+    when: ReportMatch;
+  };
+  /**
+   * Display names used by every table and plot.
+   */
+  labels: {
+    /**
+     * Header of a row path (dotted path -> text), e.g. distill.ipc: IPC. Built in: Method, IPC, MetaDD, Dataset, Seed.
+     */
+    paths?: {
+      [k: string]: string | undefined;
+    };
+    /**
+     * Display of row values per path (dotted path -> value -> text), e.g. distill.method: {dc: DC}. Built in: upper-case method names, 'Random' for the random subset, the MetaDD arms (none: base, control: +K iters, metadd: +MetaDD).
+     */
+    values?: {
+      [k: string]:
+        | {
+            [k: string]: string | undefined;
+          }
+        | undefined;
+    };
+    /**
+     * Column header per architecture label (e.g. convnet: ConvNet-3). Built in: the zoo's names (ConvNet, MLP, LeNet, AlexNet, VGG-11, ResNet-18).
+     */
+    architectures?: {
+      [k: string]: string | undefined;
+    };
+  };
+  /**
+   * The tables, in order. Default: one table named 'main' with the report's rows.
+   *
+   * @minItems 1
+   * @maxItems 32
+   */
+  tables?: [ReportTable, ...ReportTable[]];
+  figures: ReportFigures;
+}
+/**
+ * Only cells matching this contribute auxiliaries (the default leaves out cells that did not run a MetaDD stage).
+ */
+export interface ReportMatch {
+  [k: string]: unknown | undefined;
+}
+/**
+ * One results table: rows are groups of cells, columns are evaluation architectures, entries are the mean and sample std of the test accuracy over every evaluation model of the row's cells.
+ */
+export interface ReportTable {
+  /**
+   * Identifier of the table: file names (tables/<name>.tex) and anchors.
+   */
+  name: string;
+  /**
+   * Caption (default: what the entries are).
+   */
+  title?: string;
+  /**
+   * What the entries show. 'test_accuracy': accuracy on the real test set in percent, at the epoch eval.report_epoch selects.
+   */
+  metric: 'test_accuracy';
+  where?: ReportMatch1;
+  /**
+   * Row paths of this table (default: report.rows).
+   */
+  rows?: ReportPath[];
+  /**
+   * Row order per path (dotted path -> values listed first, in this order); other values follow, numbers ascending and text in spec order. Built in: distill.method starts with random, metadd.arm is none, control, metadd.
+   */
+  order?: {
+    [k: string]: unknown[] | undefined;
+  };
+  /**
+   * Rows shown as baselines (in italics, never marked best). Default: the random real subset.
+   */
+  baselines: ReportMatch2[];
+  /**
+   * Architecture labels to show, in order (the labels of the plan: convnet, resnet18-bn, convnet-w64, ...). Default: every evaluated architecture in eval.architectures order; a listed architecture nobody evaluated shows as missing.
+   *
+   * @minItems 1
+   */
+  columns?: [string, ...string[]];
+  /**
+   * Column grouping. 'auto': seen (the MetaDD auxiliaries, see report.auxiliaries) then unseen, when some cell ran MetaDD; otherwise no grouping. 'none': no grouping. Or explicit groups; columns in no group follow them.
+   */
+  groups:
+    | ('auto' | 'none')
+    | [
+        {
+          /**
+           * Group header.
+           */
+          label: string;
+          /**
+           * Architecture labels in the group, in order.
+           *
+           * @minItems 1
+           */
+          columns: [string, ...string[]];
+        },
+        ...{
+          /**
+           * Group header.
+           */
+          label: string;
+          /**
+           * Architecture labels in the group, in order.
+           *
+           * @minItems 1
+           */
+          columns: [string, ...string[]];
+        }[]
+      ];
+  /**
+   * The cross-architecture average column. 'complete': shown for rows that have every averaged column; 'partial': also averages the present columns of incomplete rows, marked as partial; 'none': no average column.
+   */
+  average: 'complete' | 'partial' | 'none';
+  /**
+   * Columns the average is taken over (default: every shown column), e.g. only the unseen architectures.
+   *
+   * @minItems 1
+   */
+  average_columns?: [string, ...string[]];
+  /**
+   * Set the best entry of each column in bold (ties at the printed precision are all bold).
+   */
+  best: boolean;
+  /**
+   * Row paths that delimit the competition for 'best': entries only compete with rows sharing these values. Default: every row path except distill.method and metadd.arm, so methods and arms compete at equal IPC.
+   */
+  best_within?: ReportPath[];
+  /**
+   * Decimals of the printed percentages.
+   */
+  digits: number;
+  /**
+   * Published numbers typed into the spec, shown in rows of their own marked as references (never computed, never marked best).
+   *
+   * @maxItems 64
+   */
+  reference?: ReportReference[];
+}
+/**
+ * Only cells matching this go into the table (e.g. dataset.name: mnist).
+ */
+export interface ReportMatch1 {
+  [k: string]: unknown | undefined;
+}
+/**
+ * Selects cells or rows: every entry (dotted cell path -> a value, or a list of accepted values) must match.
+ */
+export interface ReportMatch2 {
+  [k: string]: unknown | undefined;
+}
+/**
+ * A row of published numbers, e.g. {label: 'DC (published)', values: {convnet: 97.4}, std: {convnet: 0.2}}.
+ */
+export interface ReportReference {
+  /**
+   * Row label, e.g. 'DC (published)'.
+   */
+  label: string;
+  /**
+   * Accuracy in percent per architecture label (e.g. convnet: 97.4); architectures left out show as blank.
+   */
+  values: {
+    [k: string]: number | undefined;
+  };
+  /**
+   * Published standard deviation in percent per architecture label.
+   */
+  std?: {
+    [k: string]: number | undefined;
+  };
+  /**
+   * Where the numbers come from (shown as a note), e.g. 'Zhao et al., ICLR 2021, Table 1'.
+   */
+  source?: string;
+  after?: ReportMatch3;
+}
+/**
+ * Selects cells or rows: every entry (dotted cell path -> a value, or a list of accepted values) must match.
+ */
+export interface ReportMatch3 {
+  [k: string]: unknown | undefined;
+}
+/**
+ * Pictures and plots of the report: PNG for the HTML and Markdown pages, PDF and SVG next to them for LaTeX.
+ */
+export interface ReportFigures {
+  /**
+   * The grid.png of the image sets (one row per class): 'row': one per row of the first table (its first seed present); 'all': every set; 'none'.
+   */
+  image_grids: 'row' | 'all' | 'none';
+  /**
+   * Show the CAM overlay pictures (cam*.png) that MetaDD stages write into their image sets.
+   */
+  cams: boolean;
+  /**
+   * Plot the test accuracy against this numeric row path: one panel per architecture, one line per combination of the other row values. null: no such plot.
+   */
+  accuracy_vs: ReportPath | null;
+  /**
+   * Plot the loss curves: the metric records of the distillation and MetaDD stages, and the training loss (and test accuracy, when recorded) of the evaluation models.
+   */
+  loss_curves: boolean;
+  /**
+   * Most lines per plot panel; further rows are left out with a note.
+   */
+  max_series: number;
 }
 /**
  * Where runs are logged. Every record is written to the local store first; MLflow is synced from it.
@@ -588,11 +813,86 @@ export interface Tracking {
  */
 export interface Executor {
   /**
-   * 'local': worker processes on this machine.
+   * 'local': worker processes on this machine. 'slurm': one sbatch job per stage, ordered by Slurm dependencies (see docs/cluster.md). Overridden by `metadd run --executor`.
    */
-  kind: 'local';
+  kind: 'local' | 'slurm';
   /**
-   * Parallel worker processes (default: the number of CPU cores).
+   * Parallel worker processes (default: the number of CPU cores). Local executor only: under Slurm the cluster decides.
    */
   jobs?: number;
+  slurm?: Slurm;
+}
+/**
+ * Settings of the Slurm executor (executor.kind: slurm). `defaults` are the resources of every stage's job, unless `stages` says otherwise for its kind. The store, the data and the project must be on a filesystem the compute nodes share, at the same paths.
+ */
+export interface Slurm {
+  defaults?: SlurmResources;
+  /**
+   * Resources per stage kind; each field overrides the one in `defaults` (extra flags are appended).
+   */
+  stages?: {
+    dataset?: SlurmResources;
+    pretrain?: SlurmResources;
+    distill?: SlurmResources;
+    metadd?: SlurmResources;
+    eval?: SlurmResources;
+    report?: SlurmResources;
+  };
+  /**
+   * How often the submitting process asks Slurm (squeue) about its jobs.
+   */
+  poll_seconds: number;
+  /**
+   * Node.js binary on the compute nodes (default: the one running `metadd run`; must be reachable at that path there).
+   */
+  node?: string;
+  /**
+   * Shell lines a job runs before its stage, e.g. `module load nodejs/20` or `source ~/envs/metadd.sh`.
+   */
+  setup?: string[];
+  /**
+   * Start of every job name (`<prefix>-<short key>-<stage label>`).
+   */
+  job_prefix: string;
+}
+/**
+ * sbatch resources of a stage's job. Fields left out are not passed, so the cluster's defaults apply.
+ */
+export interface SlurmResources {
+  /**
+   * sbatch --partition.
+   */
+  partition?: string;
+  /**
+   * sbatch --account (the allocation charged).
+   */
+  account?: string;
+  /**
+   * sbatch --qos.
+   */
+  qos?: string;
+  /**
+   * sbatch --cpus-per-task. Stages use one WASM thread; more helps the tensorflow backend.
+   */
+  cpus?: number;
+  /**
+   * sbatch --mem: memory per node, an integer with an optional K, M, G or T suffix (MB without one).
+   */
+  mem?: string;
+  /**
+   * sbatch --time: wall-clock limit, e.g. `30`, `2:00:00` or `1-12:00:00`.
+   */
+  time?: string;
+  /**
+   * sbatch --gres for GPUs and other generic resources, e.g. `gpu:1` or `gpu:a100:1`.
+   */
+  gres?: string;
+  /**
+   * sbatch --constraint (node features), e.g. `avx2`.
+   */
+  constraint?: string;
+  /**
+   * Further sbatch flags, passed as they are, one flag per item (e.g. `--exclusive`, `--nice=100`, `--hold`).
+   */
+  extra?: string[];
 }

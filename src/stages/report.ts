@@ -1,62 +1,47 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
-import { buildTable, formatStat, type EvalRecord } from '../report/aggregate.js';
-import { tableToMarkdown } from '../report/markdown.js';
+import { buildReport, REPORT_FILES } from '../report/build.js';
+import type { ReportParams } from '../report/collect.js';
+import { formatStat } from '../report/aggregate.js';
 
-export interface ReportParams {
-  name: string;
-  description: string;
-  report: { title?: string; rows?: string[] };
-  cells: { coords: Record<string, unknown>; facts: Record<string, unknown>; set: string; evals: { arch: string; input: string }[] }[];
-}
+export type { ReportParams } from '../report/collect.js';
 
-/** Reads every eval result of the spec and writes the tables (report.md, results.json, results.csv). */
+/** Reads every evaluation result and image set of the spec and writes the report (docs/reports.md). */
 export const reportStage: StageImpl<ReportParams> = {
   kind: 'report',
   version: STAGE_VERSIONS.report,
   needsTensors: false,
   async run(ctx) {
-    const rowPaths = ctx.params.report.rows ?? ['distill.method', 'distill.ipc'];
-    const records: EvalRecord[] = [];
-    for (const cell of ctx.params.cells) {
-      for (const e of cell.evals) {
-        const view = ctx.inputs[e.input];
-        const file = view ? join(view.dir, 'result.json') : undefined;
-        const result = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { accuracies: number[] }) : undefined;
-        records.push({ facts: cell.facts, arch: e.arch, accuracies: result?.accuracies });
+    // Artifacts live at <store>/objects/<k0k1>/<key>, so any input locates its siblings: the image
+    // sets a MetaDD set was refined from, whose curves belong to the set's trajectory.
+    const first = Object.values(ctx.inputs)[0];
+    const objects = first ? resolve(dirname(first.dir), '..') : undefined;
+    const model = await buildReport(
+      ctx.params,
+      {
+        artifact: (name) => ctx.inputs[name],
+        artifactDir: (key) => {
+          const dir = objects ? join(objects, key.slice(0, 2), key) : undefined;
+          return dir && existsSync(dir) ? dir : undefined;
+        },
+      },
+      ctx.outDir,
+      'stage',
+    );
+    for (const f of REPORT_FILES) ctx.track.artifact(f);
+    for (const t of model.tables) {
+      for (const r of t.rows) {
+        if (r.kind !== 'result') continue;
+        for (const c of t.columns) {
+          const s = r.entries[c.arch].stat;
+          if (s) ctx.track.metric(`acc.${t.name}.${r.labels.join('_')}.${c.arch}`.replace(/[^A-Za-z0-9_.\-/ ]/g, '_'), s.mean);
+        }
+        ctx.log(`${r.labels.join(' / ')}: ${t.columns.map((c) => `${c.arch} ${formatStat(r.entries[c.arch].stat, t.digits)}`).join(', ')}`);
       }
     }
-    const table = buildTable(records, rowPaths);
-    const title = ctx.params.report.title ?? ctx.params.name;
-    const md = [
-      `# ${title}`,
-      '',
-      ctx.params.description,
-      '',
-      'Test accuracy (%) of fresh networks trained on each image set: mean ± std over evaluation models and seeds.',
-      '',
-      tableToMarkdown(table),
-    ].join('\n');
-    writeFileSync(join(ctx.outDir, 'report.md'), md);
-    writeFileSync(join(ctx.outDir, 'results.json'), `${JSON.stringify(table, null, 2)}\n`);
-    const csv = ['row,arch,mean,std,n'];
-    for (const row of table.rows) {
-      for (const c of table.columns) {
-        const s = row.cells[c];
-        csv.push(`${JSON.stringify(row.key.join(' / '))},${c},${s ? s.mean : ''},${s ? s.std : ''},${s ? s.n : 0}`);
-      }
-    }
-    writeFileSync(join(ctx.outDir, 'results.csv'), `${csv.join('\n')}\n`);
-    for (const f of ['report.md', 'results.json', 'results.csv']) ctx.track.artifact(f);
-    for (const row of table.rows) {
-      for (const c of table.columns) {
-        const s = row.cells[c];
-        if (s) ctx.track.metric(`acc.${row.key.join('_')}.${c}`, s.mean);
-      }
-      ctx.log(`${row.key.join(' / ')}: ${table.columns.map((c) => `${c} ${formatStat(row.cells[c])}`).join(', ')}`);
-    }
+    for (const x of model.missing) ctx.log(`missing ${x.what} ${x.where}: ${x.reason}`);
     ctx.progress.update(1, 1);
   },
 };

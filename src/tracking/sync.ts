@@ -730,7 +730,7 @@ class RunSync {
         counts[item.kind === 'metric' ? 'metrics' : item.kind === 'param' ? 'params' : 'tags']++;
       }
       if (batch.metrics.length > 0) {
-        await this.sendMetricsOnce(runId, batch, i, j, stream, history, save);
+        counts.metrics = await this.sendMetricsOnce(runId, batch, i, j, stream, history, save);
       } else {
         await this.client.sendBatch(batch);
       }
@@ -779,7 +779,7 @@ class RunSync {
     stream: StreamState,
     history: Map<string, Set<string>>,
     save: () => Promise<void>,
-  ): Promise<void> {
+  ): Promise<number> {
     let current = batch;
     for (let attempt = 1; ; attempt++) {
       if (from < stream.verifyBefore) current = await this.withoutKnownPoints(runId, current, history);
@@ -790,8 +790,10 @@ class RunSync {
       try {
         await this.client.sendBatch(current, { retry: false });
         for (const m of current.metrics) history.get(m.key)?.add(pointId(m));
-        return;
+        return current.metrics.length;
       } catch (err) {
+        // The failed request may have been stored in part: what we knew of these keys is stale.
+        for (const m of current.metrics) history.delete(m.key);
         if (!isTransient(err) || attempt >= this.client.retry.maxAttempts) throw err;
         await sleep(backoffDelay(this.client.retry, attempt));
       }

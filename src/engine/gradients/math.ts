@@ -13,10 +13,7 @@
  * from saved inputs instead, which costs one extra elementwise op.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-/** Gradient closures by input name (tfjs-core does not export this type). */
-type NamedGradientMap = Record<string, () => tf.Tensor>;
-import { broadcastShape, f32, one, unbroadcast, zeroGrads } from './util.js';
+import { broadcastShape, f32, one, unbroadcast, zeroGrads, type NamedGradientMap } from './util.js';
 
 type Grad = tf.GradConfig;
 

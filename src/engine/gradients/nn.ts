@@ -9,10 +9,7 @@
  * other input.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-/** Gradient closures by input name (tfjs-core does not export this type). */
-type NamedGradientMap = Record<string, () => tf.Tensor>;
-import { f32, one, unbroadcast } from './util.js';
+import { f32, one, unbroadcast, type NamedGradientMap } from './util.js';
 
 type Grad = tf.GradConfig;
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -218,7 +215,7 @@ export const nnGradients: Grad[] = [
       const [images, dy] = saved;
       const a = attrs as unknown as tf.ResizeBilinearGradAttrs;
       return {
-        dy: () => tf.image.resizeBilinear(one(g) as tf.Tensor4D, [dy.shape[1], dy.shape[2]], a.alignCorners, a.halfPixelCenters),
+        dy: () => tf.image.resizeBilinear(one(g) as tf.Tensor4D, [dy.shape[1] as number, dy.shape[2] as number], a.alignCorners, a.halfPixelCenters),
         images: () => tf.zerosLike(f32(images)),
       };
     },
@@ -238,7 +235,7 @@ export const nnGradients: Grad[] = [
       const a = attrs as unknown as tf.ResizeNearestNeighborGradAttrs;
       return {
         dy: () =>
-          tf.image.resizeNearestNeighbor(one(g) as tf.Tensor4D, [dy.shape[1], dy.shape[2]], a.alignCorners, a.halfPixelCenters),
+          tf.image.resizeNearestNeighbor(one(g) as tf.Tensor4D, [dy.shape[1] as number, dy.shape[2] as number], a.alignCorners, a.halfPixelCenters),
         images: () => tf.zerosLike(f32(images)),
       };
     },

@@ -3,10 +3,7 @@
  * 4.22 (Apache-2.0) to the public API; see math.ts for why we register them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-/** Gradient closures by input name (tfjs-core does not export this type). */
-type NamedGradientMap = Record<string, () => tf.Tensor>;
-import { f32, one, zeroGrads } from './util.js';
+import { f32, one, zeroGrads, type NamedGradientMap } from './util.js';
 
 type Grad = tf.GradConfig;
 

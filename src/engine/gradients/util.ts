@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Gradient closures by input name (tfjs-core does not export this type). */
-type NamedGradientMap = Record<string, () => tf.Tensor>;
+export type NamedGradientMap = Record<string, () => tf.Tensor>;
 
 /** dy summed over the axes along which `shape` was broadcast to `outShape`, reshaped to `shape`. */
 export function unbroadcast(dy: tf.Tensor, shape: number[], outShape: number[]): tf.Tensor {

@@ -55,14 +55,8 @@ function reduceKernel(kernelName: string, mean: boolean): tf.KernelFunc {
     }
     const { outer, reduce, inner } = block;
     return tf.tidy(() => {
-      let r: tf.Tensor;
-      if (outer === 1) {
-        const ones = tf.fill([1, reduce], mean ? 1 / reduce : 1);
-        r = tf.matMul(ones, tf.reshape(x, [reduce, inner]));
-      } else {
-        const pooled = tf.avgPool(tf.reshape(x, [outer, reduce, 1, inner]) as tf.Tensor4D, [reduce, 1], [reduce, 1], 'valid');
-        r = mean ? pooled : tf.mul(pooled, reduce);
-      }
+      const pooled = tf.avgPool(tf.reshape(x, [outer, reduce, 1, inner]) as tf.Tensor4D, [reduce, 1], [reduce, 1], 'valid');
+      const r = mean ? pooled : tf.mul(pooled, reduce);
       return tf.reshape(r, outShape(x.shape, axes, attrs.keepDims));
     });
   };

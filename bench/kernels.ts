@@ -1,0 +1,162 @@
+/**
+ * Kernel benchmarks for the metadd engine on tfjs-wasm: conv2d forward,
+ * backprop-input and backprop-filter at the three ConvNet-3 layer shapes
+ * (batch 256, 28x28x1 input, width 128 and 32) and a full ConvNet-3 training
+ * step. Medians of several repeats after a warm-up call.
+ *
+ *   node dist/bench/kernels.js [--batch N] [--repeats N] [--json] [--torch]
+ *
+ * --torch also runs bench/torch_kernels.py with bench/.venv/bin/python (see
+ * bench/setup-torch.sh) and prints a side-by-side Markdown table.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { conv2dBackpropFilterNHWC, initBackend, type BackpropFilterStrategy } from '../src/engine/index.js';
+import { makeConvNet3, trainStep } from './convnet3.js';
+
+export interface BenchResult {
+  name: string;
+  medianMs: number;
+  timesMs: number[];
+  repeats: number;
+  /** Useful work in GFLOP (2 per multiply-add), when meaningful. */
+  gflop?: number;
+}
+
+export interface BenchOptions {
+  batch?: number;
+  repeats?: number;
+  widths?: number[];
+  /** Also time both Conv2DBackpropFilter formulations separately. */
+  strategies?: boolean;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Times fn (which returns tensors to dispose); wasm runs synchronously, so wall time is kernel time. */
+function timeIt(name: string, fn: () => tf.TensorContainer | number, repeats: number, gflop?: number): BenchResult {
+  tf.dispose(fn() as tf.TensorContainer); // warm-up: XNNPACK operator creation, heap growth
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    const out = fn();
+    times.push(performance.now() - t0);
+    tf.dispose(out as tf.TensorContainer);
+  }
+  return { name, medianMs: median(times), timesMs: times, repeats, gflop };
+}
+
+const LAYERS = [
+  { name: 'l1', hw: 28, cin: 1, pad: 3 },
+  { name: 'l2', hw: 16, cin: -1, pad: 1 },
+  { name: 'l3', hw: 8, cin: -1, pad: 1 },
+];
+
+export async function benchKernels(opts: BenchOptions = {}): Promise<BenchResult[]> {
+  const batch = opts.batch ?? 256;
+  const repeats = opts.repeats ?? 5;
+  const widths = opts.widths ?? [128, 32];
+  await initBackend('wasm');
+  const results: BenchResult[] = [];
+  for (const width of widths) {
+    for (const l of LAYERS) {
+      const cin = l.cin < 0 ? width : l.cin;
+      const out = l.hw + 2 * l.pad - 2;
+      const gflop = (2 * batch * out * out * 9 * cin * width) / 1e9;
+      const pad: tf.backend_util.ExplicitPadding = [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]];
+      const x = tf.randomNormal([batch, l.hw, l.hw, cin]) as tf.Tensor4D;
+      const w = tf.randomNormal([3, 3, cin, width]) as tf.Tensor4D;
+      const dy = tf.randomNormal([batch, out, out, width]) as tf.Tensor4D;
+      const tag = `w${width}/${l.name}`;
+      results.push(timeIt(`${tag}/conv2d`, () => tf.conv2d(x, w, 1, pad), repeats, gflop));
+      results.push(timeIt(`${tag}/backprop_input`, () => tf.conv2dTranspose(dy, w, x.shape, 1, pad), repeats, gflop));
+      results.push(
+        timeIt(`${tag}/backprop_filter`, () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+          strides: 1, pad, dataFormat: 'NHWC', filterShape: w.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor, repeats, gflop),
+      );
+      if (opts.strategies ?? true) {
+        for (const s of ['taps', 'conv'] as BackpropFilterStrategy[]) {
+          results.push(
+            timeIt(`${tag}/backprop_filter[${s}]`, () => conv2dBackpropFilterNHWC(x, dy, w.shape, 1, pad, undefined, s), repeats, gflop),
+          );
+        }
+      }
+      tf.dispose([x, w, dy]);
+    }
+    const net = makeConvNet3({ width });
+    const xs = tf.randomNormal([batch, 28, 28, 1]) as tf.Tensor4D;
+    const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32') as tf.Tensor1D, 10) as tf.Tensor2D;
+    results.push(timeIt(`w${width}/train_step`, () => trainStep(net, xs, labels, 0.01), repeats));
+    tf.dispose([xs, labels, ...net.params]);
+  }
+  return results;
+}
+
+interface TorchResult {
+  name: string;
+  median_ms: number;
+}
+
+function runTorch(batch: number, repeats: number): { results: TorchResult[]; torch: string } | undefined {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // dist/bench/kernels.js -> repository root is two levels up.
+  const root = path.resolve(here, '..', '..');
+  const py = path.join(root, 'bench', '.venv', 'bin', 'python');
+  if (!existsSync(py)) {
+    console.error(`no ${py}: run bench/setup-torch.sh first`);
+    return undefined;
+  }
+  const out = execFileSync(py, [path.join(root, 'bench', 'torch_kernels.py'), String(batch), String(repeats)], {
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+  });
+  return JSON.parse(out) as { results: TorchResult[]; torch: string };
+}
+
+function markdown(ours: BenchResult[], torch: TorchResult[] | undefined): string {
+  const byName = new Map((torch ?? []).map((r) => [r.name, r.median_ms]));
+  const lines = ['| kernel | tfjs-wasm median ms | GFLOP/s | PyTorch 1-thread ms | ratio (ours / torch) |', '|---|---:|---:|---:|---:|'];
+  for (const r of ours) {
+    const t = byName.get(r.name);
+    const rate = r.gflop !== undefined ? (r.gflop / (r.medianMs / 1000)).toFixed(1) : '';
+    lines.push(
+      `| ${r.name} | ${r.medianMs.toFixed(1)} | ${rate} | ${t !== undefined ? t.toFixed(1) : ''} | ${t !== undefined ? (r.medianMs / t).toFixed(2) : ''} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const num = (flag: string, dflt: number): number => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? Number(args[i + 1]) : dflt;
+  };
+  const batch = num('--batch', 256);
+  const repeats = num('--repeats', 5);
+  const ours = await benchKernels({ batch, repeats });
+  const torch = args.includes('--torch') ? runTorch(batch, repeats) : undefined;
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ ours, torch }, null, 1));
+    return;
+  }
+  console.log(`machine: ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}, node ${process.version}, tfjs ${tf.version_core}` +
+    (torch ? `, torch ${torch.torch}` : '') + `, batch ${batch}, ${repeats} repeats, ${new Date().toISOString()}`);
+  console.log(markdown(ours, torch?.results));
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,31 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ExtraLoss } from '../method.js';
+import { auxOutputs, type AuxNet } from './aux.js';
+import { architectureInvariantLoss, camVarianceLoss } from './losses.js';
+
+export interface MetaddWeights {
+  lambdaAi: number;
+  lambdaVar: number;
+}
+
+/**
+ * The MetaDD plug-in: lambda_ai L_ai + lambda_var L_var of the current synthetic images through the
+ * frozen auxiliary networks, for the driver to add to any method's L_base. The terms are always
+ * computed and logged; with both weights 0 (the control arm) the returned total is a constant, so
+ * the gradient and the update are exactly the base method's.
+ */
+export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights): ExtraLoss {
+  if (nets.length === 0) throw new Error('MetaDD needs at least one auxiliary network');
+  return (syn, labels) => {
+    const y = tf.tensor1d(labels, 'int32');
+    const outs = nets.map((net) => auxOutputs(net, syn, y));
+    const ai = architectureInvariantLoss(
+      outs.map((o) => o.logits),
+      y,
+    );
+    const lVar = camVarianceLoss(outs.map((o) => o.cams));
+    const active = weights.lambdaAi !== 0 || weights.lambdaVar !== 0;
+    const total = active ? (tf.add(tf.mul(ai.total, weights.lambdaAi), tf.mul(lVar, weights.lambdaVar)) as tf.Scalar) : tf.scalar(0);
+    return { total, terms: { ai: ai.total, ai_ce: ai.ce, ai_kl: ai.kl, var: lVar } };
+  };
+}

@@ -1,0 +1,115 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { collect, type ArtifactSource, type ReportParams } from './collect.js';
+import { normalizeReport } from './config.js';
+import { buildFigures } from './figures.js';
+import { reportToHtml } from './html.js';
+import { reportToLatex, tableToLatex } from './latex.js';
+import { reportToMarkdown } from './markdown.js';
+import type { ReportModel } from './model.js';
+import { layoutTable, type TableModel } from './table.js';
+
+function csvField(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const s = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * Long format, one line per table entry (and per average): the row's raw key values, the column,
+ * mean and std in percent, models pooled, evaluations present/expected, status and best flag.
+ * Missing entries have empty numbers, never zeros.
+ */
+export function resultsCsv(tables: TableModel[]): string {
+  const paths: string[] = [];
+  for (const t of tables) for (const p of t.rowPaths) if (!paths.includes(p)) paths.push(p);
+  const header = ['table', 'kind', 'row', ...paths, 'arch', 'group', 'mean_pct', 'std_pct', 'n_models', 'evals_present', 'evals_expected', 'status', 'best'];
+  const lines = [header.join(',')];
+  const pctOf = (x: number | undefined): string => (x === undefined ? '' : String(Number((100 * x).toFixed(6))));
+  for (const t of tables) {
+    for (const r of t.rows) {
+      if (r.kind === 'result') {
+        const keyVals = paths.map((p) => {
+          const i = t.rowPaths.indexOf(p);
+          return i >= 0 ? r.key[i] : undefined;
+        });
+        const kind = r.baseline ? 'baseline' : 'result';
+        for (const c of t.columns) {
+          const e = r.entries[c.arch];
+          lines.push([t.name, kind, r.labels.join(' / '), ...keyVals, c.arch, c.group ?? '', pctOf(e.stat?.mean), pctOf(e.stat?.std), e.stat?.n ?? '', e.present, e.expected, e.status, e.best].map(csvField).join(','));
+        }
+        if (r.average) {
+          const a = r.average;
+          lines.push([t.name, kind, r.labels.join(' / '), ...keyVals, 'average', '', pctOf(a.stat?.mean), pctOf(a.stat?.std), '', a.present, a.expected, a.status, a.best].map(csvField).join(','));
+        }
+      } else {
+        for (const c of t.columns) {
+          const v = r.values[c.arch];
+          if (!v) continue;
+          lines.push([t.name, 'reference', r.label, ...paths.map(() => ''), c.arch, c.group ?? '', pctOf(v.mean), pctOf(v.std), '', '', '', 'reference', false].map(csvField).join(','));
+        }
+      }
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** results.json: the whole model, entries as fractions in [0, 1] like eval result.json files. */
+export function resultsJson(m: ReportModel): string {
+  const tables = m.tables.map((t) => ({
+    name: t.name,
+    title: t.title,
+    row_paths: t.rowPaths,
+    columns: t.columns,
+    groups: t.groups ?? null,
+    average: t.average,
+    complete: t.complete,
+    notes: t.notes,
+    rows: t.rows.map((r) =>
+      r.kind === 'result'
+        ? { kind: r.baseline ? 'baseline' : 'result', key: Object.fromEntries(t.rowPaths.map((p, i) => [p, r.key[i] ?? null])), labels: r.labels, entries: r.entries, average: r.average ?? null, cells: r.cells }
+        : { kind: 'reference', label: r.label, values: r.values, average: r.average ?? null, source: r.source ?? null },
+    ),
+  }));
+  return `${JSON.stringify(
+    { format: 'metadd-report/1', name: m.name, title: m.title, origin: m.origin, complete: m.complete, evaluations: m.evaluations, tables, figures: m.figures, missing: m.missing, notes: m.notes },
+    null,
+    2,
+  )}\n`;
+}
+
+/** Files of a report folder besides the pictures, in the order they are written. */
+export const REPORT_FILES = ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json'];
+
+/**
+ * Builds the whole report from whatever `source` holds into `outDir`: tables (Markdown, HTML,
+ * LaTeX, CSV, JSON), pictures and plots. Reads nothing but finished artifacts and computes no stage,
+ * so it serves both the report stage and `metadd report` on a partial store.
+ */
+export async function buildReport(params: ReportParams, source: ArtifactSource, outDir: string, origin: ReportModel['origin']): Promise<ReportModel> {
+  const cfg = normalizeReport(params.report);
+  const data = await collect(params, source);
+  const tables = cfg.tables.map((t) => layoutTable(cfg, t, data.cells));
+  mkdirSync(outDir, { recursive: true });
+  const { figures, notes } = buildFigures(cfg, tables, data.cells, outDir);
+  const model: ReportModel = {
+    name: params.name,
+    title: cfg.title ?? params.name,
+    description: params.description,
+    tables,
+    figures,
+    missing: data.missing,
+    notes,
+    complete: data.missing.length === 0,
+    evaluations: { expected: data.expectedEvals, present: data.presentEvals },
+    origin,
+  };
+  mkdirSync(join(outDir, 'tables'), { recursive: true });
+  for (const t of tables) writeFileSync(join(outDir, 'tables', `${t.name}.tex`), `% ${t.title}\n% Needs \\usepackage{booktabs}.\n${tableToLatex(t)}`);
+  writeFileSync(join(outDir, 'report.md'), reportToMarkdown(model));
+  writeFileSync(join(outDir, 'report.html'), reportToHtml(model, outDir));
+  writeFileSync(join(outDir, 'report.tex'), reportToLatex(model));
+  writeFileSync(join(outDir, 'results.csv'), resultsCsv(tables));
+  writeFileSync(join(outDir, 'results.json'), resultsJson(model));
+  return model;
+}

@@ -1,0 +1,74 @@
+import { pct } from './aggregate.js';
+import type { MissingItem } from './collect.js';
+import type { Figure } from './figures.js';
+import type { AverageEntry, Entry, ReferenceRow, TableModel } from './table.js';
+
+/** Everything a report page shows; the Markdown, HTML, LaTeX, CSV and JSON writers render this. */
+export interface ReportModel {
+  name: string;
+  title: string;
+  description: string;
+  tables: TableModel[];
+  figures: Figure[];
+  missing: MissingItem[];
+  notes: string[];
+  /** Every expected evaluation has a result. */
+  complete: boolean;
+  evaluations: { expected: number; present: number };
+  /** 'stage': written by the report stage; 'store': rebuilt from whatever the store holds. */
+  origin: 'stage' | 'store';
+}
+
+/** Marker of an entry computed from only some of its evaluations. */
+export const PARTIAL_MARK = '†';
+/** Text of an entry without a result: never a zero. */
+export const MISSING_TEXT = '—';
+
+export interface EntryText {
+  mean: string;
+  /** Undefined when there is no spread to show (an average, or a reference without std). */
+  std?: string;
+  best: boolean;
+  partial: boolean;
+}
+
+export function entryText(e: Entry | undefined, digits: number): EntryText | undefined {
+  if (!e?.stat) return undefined;
+  return { mean: pct(e.stat.mean, digits), std: pct(e.stat.std, digits), best: e.best, partial: e.status === 'partial' };
+}
+
+/** The cross-architecture average is printed without a spread: its std would be across architectures, not runs. */
+export function averageText(a: AverageEntry | undefined, digits: number): EntryText | undefined {
+  if (!a?.stat) return undefined;
+  return { mean: pct(a.stat.mean, digits), best: a.best, partial: a.status === 'partial' };
+}
+
+export function referenceText(r: ReferenceRow, arch: string, digits: number): EntryText | undefined {
+  const v = r.values[arch];
+  if (!v) return undefined;
+  return { mean: pct(v.mean, digits), std: v.std === undefined ? undefined : pct(v.std, digits), best: false, partial: false };
+}
+
+export function plainText(t: EntryText | undefined): string {
+  if (!t) return MISSING_TEXT;
+  return `${t.mean}${t.std === undefined ? '' : ` ± ${t.std}`}${t.partial ? ` ${PARTIAL_MARK}` : ''}`;
+}
+
+/** Footnotes under a table: partial entries, partial averages and references with a source. */
+export function tableFootnotes(t: TableModel): string[] {
+  const out: string[] = [];
+  const results = t.rows.filter((r) => r.kind === 'result');
+  if (results.some((r) => t.columns.some((c) => r.entries[c.arch].status === 'partial'))) {
+    out.push(`${PARTIAL_MARK} Partial entry: computed from only some of its evaluations (the others are missing).`);
+  }
+  if (results.some((r) => r.average?.status === 'partial')) {
+    out.push(`${PARTIAL_MARK} on ${t.average.label}: average over the architectures that have a result, or over partial entries.`);
+  }
+  if (t.average.shown) {
+    const over = t.average.columns.length === t.columns.length ? 'every architecture' : t.average.columns.map((a) => t.columns.find((c) => c.arch === a)?.header ?? a).join(', ');
+    out.push(`${t.average.label}: mean of the per-architecture means over ${over}${t.average.mode === 'complete' ? ', shown only when all of them are present' : ''}.`);
+  }
+  if (results.some((r) => r.baseline)) out.push('Baseline rows are in italics and never marked best.');
+  for (const r of t.rows) if (r.kind === 'reference') out.push(`${r.label}: published numbers${r.source ? ` from ${r.source}` : ''}, typed into the spec; not computed here.`);
+  return [...out, ...t.notes];
+}

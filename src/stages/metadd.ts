@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StageContext, StageImpl } from './contract.js';
+import { STAGE_VERSIONS } from './versions.js';
+import { CHECKPOINT_SECONDS, MOMENTUM_FILE, drawRunSeed } from './distill.js';
+import { loadDatasetArtifact, type DatasetMeta } from '../data/artifact.js';
+import { readImageSet, writeImageSet } from '../distill/image-set.js';
+import { gatherImages } from '../distill/random.js';
+import type { DistillMethod } from '../distill/method.js';
+import type { AuxNet } from '../distill/metadd/aux.js';
+import type { ImageBatch, SetDiagnostics } from '../distill/metadd/diagnostics.js';
+import type { ArchSpec } from '../nn/types.js';
+import { hashJson } from '../store/hash.js';
+import { readNpy, writeNpy } from '../store/npy.js';
+import type { Tracker } from '../tracking/records.js';
+
+/** Parameters of the `metadd` stage (all of them go into its cache key; compileDag resolves every default). */
+export interface MetaddParams {
+  /** The base distill stage's key parameters (method, ipc, and the method's own parameters). */
+  base: Record<string, unknown> & { method: string; ipc: number };
+  /** The cell seed (the random stream continued is the base run's, read from its meta.json). */
+  seed: number;
+  /** 'control': weights 0 (they are 0 here too, so control stages of different lambdas are shared). */
+  arm: 'control' | 'metadd';
+  mode: 'refine';
+  /** K: base-method iterations after the base run's last one. */
+  iterations: number;
+  /** The auxiliary architectures (inputs aux0..auxM-1 in this order), for labels. */
+  aux: ArchSpec[];
+  lambda_ai: number;
+  lambda_var: number;
+  tau: number;
+  image_lr: number;
+  momentum: number;
+  diagnostics: { real_per_class: number; overlays_per_class: number };
+}
+
+function auxDigest(nets: AuxNet[]): string {
+  const h = createHash('sha256');
+  for (const net of nets) {
+    for (const name of Object.keys(net.params).sort()) {
+      const d = net.params[name].dataSync() as Float32Array;
+      h.update(name).update(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+    }
+  }
+  return h.digest('hex');
+}
+
+function sampleReal(ds: { trainX: Float32Array; trainY: Int32Array; meta: DatasetMeta }, perClass: number, ctx: StageContext<MetaddParams>): ImageBatch {
+  const { classes, channels, height, width } = ds.meta;
+  const rng = ctx.rng.child('diagnostics-real');
+  const byClass: number[][] = Array.from({ length: classes }, () => []);
+  ds.trainY.forEach((y, i) => byClass[y].push(i));
+  const idx: number[] = [];
+  for (let c = 0; c < classes; c++) {
+    const perm = rng.child(`class-${c}`).permutation(byClass[c].length);
+    for (let j = 0; j < Math.min(perClass, byClass[c].length); j++) idx.push(byClass[c][perm[j]]);
+  }
+  return {
+    images: gatherImages(ds.trainX, channels * height * width, Int32Array.from(idx)),
+    labels: Int32Array.from(idx, (i) => ds.trainY[i]),
+    shape: [idx.length, channels, height, width],
+  };
+}
+
+function logDiagnostics(track: Tracker, which: string, d: SetDiagnostics, labels: string[], step: number): void {
+  if (d.ratios.meta !== null) track.metric(`diag.${which}.meta_ratio`, d.ratios.meta, step);
+  d.ratios.heterogeneous.forEach((r, k) => {
+    if (r !== null) track.metric(`diag.${which}.het_ratio.${k}_${labels[k]}`, r, step);
+  });
+  d.accuracy.forEach((a, k) => track.metric(`diag.${which}.aux_accuracy.${k}_${labels[k]}`, a, step));
+}
+
+/**
+ * MetaDD refine (docs/metadd.md): continue the base method's run from its final set, momentum and
+ * random stream for K more iterations with L = L_base + lambda_ai L_ai + lambda_var L_var through the
+ * frozen auxiliary networks (control arm: weights 0), logging every term, the meta-feature ratios on
+ * real, base and aligned images, and CAM overlays.
+ */
+export const metaddStage: StageImpl<MetaddParams> = {
+  kind: 'metadd',
+  version: STAGE_VERSIONS.metadd,
+  needsTensors: true,
+  async run(ctx) {
+    const { runDistillation } = await import('../distill/driver.js');
+    const { createMethod } = await import('../distill/methods.js');
+    const { createNoBaseMethod } = await import('../distill/none.js');
+    const { makeRealData } = await import('../distill/real-data.js');
+    const { loadAuxNet, disposeAuxNet } = await import('../distill/metadd/aux.js');
+    const { metaddExtraLoss } = await import('../distill/metadd/extra.js');
+    const { diagnoseSet, writeCamOverlay } = await import('../distill/metadd/diagnostics.js');
+
+    const p = ctx.params;
+    const dsView = ctx.inputs.dataset;
+    const setView = ctx.inputs.images;
+    if (!dsView || !setView) throw new Error("metadd: needs inputs 'dataset' and 'images'");
+    const ds = loadDatasetArtifact(dsView.dir);
+    const m = ds.meta;
+    const base = readImageSet(setView.dir);
+    if (base.shape[0] !== m.classes * p.base.ipc) {
+      throw new Error(`metadd: the base set has ${base.shape[0]} images, expected ${m.classes} classes x ipc ${p.base.ipc}`);
+    }
+    const start = typeof base.meta.iterations === 'number' ? base.meta.iterations : 0;
+    const momentumFile = join(setView.dir, MOMENTUM_FILE);
+    const momentum = existsSync(momentumFile) ? (readNpy(momentumFile).data as Float32Array) : null;
+    const runSeed = typeof base.meta.run_seed === 'string' ? base.meta.run_seed : drawRunSeed(ctx.rng);
+
+    const nets: AuxNet[] = [];
+    try {
+      for (let i = 0; i < p.aux.length; i++) {
+        const view = ctx.inputs[`aux${i}`];
+        if (!view) throw new Error(`metadd: missing input 'aux${i}'`);
+        nets.push(loadAuxNet(view.dir));
+      }
+      const labels = nets.map((n) => n.label);
+      const digestBefore = auxDigest(nets);
+
+      const optimizer = { lr: p.image_lr, momentum: p.momentum };
+      const baseMethod: DistillMethod<unknown, unknown> =
+        p.base.method === 'random'
+          ? (createNoBaseMethod('random', optimizer) as DistillMethod<unknown, unknown>)
+          : { ...createMethod(p.base as unknown as Parameters<typeof createMethod>[0], m.name), optimizer };
+      const weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var } : { lambdaAi: 0, lambdaVar: 0 };
+      ctx.track.param('arm', p.arm);
+      ctx.track.param('base_method', p.base.method);
+      ctx.track.param('aux', labels.join(','));
+      ctx.track.param('lambda_ai', weights.lambdaAi);
+      ctx.track.param('lambda_var', weights.lambdaVar);
+      ctx.track.param('iterations', p.iterations);
+      ctx.log(
+        `${p.arm} on ${p.base.method} (iterations ${start}..${start + p.iterations}), aux ${labels.join(', ')}, ` +
+          `lambda_ai ${weights.lambdaAi}, lambda_var ${weights.lambdaVar}, image lr ${optimizer.lr}`,
+      );
+
+      const baseBatch: ImageBatch = { images: base.images, labels: base.labels, shape: base.shape };
+      const real = sampleReal(ds, p.diagnostics.real_per_class, ctx);
+      const diagReal = diagnoseSet(nets, real, p.tau);
+      const diagBase = diagnoseSet(nets, baseBatch, p.tau);
+      logDiagnostics(ctx.track, 'real', diagReal, labels, start);
+      logDiagnostics(ctx.track, 'base', diagBase, labels, start);
+
+      const result = await runDistillation(baseMethod, { real: makeRealData(ds.trainX, ds.trainY, m), ipc: p.base.ipc, log: (s) => ctx.log(s) }, {
+        start: { images: base.images, labels: base.labels, momentum, iteration: start },
+        end: start + p.iterations,
+        runSeed,
+        extraLoss: metaddExtraLoss(nets, weights),
+        checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: CHECKPOINT_SECONDS, fingerprint: hashJson({ params: p, runSeed, start }) },
+        track: ctx.track,
+        progress: ctx.progress,
+        signal: ctx.signal,
+      });
+
+      const digestAfter = auxDigest(nets);
+      if (digestAfter !== digestBefore) throw new Error('metadd: the auxiliary networks changed during alignment (they must stay frozen)');
+      const aligned: ImageBatch = { images: result.images, labels: result.labels, shape: result.shape };
+      const diagAligned = diagnoseSet(nets, aligned, p.tau);
+      logDiagnostics(ctx.track, 'aligned', diagAligned, labels, result.end);
+
+      const overlays: string[] = [];
+      if (p.diagnostics.overlays_per_class > 0) {
+        const opts = { classes: m.classes, perClass: p.diagnostics.overlays_per_class, mean: m.mean, std: m.std };
+        for (const [name, set] of [['real', real], ['base', baseBatch], ['aligned', aligned]] as const) {
+          const file = `cams_${name}.png`;
+          if (writeCamOverlay(join(ctx.outDir, file), nets, set, opts) > 0) overlays.push(file);
+        }
+      }
+      const peakRssMb = process.resourceUsage().maxRSS / 1024;
+      writeImageSet(
+        ctx.outDir,
+        {
+          images: result.images,
+          labels: result.labels,
+          shape: result.shape,
+          meta: {
+            method: p.base.method,
+            ipc: p.base.ipc,
+            classes: m.classes,
+            iterations: result.end,
+            base_iterations: start,
+            run_seed: runSeed,
+            metadd: { arm: p.arm, mode: p.mode, iterations: p.iterations, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, tau: p.tau, aux: labels },
+            image_lr: optimizer.lr,
+            momentum: optimizer.momentum,
+            final_terms: result.finalTerms,
+            seconds_per_iteration: result.secondsPerIteration,
+            peak_rss_mb: peakRssMb,
+            aux_digest: digestAfter,
+          },
+        },
+        m,
+      );
+      mkdirSync(join(ctx.outDir, 'state'), { recursive: true });
+      writeNpy(join(ctx.outDir, MOMENTUM_FILE), result.momentum, result.shape);
+      const diagnostics = { tau: p.tau, aux: labels, real: diagReal, base: diagBase, aligned: diagAligned, overlays };
+      writeFileSync(join(ctx.outDir, 'diagnostics.json'), `${JSON.stringify(diagnostics, null, 2)}\n`);
+      ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
+      ctx.track.metric('peak_rss_mb', peakRssMb, result.end);
+      for (const f of ['grid.png', 'diagnostics.json', ...overlays]) ctx.track.artifact(f);
+      const fmt = (r: number | null): string => (r === null ? '-' : r.toFixed(3));
+      ctx.log(
+        `meta-feature ratio: real ${fmt(diagReal.ratios.meta)}, base ${fmt(diagBase.ratios.meta)}, aligned ${fmt(diagAligned.ratios.meta)}; ` +
+          `${result.secondsPerIteration.toFixed(3)} s per iteration, peak RSS ${peakRssMb.toFixed(0)} MB`,
+      );
+    } finally {
+      for (const n of nets) disposeAuxNet(n);
+    }
+  },
+};

@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI_ENTRY } from '../src/exec/local.js';
+import { Store } from '../src/store/store.js';
+import { makeProject, yaml } from './helpers/project.js';
+import { writeNpyDataset } from './helpers/npy-dataset.js';
+
+const SPEC = yaml`
+  name: tiny
+  dataset: {name: npy, path: data}
+  distill: {method: random, ipc: 2}
+  eval:
+    architectures: [{name: mlp, width: 16}]
+    models: 2
+    epochs: 3
+    batch: 16
+  sweep:
+    axes:
+      distill.ipc: [2, 4]
+      seed: [0, 1]
+`;
+
+function project(): string {
+  const root = makeProject({ 'spec.yaml': SPEC });
+  writeNpyDataset(join(root, 'data'), { classes: 3, trainPerClass: 12, testPerClass: 6, size: 8 });
+  return root;
+}
+
+function cli(root: string, args: string[]) {
+  return spawnSync(process.execPath, [CLI_ENTRY, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, MLFLOW_TRACKING_URI: '' } });
+}
+
+/** Every file's sha256 per artifact, without the files that legitimately differ between runs (timestamps). */
+function contentDigest(storeRoot: string): Record<string, Record<string, string>> {
+  const store = new Store(storeRoot);
+  const out: Record<string, Record<string, string>> = {};
+  for (const m of store.listManifests()) {
+    out[m.key] = Object.fromEntries(m.files.filter((f) => f.path !== 'records.jsonl').map((f) => [f.path, f.sha256]));
+  }
+  return out;
+}
+
+test('validate exits 0 for a valid spec and 2 with located errors for an invalid one', () => {
+  const root = project();
+  const ok = cli(root, ['validate', 'spec.yaml']);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /valid \(4 cells, 10 stages\)/);
+  const bad = cli(root, ['validate', 'spec.yaml', '--set', 'eval.epochz=3']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--set eval\.epochz=3.*unknown key 'epochz' \(did you mean 'epochs'\?\)/);
+});
+
+test('run computes everything, a re-run is fully cached, and the same spec gives the same bytes', () => {
+  const a = project();
+  const first = cli(a, ['run', 'spec.yaml', '-j', '2']);
+  assert.equal(first.status, 0, first.stderr + first.stdout);
+  assert.match(first.stdout, /tiny: 10 computed, 0 cached, 0 failed/);
+  const again = cli(a, ['run', 'spec.yaml']);
+  assert.equal(again.status, 0);
+  assert.match(again.stdout, /tiny: 0 computed, 10 cached/);
+  const runs = readdirSync(join(a, '.metadd', 'runs'));
+  assert.equal(runs.length, 2);
+  const log = JSON.parse(readFileSync(join(a, '.metadd', 'runs', runs.sort()[0], 'run.json'), 'utf8')) as { status: string; stages: unknown[] };
+  assert.equal(log.status, 'finished');
+  assert.equal(log.stages.length, 10);
+
+  const b = project();
+  assert.equal(cli(b, ['run', 'spec.yaml', '-j', '1']).status, 0);
+  assert.deepEqual(contentDigest(join(b, '.metadd')), contentDigest(join(a, '.metadd')));
+});
+
+test('a run killed with SIGKILL resumes where it stopped and ends with the same results', async () => {
+  const root = project();
+  const child = spawn(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '-j', '2'], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  // Kill the whole process group (the run and its workers) once some evals are done.
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      if ((err.match(/computed +eval/g) ?? []).length >= 2) {
+        clearInterval(timer);
+        process.kill(-(child.pid as number), 'SIGKILL');
+        resolve();
+      }
+    }, 50);
+  });
+  await new Promise((r) => child.on('exit', r));
+  const resumed = cli(root, ['run', 'spec.yaml', '-j', '2']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const m = /tiny: (\d+) computed, (\d+) cached/.exec(resumed.stdout);
+  assert.ok(m, resumed.stdout);
+  assert.ok(Number(m[2]) >= 4, `the resumed run reused the finished stages (${m[0]})`);
+  assert.equal(Number(m[1]) + Number(m[2]), 10);
+  const clean = project();
+  assert.equal(cli(clean, ['run', 'spec.yaml']).status, 0);
+  assert.deepEqual(contentDigest(join(root, '.metadd')), contentDigest(join(clean, '.metadd')));
+});
+
+test('two runs of the same spec on one store compute each stage once', async () => {
+  const root = project();
+  const start = () =>
+    new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '-j', '2'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', (code) => resolve(`${code}\n${out}`));
+    });
+  const [a, b] = await Promise.all([start(), start()]);
+  const computed = [a, b].map((o) => {
+    assert.match(o, /^0\n/);
+    return Number(/tiny: (\d+) computed/.exec(o)?.[1]);
+  });
+  assert.equal(computed[0] + computed[1], 10, `${a}\n${b}`);
+  assert.ok(existsSync(join(root, '.metadd', 'objects')));
+});

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { iterationRng, runDistillation } from '../src/distill/driver.js';
+import { createGradientMatching, type GradMatchConfig } from '../src/distill/gradmatch.js';
+import { nchwToTensor } from '../src/distill/layout.js';
+import { matchDistance } from '../src/distill/match.js';
+import type { DistillMethod, MethodContext } from '../src/distill/method.js';
+import { crossEntropy } from '../src/nn/losses.js';
+import { buildModel } from '../src/nn/zoo.js';
+import { createRng } from '../src/util/rng.js';
+import { bytesEqual, finiteDifference, methodContext, tinyData, useCpu } from './distill-helpers.js';
+
+/** The "ours" distance in float64, straight from its definition (output unit = last axis). */
+function oursReference(gs: { data: number[]; shape: number[] }[], gr: { data: number[]; shape: number[] }[]): number {
+  let total = 0;
+  gs.forEach((s, t) => {
+    if (s.shape.length < 2) return;
+    const out = s.shape[s.shape.length - 1];
+    const rows = s.data.length / out;
+    for (let j = 0; j < out; j++) {
+      let dot = 0;
+      let ns = 0;
+      let nr = 0;
+      for (let i = 0; i < rows; i++) {
+        const a = s.data[i * out + j];
+        const b = gr[t].data[i * out + j];
+        dot += a * b;
+        ns += a * a;
+        nr += b * b;
+      }
+      total += 1 - dot / (Math.sqrt(ns) * Math.sqrt(nr) + 1e-6);
+    }
+  });
+  return total;
+}
+
+function gmConfig(over: Partial<GradMatchConfig> = {}): GradMatchConfig {
+  return {
+    variant: 'dc',
+    lr: 0.1,
+    momentum: 0.5,
+    batchReal: 16,
+    init: 'noise',
+    arch: { name: 'convnet', width: 4, depth: 2 },
+    outerLoop: 2,
+    innerLoop: 1,
+    lrNet: 0.01,
+    momentumNet: 0.5,
+    batchTrain: 256,
+    dataset: 'tiny',
+    ...over,
+  };
+}
+
+/** The method's loss for `images` on a fixed fresh network and a fixed real draw. */
+function lossAt(method: DistillMethod<unknown, unknown>, ctx: MethodContext, images: Float32Array, seed: string): number {
+  const { real, ipc } = ctx;
+  const info = { iteration: 0, step: 0, globalStep: 0 };
+  const state = method.beginIteration(ctx, 0, iterationRng(seed, 0));
+  try {
+    return tf.tidy(() => {
+      const prepared = method.prepare(ctx, state, info, createRng(`${seed}-step`));
+      const syn = nchwToTensor(images, real.classes * ipc, real.channels, real.height, real.width);
+      return method.loss(ctx, state, prepared, syn, new Int32Array(0), info).dataSync()[0];
+    });
+  } finally {
+    method.endIteration(state);
+  }
+}
+
+describe('gradient matching (DC / DSA)', () => {
+  let dir: string;
+  before(async () => {
+    await useCpu();
+    dir = mkdtempSync(join(tmpdir(), 'metadd-gm-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the "ours" distance equals a float64 evaluation of its definition; 1-D tensors are ignored', () => {
+    const rng = createRng('ours');
+    const shapes = [[3, 3, 2, 4], [5, 3], [4], [2, 2, 3]];
+    const mk = () => shapes.map((shape) => ({ shape, data: Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()) }));
+    const s = mk();
+    const r = mk();
+    const got = tf.tidy(() => matchDistance(s.map((g) => tf.tensor(g.data, g.shape)), r.map((g) => tf.tensor(g.data, g.shape))).dataSync()[0]);
+    const expected = oursReference(s, r);
+    assert.ok(Math.abs(got - expected) < 1e-4, `${got} vs ${expected}`);
+    // Changing only the 1-D tensor changes nothing.
+    r[2].data = r[2].data.map((v) => -3 * v);
+    const again = tf.tidy(() => matchDistance(s.map((g) => tf.tensor(g.data, g.shape)), r.map((g) => tf.tensor(g.data, g.shape))).dataSync()[0]);
+    assert.equal(again, got);
+  });
+
+  it('an all-zero synthetic gradient column gives a finite gradient (a filter seeing only dead ReLUs)', () => {
+    const g = tf.grad((x: tf.Tensor) => matchDistance([x], [tf.tensor2d([[1, 2], [3, 4]])]))(tf.tensor2d([[0, 1], [0, 2]]));
+    for (const v of g.dataSync()) assert.ok(Number.isFinite(v));
+    g.dispose();
+  });
+
+  it('second-order: d(match loss)/d(pixels) agrees with finite differences through a tanh ConvNet', () => {
+    // tanh keeps the loss smooth (around ReLU kinks finite differences are noise); avg pooling and
+    // instance norm exercise the engine's registrations (AvgPoolGrad, Conv2DBackpropFilter, saved outputs).
+    const model = buildModel({ name: 'convnet', width: 3, depth: 2, act: 'tanh', norm: 'instance', pool: 'avg' }, { channels: 1, height: 6, width: 6, classes: 2 });
+    const params = model.init(createRng('fd-net'));
+    const names = model.paramSpecs.filter((s) => s.shape.length >= 2).map((s) => s.name);
+    const labels = tf.tensor1d([0, 1], 'int32');
+    const grads = (x: tf.Tensor4D): tf.Tensor[] =>
+      tf.grads((...ps: tf.Tensor[]) => {
+        const p = { ...params };
+        names.forEach((n, i) => (p[n] = ps[i]));
+        return crossEntropy(model.forward(p, x, { training: true }), labels);
+      })(names.map((n) => params[n]));
+    const rng = createRng('fd-data');
+    const realX = tf.tensor4d(Float32Array.from({ length: 2 * 36 }, () => rng.normal()), [2, 6, 6, 1]);
+    const gReal = grads(realX);
+    const x0 = Float32Array.from({ length: 2 * 36 }, () => rng.normal());
+    const lossOf = (x: tf.Tensor4D): tf.Scalar => matchDistance(grads(x), gReal);
+    const analytic = tf.tidy(() => tf.grad((x: tf.Tensor) => lossOf(x as tf.Tensor4D))(tf.tensor4d(x0, [2, 6, 6, 1])).dataSync());
+    const f = (x: Float32Array): number => tf.tidy(() => lossOf(tf.tensor4d(x, [2, 6, 6, 1])).dataSync()[0]);
+    const scale = Math.max(...Array.from(analytic, Math.abs));
+    assert.ok(scale > 1e-4, 'gradient must not vanish');
+    for (const idx of [0, 7, 14, 21, 35, 40, 55, 71]) {
+      const fd = finiteDifference(f, x0, idx, 1e-2);
+      assert.ok(Math.abs(fd - analytic[idx]) < 2e-2 * scale + 1e-4, `pixel ${idx}: analytic ${analytic[idx]} vs finite difference ${fd}`);
+    }
+    tf.dispose([...gReal, realX, labels, ...Object.values(params)]);
+  });
+
+  for (const variant of ['dc', 'dsa'] as const) {
+    it(`${variant}: a few iterations from noise lower the matching loss on a fixed network`, async () => {
+      const real = tinyData({ classes: 2, perClass: 12 });
+      const ctx = methodContext(real, 2);
+      const method = createGradientMatching(gmConfig({ variant }));
+      const start = await runDistillation(method, ctx, { end: 0, runSeed: `${variant}-lower` });
+      const result = await runDistillation(method, ctx, { end: 8, runSeed: `${variant}-lower` });
+      for (const probe of ['p1', 'p2']) {
+        const b = lossAt(method, ctx, start.images, probe);
+        const a = lossAt(method, ctx, result.images, probe);
+        assert.ok(a < 0.9 * b, `${probe}: ${b} -> ${a}`);
+      }
+    });
+  }
+
+  it('dsa: same seed, same bytes; resume from a checkpoint equals an uninterrupted run', async () => {
+    const real = tinyData({ classes: 2, perClass: 10 });
+    const ctx = methodContext(real, 1);
+    const method = createGradientMatching(gmConfig({ variant: 'dsa', batchReal: 8 }));
+    const whole = await runDistillation(method, ctx, { end: 4, runSeed: 'gm' });
+    const again = await runDistillation(method, ctx, { end: 4, runSeed: 'gm' });
+    assert.ok(bytesEqual(whole.images, again.images));
+    const checkpoint = { dir: join(dir, 'ck'), every: 1, fingerprint: 'gm' };
+    const controller = new AbortController();
+    await assert.rejects(
+      runDistillation(method, ctx, {
+        end: 4,
+        runSeed: 'gm',
+        checkpoint,
+        signal: controller.signal,
+        progress: { update: (done) => done === 2 && controller.abort(new Error('halt')) },
+      }),
+      /halt/,
+    );
+    const resumed = await runDistillation(method, ctx, { end: 4, runSeed: 'gm', checkpoint });
+    assert.equal(resumed.resumedFrom, 2);
+    assert.ok(bytesEqual(resumed.images, whole.images));
+  });
+
+  it('holds no tensors across iterations (network training between image updates included)', async () => {
+    const real = tinyData({ classes: 2, perClass: 10 });
+    const ctx = methodContext(real, 1);
+    const method = createGradientMatching(gmConfig({ variant: 'dsa', batchReal: 8 }));
+    const before = tf.memory().numTensors;
+    const counts: number[] = [];
+    await runDistillation(method, ctx, { end: 4, runSeed: 'mem', progress: { update: () => counts.push(tf.memory().numTensors) } });
+    assert.equal(new Set(counts).size, 1, counts.join(', '));
+    assert.equal(tf.memory().numTensors, before);
+  });
+});

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Store } from '../src/store/store.js';
+import { decodeNpy, encodeNpy, readNpy, writeNpy } from '../src/store/npy.js';
+import { sha256 } from '../src/store/hash.js';
+
+const fresh = (): Store => new Store(mkdtempSync(join(tmpdir(), 'metadd-store-')));
+
+async function put(store: Store, key: string, files: Record<string, string>, replace = false): Promise<void> {
+  const dir = store.newTmpDir(key);
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  await store.commit(key, 'dataset', `label ${key}`, dir, replace);
+}
+
+test('commit writes a manifest with sizes and hashes, and verify catches tampering', async () => {
+  const store = fresh();
+  await put(store, 'k1', { 'a.txt': 'hello', 'sub/b.txt': 'world!' });
+  assert.ok(store.has('k1'));
+  const m = store.manifest('k1');
+  assert.deepEqual(
+    m.files.map((f) => [f.path, f.size, f.sha256]),
+    [
+      ['a.txt', 5, sha256('hello')],
+      ['sub/b.txt', 6, sha256('world!')],
+    ],
+  );
+  assert.equal(m.totalBytes, 11);
+  assert.deepEqual(await store.verify('k1'), []);
+  writeFileSync(join(store.objectDir('k1'), 'a.txt'), 'HELLO');
+  assert.deepEqual(await store.verify('k1'), ['a.txt: content changed']);
+});
+
+test('a second commit of the same key keeps the first unless replacing', async () => {
+  const store = fresh();
+  await put(store, 'k', { 'v.txt': 'one' });
+  await put(store, 'k', { 'v.txt': 'two' });
+  assert.equal(store.manifest('k').files[0].sha256, sha256('one'));
+  await put(store, 'k', { 'v.txt': 'three' }, true);
+  assert.equal(store.manifest('k').files[0].sha256, sha256('three'));
+});
+
+test('gc removes what no run log references; --dry-run only lists it', async () => {
+  const store = fresh();
+  await put(store, 'keep', { 'x': '1' });
+  await put(store, 'drop', { 'y': '22' });
+  mkdirSync(join(store.root, 'runs', 'r1'), { recursive: true });
+  writeFileSync(join(store.root, 'runs', 'r1', 'run.json'), JSON.stringify({ stages: [{ key: 'keep' }] }));
+  const dry = await store.gc(true);
+  assert.deepEqual(dry.objects.map((m) => m.key), ['drop']);
+  assert.equal(dry.bytes, 2);
+  assert.ok(store.has('drop'), 'dry run removes nothing');
+  await store.gc(false);
+  assert.ok(!store.has('drop'));
+  assert.ok(store.has('keep'));
+});
+
+test('a held lock blocks others; released, it can be taken again', async () => {
+  const store = fresh();
+  const release = await store.tryLock('k');
+  assert.ok(release);
+  assert.equal(await store.tryLock('k'), undefined);
+  assert.equal(await store.isLocked('k'), true);
+  await release();
+  assert.equal(await store.isLocked('k'), false);
+  const again = await store.tryLock('k');
+  assert.ok(again);
+  await again();
+});
+
+test('npy round-trips every dtype and rejects broken files with the file name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'metadd-npy-'));
+  const cases = [
+    new Float32Array([1.5, -2, 3e-8, 4, 5, 6]),
+    new Float64Array([Math.PI, -1, 0, 1e300, 2, 3]),
+    new Int32Array([1, -2, 3, 2147483647, 0, 9]),
+    new Uint8Array([0, 1, 2, 253, 254, 255]),
+  ];
+  for (const data of cases) {
+    const p = join(dir, `${data.constructor.name}.npy`);
+    writeNpy(p, data, [2, 3]);
+    const back = readNpy(p);
+    assert.deepEqual(back.shape, [2, 3]);
+    assert.deepEqual(Array.from(back.data as ArrayLike<number>), Array.from(data));
+  }
+  const good = encodeNpy(new Float32Array(4), [4]);
+  assert.equal((good.length - 16) % 64, 0, 'header padded to a multiple of 64 bytes');
+  assert.throws(() => decodeNpy(good.subarray(0, good.length - 3), 'x.npy'), /x\.npy: \.npy data holds 13 bytes, expected 16/);
+  assert.throws(() => decodeNpy(Buffer.from('hello world'), 'y.npy'), /y\.npy: not a \.npy file/);
+  assert.throws(() => encodeNpy(new Float32Array(3), [2, 2]), /holds 4 values but the data has 3/);
+});
+
+test('numpy reads our .npy files (when the project venv has numpy)', { skip: !existsSync('.venv/bin/python') && 'no .venv (run npm run setup:test)' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'metadd-npy-'));
+  writeNpy(join(dir, 'a.npy'), new Float32Array([1, 2, 3, 4, 5, 6]), [1, 2, 3]);
+  writeNpy(join(dir, 'b.npy'), new Int32Array([7, -8]), [2]);
+  const r = spawnSync('.venv/bin/python', ['-c', `import numpy as np; a=np.load('${dir}/a.npy'); b=np.load('${dir}/b.npy'); print(a.dtype, a.shape, a.sum(), b.dtype, b.tolist())`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'float32 (1, 2, 3) 21.0 int32 [7, -8]');
+});
