@@ -116,3 +116,28 @@ test('two runs of the same spec on one store compute each stage once', async () 
   assert.equal(computed[0] + computed[1], 10, `${a}\n${b}`);
   assert.ok(existsSync(join(root, '.metadd', 'objects')));
 });
+
+test('Ctrl-C (SIGINT) stops the run cleanly with exit 130; the next run completes it', async () => {
+  const root = project();
+  const child = spawn(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '-j', '2'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      if (/started +eval/.test(err)) {
+        clearInterval(timer);
+        child.kill('SIGINT');
+        resolve();
+      }
+    }, 50);
+  });
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130, err + out);
+  assert.match(out, /interrupted: run the same command again to resume/);
+  const store = new Store(join(root, '.metadd'));
+  assert.equal(readdirSync(join(store.root, 'tmp')).length, 0, 'interrupted workers removed their partial output');
+  const resumed = cli(root, ['run', 'spec.yaml']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+});

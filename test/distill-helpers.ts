@@ -1,4 +1,9 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { writeDatasetArtifact } from '../src/data/artifact.js';
+import type { ArtifactView, StageContext, StageKind } from '../src/stages/contract.js';
+import type { TrackRecord } from '../src/tracking/records.js';
 import { initBackend } from '../src/engine/backend.js';
 import { makeRealData, type RealData } from '../src/distill/real-data.js';
 import type { MethodContext } from '../src/distill/method.js';
@@ -68,4 +73,70 @@ export function finiteDifference(f: (x: Float32Array) => number, x: Float32Array
   plus[index] += h;
   minus[index] -= h;
   return (f(plus) - f(minus)) / (plus[index] - minus[index]);
+}
+
+/** A stage context over temp folders that records what the stage tracks (no worker, no store). */
+export function stageContext<P>(
+  kind: StageKind,
+  params: P,
+  inputs: Record<string, ArtifactView>,
+  root: string,
+  seed = 'stage-seed',
+): { ctx: StageContext<P>; records: TrackRecord[]; outDir: string } {
+  const outDir = mkdtempSync(join(root, `${kind}-out-`));
+  const scratchDir = mkdtempSync(join(root, `${kind}-scratch-`));
+  const records: TrackRecord[] = [];
+  const ctx: StageContext<P> = {
+    key: `${kind}-${seed}`,
+    kind,
+    params,
+    inputs,
+    outDir,
+    scratchDir,
+    rng: createRng(seed),
+    progress: { update: () => undefined },
+    track: {
+      param: (key, value) => records.push({ type: 'param', key, value: String(value) }),
+      metric: (key, value, step = 0) => records.push({ type: 'metric', key, value, step, timestamp: 0 }),
+      tag: (key, value) => records.push({ type: 'tag', key, value }),
+      artifact: (path) => records.push({ type: 'artifact', path }),
+    },
+    backend: tf.getBackend(),
+    signal: new AbortController().signal,
+    log: () => undefined,
+  };
+  return { ctx, records, outDir };
+}
+
+/** A finished artifact folder as a stage input. */
+export function viewOf(kind: StageKind, dir: string, key = `${kind}-${dir}`): ArtifactView {
+  const metaFile = join(dir, 'meta.json');
+  return { key, kind, dir, meta: existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Record<string, unknown>) : {} };
+}
+
+/** Writes tinyData train/test sets as a dataset artifact in `dir` (mean 0, std 1: the values are already normalised). */
+export function writeTinyDataset(dir: string, opts: { classes?: number; perClass?: number; size?: number } = {}): RealData {
+  const train = tinyData({ ...opts, seed: 'tiny-train' });
+  const test = tinyData({ ...opts, perClass: 4, seed: 'tiny-test' });
+  mkdirSync(dir, { recursive: true });
+  writeDatasetArtifact(dir, {
+    trainX: train.x,
+    trainY: train.y,
+    testX: test.x,
+    testY: test.y,
+    meta: {
+      name: 'tiny',
+      classes: train.classes,
+      class_names: Array.from({ length: train.classes }, (_, c) => `c${c}`),
+      channels: train.channels,
+      height: train.height,
+      width: train.width,
+      mean: [0],
+      std: [1],
+      train_count: train.y.length,
+      test_count: test.y.length,
+      digest: 'tiny',
+    },
+  });
+  return train;
 }

@@ -172,6 +172,17 @@ describe('pooling gradients (wasm) vs cpu', () => {
     });
   }
 
+  // The stock wasm MaxPoolGrad and MaxPoolWithArgmax drop windows whose
+  // maximum is negative; random inputs in [-1, 1) rarely have any.
+  for (const [f, s, pad] of [[3, 1, 'valid'], [3, 1, 'same'], [3, 2, 'same'], [2, 2, 'valid'], [2, 2, 'same']] as const) {
+    test(`maxPool grad with all-negative inputs f=${f} s=${s} ${pad}`, () => {
+      const x = tf.sub(tf.neg(tf.abs(input([2, 7, 7, 3]))), 0.1);
+      const dy = input(tf.maxPool(x as tf.Tensor4D, f, s, pad).shape);
+      agree('negative maxPool grad', () => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, f, s, pad), dy)))(x));
+      tf.dispose([x, dy]);
+    });
+  }
+
   test('maxPool grad with ties goes to the first maximum, as on cpu', () => {
     // ReLU before max pooling makes whole windows of zeros: every entry ties.
     const x = tf.relu(input([2, 8, 8, 6]));

@@ -33,10 +33,13 @@ export function runOn(backend: string, fn: () => tf.Tensor | tf.Tensor[]): Float
   const prev = tf.getBackend();
   tf.setBackend(backend);
   try {
-    return tf.tidy(() => {
+    const outs = tf.tidy(() => {
       const out = fn();
-      return (Array.isArray(out) ? out : [out]).map((t) => Float64Array.from(t.dataSync()));
+      return Array.isArray(out) ? out : [out];
     });
+    const values = outs.map((t) => Float64Array.from(t.dataSync()));
+    tf.dispose(outs);
+    return values;
   } finally {
     tf.setBackend(prev);
   }

@@ -432,6 +432,74 @@ describe('sync to a real MLflow server', mlflowSuiteOptions(), () => {
     }
   });
 
+  it('bad data in one stage is reported and left pending without blocking the other stages', async () => {
+    const badKey: FakeStage = {
+      key: stageKey('ab07'),
+      kind: 'eval',
+      label: 'eval bad key',
+      params: {},
+      records: [...metrics('fine', 5, 7), { type: 'metric', key: 'bad$key', value: 1, step: 0, timestamp: T0 }, ...metrics('after', 3, 7)],
+    };
+    const conflict: FakeStage = {
+      key: stageKey('ab08'),
+      kind: 'eval',
+      label: 'eval param conflict',
+      params: {},
+      records: [{ type: 'param', key: 'lr', value: '0.1' }, ...metrics('x', 2, 8), { type: 'param', key: 'lr', value: '0.2' }],
+    };
+    const missing: FakeStage = { key: stageKey('ab09'), kind: 'eval', label: 'eval missing file', params: {}, records: [{ type: 'artifact', path: 'nope.png' }] };
+    const good: FakeStage = { key: stageKey('ab0a'), kind: 'eval', label: 'eval good', params: { a: 1 }, records: metrics('acc', 4, 9) };
+    for (const st of [badKey, conflict, missing, good]) await writeStage(root, st);
+    await writeRun(root, 'run-6', specPath, [badKey, conflict, missing, good].map((st) => ({ s: st, status: 'computed' as const })));
+    const summary = await syncRun({ root, runId: 'run-6', client, experimentName: EXPERIMENT });
+    assert.equal(summary.complete, false);
+    assert.equal(summary.unavailable, undefined);
+    assert.equal(summary.errors.length, 3, summary.errors.join('\n'));
+    assert.match(summary.errors[0], /eval bad key .*record 6: metric key "bad\$key" has characters MLflow refuses/);
+    assert.match(summary.errors[1], /eval param conflict .*record 4: param "lr" logged again with another value/);
+    assert.match(summary.errors[2], /eval missing file .*declared artifact "nope.png" is not a file/);
+    assert.deepEqual(summary.stages.map((x) => x.outcome), ['error', 'error', 'error', 'logged']);
+    // Everything before the bad record went out; the bad record and what follows are pending.
+    assert.equal(summary.pending, 4 + 1 + 1);
+    const [badRun] = await runsWithKey(client, expId, badKey.key);
+    assert.equal((await client.getMetricHistory(badRun.info.run_id, 'fine')).length, 5);
+    assert.equal(badRun.info.status, 'RUNNING', 'a stage with pending records is not marked finished');
+    const [goodRun] = await runsWithKey(client, expId, good.key);
+    assert.equal(goodRun.info.status, 'FINISHED');
+    assert.equal(params(goodRun).a, '1');
+  });
+
+  it('a cached stage that no MLflow run holds yet is logged under this run, marked as such', async () => {
+    const old: FakeStage = { key: stageKey('ab0b'), kind: 'pretrain', label: 'pretrain convnet', params: { epochs: 3 }, records: metrics('train_loss', 10, 10) };
+    await writeStage(root, old);
+    await writeRun(root, 'run-7', specPath, [{ s: old, status: 'cached' }]);
+    const summary = await syncRun({ root, runId: 'run-7', client, experimentName: EXPERIMENT });
+    assert.equal(summary.complete, true, summary.errors.join('\n'));
+    assert.deepEqual(summary.reused, []);
+    const [r] = await runsWithKey(client, expId, old.key);
+    assert.equal(tags(r)['mlflow.parentRunId'], summary.parentRunId);
+    assert.equal(tags(r)['metadd.logged_from_cache'], 'true');
+    await assertHistoryExactly(client, r.info.run_id, 'train_loss', metricRecords(old.records, 'train_loss'));
+  });
+
+  it('syncing while the run is still going, then again at the end, sends only what is new', async () => {
+    await writeRun(root, 'run-8', specPath, [], 'running');
+    await appendRunRecords(root, 'run-8', metrics('progress', 3, 11));
+    const first = await syncRun({ root, runId: 'run-8', client, experimentName: EXPERIMENT });
+    assert.equal(first.complete, true, first.errors.join('\n'));
+    assert.equal((await client.getRun(first.parentRunId!)).info.status, 'RUNNING');
+    const more = metrics('progress', 5, 11).slice(3);
+    await appendRunRecords(root, 'run-8', more);
+    await updateRunLog(root, 'run-8', { status: 'interrupted', finishedAt: new Date(T0 + 60_000).toISOString() });
+    assert.equal(await pendingCount(root, 'run-8'), 2);
+    const second = await syncRun({ root, runId: 'run-8', client, experimentName: EXPERIMENT });
+    assert.equal(second.sent.metrics, 2);
+    const parent = await client.getRun(first.parentRunId!);
+    assert.equal(parent.info.status, 'KILLED');
+    assert.equal(tags(parent)['metadd.status'], 'interrupted');
+    await assertHistoryExactly(client, parent.info.run_id, 'progress', metricRecords(metrics('progress', 5, 11), 'progress'));
+  });
+
   it('the runs look right to the Python MLflow client (parent/child, metrics, artifact bytes)', async () => {
     const bin = findMlflowBinary();
     assert.ok(bin);

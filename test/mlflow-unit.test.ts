@@ -60,6 +60,7 @@ describe('flattenParams', () => {
       },
     );
     assert.deepEqual(flattenParams({ x: 1 }, 'spec'), { 'spec.x': '1' });
+    assert.deepEqual(flattenParams({}), {});
     assert.throws(() => flattenParams(3));
   });
 });

@@ -1,8 +1,8 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,12 +12,13 @@ import { schedule } from '../src/exec/scheduler.js';
 import { LocalExecutor } from '../src/exec/local.js';
 import { SlurmExecutor } from '../src/exec/slurm/executor.js';
 import { jobMarks, type SlurmConfig } from '../src/exec/slurm/job.js';
-import { readSlurmRecord } from '../src/exec/slurm/records.js';
+import { appendSubmission, readSlurmRecord } from '../src/exec/slurm/records.js';
 import type { WorkerEvent } from '../src/exec/events.js';
 import type { StageResult } from '../src/exec/scheduler.js';
 import { Store } from '../src/store/store.js';
 import { hashJson } from '../src/store/hash.js';
 import { writeNpyDataset } from './helpers/npy-dataset.js';
+import { CLI_ENTRY } from '../src/exec/local.js';
 
 // These tests drive a real Slurm cluster (scripts/setup-slurm.sh starts a single-node one). They
 // fail, rather than skip, when none answers, so that CI cannot pass them silently.
@@ -106,13 +107,28 @@ function scontrolJob(id: string): Map<string, string> {
 }
 
 /** Jobs Slurm knows (finished ones included) whose name starts with the prefix. */
-function jobsNamed(prefixText: string): { id: string; name: string }[] {
-  const out = execFileSync('squeue', ['--noheader', '--states=all', '--format=%i|%j'], { encoding: 'utf8' });
+function jobsNamed(prefixText: string): { id: string; name: string; state: string }[] {
+  const out = execFileSync('squeue', ['--noheader', '--states=all', '--format=%i|%j|%T'], { encoding: 'utf8' });
   return out
     .split('\n')
     .map((l) => l.trim().split('|'))
     .filter(([id, name]) => id && name?.startsWith(`${prefixText}-`))
-    .map(([id, name]) => ({ id, name }));
+    .map(([id, name, state]) => ({ id, name, state }));
+}
+
+/**
+ * A job-name prefix of the test's own, and a signal that stops its runs: whatever way the test
+ * ends, its runs stop and its jobs leave the queue (held ones would otherwise stay for ever).
+ */
+function scoped(t: TestContext): { jobPrefix: string; signal: AbortSignal } {
+  const jobPrefix = prefix();
+  const controller = new AbortController();
+  t.after(() => {
+    controller.abort();
+    const open = jobsNamed(jobPrefix).filter((j) => j.state === 'PENDING' || j.state === 'RUNNING');
+    if (open.length > 0) spawnSync('scancel', open.map((j) => j.id));
+  });
+  return { jobPrefix, signal: controller.signal };
 }
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -138,14 +154,15 @@ async function childMain(): Promise<void> {
 if (process.argv[2] === 'slurm-child') {
   await childMain();
 } else {
-  test('a sweep runs end to end through sbatch, each job after its inputs\' jobs, with the workers\' events', suite, async () => {
+  test('a sweep runs end to end through sbatch, each job after its inputs\' jobs, with the workers\' events', suite, async (t) => {
     requireCluster();
+    const { jobPrefix, signal } = scoped(t);
     const store = new Store(tmp('metadd-slurm-store-'));
     const dag = buildDag(store, datasets(2), [1, 2]);
-    const jobPrefix = prefix();
     const events: WorkerEvent[] = [];
     const stream = new Capture();
     const summary = await slurmExecutor({ job_prefix: jobPrefix, defaults: { cpus: 1, mem: '500M', time: '10:00' } }, stream).runDag(dag, store, {
+      signal,
       onEvent: (e) => {
         if (e.type !== 'result') events.push(e);
       },
@@ -185,19 +202,20 @@ if (process.argv[2] === 'slurm-child') {
 
     // A second run finds everything in the store and submits nothing.
     const before = dag.order.map((k) => submissions(store, k));
-    const again = await slurmExecutor({ job_prefix: jobPrefix }).runDag(dag, store, { quiet: true });
+    const again = await slurmExecutor({ job_prefix: jobPrefix }).runDag(dag, store, { quiet: true, signal });
     assert.deepEqual(again.results.map((r) => r.status), dag.order.map(() => 'cached'));
     assert.deepEqual(dag.order.map((k) => submissions(store, k)), before);
   });
 
-  test('outputs are identical to the local executor\'s for the same DAG', suite, async () => {
+  test('outputs are identical to the local executor\'s for the same DAG', suite, async (t) => {
     requireCluster();
+    const { jobPrefix, signal } = scoped(t);
     const dirs = datasets(1);
     const viaSlurm = new Store(tmp('metadd-slurm-store-'));
     const viaLocal = new Store(tmp('metadd-local-store-'));
     const dag = buildDag(viaSlurm, dirs, [1, 3], true);
     buildDag(viaLocal, dirs, [1, 3], true);
-    const s = await slurmExecutor({ job_prefix: prefix() }).runDag(dag, viaSlurm, { quiet: true });
+    const s = await slurmExecutor({ job_prefix: jobPrefix }).runDag(dag, viaSlurm, { quiet: true, signal });
     const l = await schedule(dag, viaLocal, new LocalExecutor(viaLocal), { jobs: 2 });
     assert.deepEqual(s.results.map((r) => r.status), dag.order.map(() => 'computed'));
     assert.deepEqual(l.results.map((r) => r.status), dag.order.map(() => 'computed'));
@@ -208,15 +226,15 @@ if (process.argv[2] === 'slurm-child') {
     }
   });
 
-  test('a job cancelled with scancel fails its dependents (their jobs cancelled); a re-run completes them', suite, async () => {
+  test('a job cancelled with scancel fails its dependents (their jobs cancelled); a re-run completes them', suite, async (t) => {
     requireCluster();
+    const { jobPrefix, signal } = scoped(t);
     const store = new Store(tmp('metadd-slurm-store-'));
     const dag = buildDag(store, datasets(2), [1], true);
     const [ds0, , , ds1] = dag.order;
     const label = (k: string): string => (dag.nodes.get(k) as StageNode).label;
-    const jobPrefix = prefix();
     // Dataset jobs are submitted held, so the test decides when (and whether) they run.
-    const running = slurmExecutor({ job_prefix: jobPrefix, stages: { dataset: { extra: ['--hold'] } } }).runDag(dag, store, { quiet: true });
+    const running = slurmExecutor({ job_prefix: jobPrefix, stages: { dataset: { extra: ['--hold'] } } }).runDag(dag, store, { quiet: true, signal });
     await waitFor('all six submissions', () => dag.order.every((k) => readSlurmRecord(store, k) !== undefined));
     const cancelled = jobOf(store, ds0);
     execFileSync('scancel', [cancelled]);
@@ -239,7 +257,7 @@ if (process.argv[2] === 'slurm-child') {
       await waitFor(`job of ${r.label} cancelled`, () => scontrolJob(jobOf(store, r.key)).get('JobState') === 'CANCELLED', 30_000);
     }
 
-    const rerun = await slurmExecutor({ job_prefix: jobPrefix }).runDag(dag, store, { quiet: true });
+    const rerun = await slurmExecutor({ job_prefix: jobPrefix }).runDag(dag, store, { quiet: true, signal });
     assert.deepEqual(statuses(rerun.results), {
       'dataset 0': 'computed',
       'random 0 ipc=1': 'computed',
@@ -253,18 +271,19 @@ if (process.argv[2] === 'slurm-child') {
     for (const key of dag.order) assert.deepEqual(await store.verify(key), [], label(key));
   });
 
-  test('jobs of a crashed run that are still queued are adopted by the next run, never submitted twice', suite, async () => {
+  test('jobs of a crashed run that are still queued are adopted by the next run, never submitted twice', suite, async (t) => {
     requireCluster();
+    const { jobPrefix, signal } = scoped(t);
     const store = new Store(tmp('metadd-slurm-store-'));
     const dirs = datasets(1);
     const dag = buildDag(store, dirs, [1]);
-    const jobPrefix = prefix();
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'slurm-child', store.root, JSON.stringify(dirs), jobPrefix], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let childErr = '';
     child.stderr.on('data', (c: Buffer) => (childErr += c.toString()));
     const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    t.after(() => child.kill('SIGKILL'));
     await waitFor(`the child's submissions (${childErr})`, () => dag.order.every((k) => readSlurmRecord(store, k) !== undefined));
     // The crash: the submitting process dies without cancelling anything.
     child.kill('SIGKILL');
@@ -274,7 +293,7 @@ if (process.argv[2] === 'slurm-child') {
     assert.equal(scontrolJob(ids[1]).get('JobState'), 'PENDING');
 
     const stream = new Capture();
-    const running = slurmExecutor({ job_prefix: jobPrefix }, stream).runDag(dag, store, {});
+    const running = slurmExecutor({ job_prefix: jobPrefix }, stream).runDag(dag, store, { signal });
     await waitFor('the re-run to adopt the queued jobs', () => /adopted 2/.test(stream.text));
     execFileSync('scontrol', ['release', ids[0]]);
     const summary = await running;
@@ -285,15 +304,30 @@ if (process.argv[2] === 'slurm-child') {
     for (const id of ids) assert.equal(scontrolJob(id).get('JobState'), 'COMPLETED');
   });
 
-  test('two runs at once share the queued jobs instead of submitting them twice', suite, async () => {
+  test('a recorded job id that now belongs to another job (cluster state reset) is not adopted', suite, async (t) => {
     requireCluster();
+    const { jobPrefix, signal } = scoped(t);
+    const store = new Store(tmp('metadd-slurm-store-'));
+    const dag = buildDag(store, datasets(1), [1]);
+    const key = dag.order[0];
+    const foreign = execFileSync('sbatch', ['--parsable', '--hold', `--job-name=${jobPrefix}-foreign`, '--output=/dev/null', '--wrap=true'], { encoding: 'utf8' }).trim();
+    appendSubmission(store, key, 'dataset 0', { jobId: foreign, submittedAt: new Date().toISOString(), logOffset: 0, force: false, dependsOn: [], host: 'elsewhere', pid: 1 });
+    const summary = await slurmExecutor({ job_prefix: jobPrefix }).runDag(dag, store, { quiet: true, signal });
+    assert.deepEqual(summary.results.map((r) => r.status), ['computed', 'computed']);
+    assert.equal(submissions(store, key).length, 2);
+    assert.notEqual(jobOf(store, key), foreign);
+    assert.equal(scontrolJob(foreign).get('JobState'), 'PENDING', 'the other job was left alone');
+  });
+
+  test('two runs at once share the queued jobs instead of submitting them twice', suite, async (t) => {
+    requireCluster();
+    const { jobPrefix, signal } = scoped(t);
     const store = new Store(tmp('metadd-slurm-store-'));
     const dag = buildDag(store, datasets(1), [1, 2]);
-    const jobPrefix = prefix();
-    const first = slurmExecutor({ job_prefix: jobPrefix, stages: { dataset: { extra: ['--hold'] } } }).runDag(dag, store, { quiet: true });
+    const first = slurmExecutor({ job_prefix: jobPrefix, stages: { dataset: { extra: ['--hold'] } } }).runDag(dag, store, { quiet: true, signal });
     await waitFor('the first run\'s submissions', () => dag.order.every((k) => readSlurmRecord(store, k) !== undefined));
     const stream = new Capture();
-    const second = slurmExecutor({ job_prefix: jobPrefix }, stream).runDag(dag, store, {});
+    const second = slurmExecutor({ job_prefix: jobPrefix }, stream).runDag(dag, store, { signal });
     await waitFor('the second run to adopt', () => /adopted 3/.test(stream.text));
     execFileSync('scontrol', ['release', jobOf(store, dag.order[0])]);
     const [a, b] = await Promise.all([first, second]);
@@ -303,12 +337,13 @@ if (process.argv[2] === 'slurm-child') {
     assert.equal(jobsNamed(jobPrefix).length, 3);
   });
 
-  test('an interrupted run (Ctrl-C) cancels the jobs it submitted', suite, async () => {
+  test('an interrupted run (Ctrl-C) cancels the jobs it submitted', suite, async (t) => {
     requireCluster();
+    const { jobPrefix } = scoped(t);
     const store = new Store(tmp('metadd-slurm-store-'));
     const dag = buildDag(store, datasets(1), [1]);
     const controller = new AbortController();
-    const running = slurmExecutor({ job_prefix: prefix(), stages: { dataset: { extra: ['--hold'] } } }).runDag(dag, store, {
+    const running = slurmExecutor({ job_prefix: jobPrefix, stages: { dataset: { extra: ['--hold'] } } }).runDag(dag, store, {
       quiet: true,
       signal: controller.signal,
     });
@@ -322,5 +357,50 @@ if (process.argv[2] === 'slurm-child') {
       await waitFor(`job ${id} cancelled`, () => scontrolJob(id).get('JobState') === 'CANCELLED', 30_000);
     }
     assert.equal(existsSync(store.objectDir(dag.order[0])), false);
+  });
+
+  test('`metadd run --executor slurm` submits a spec\'s DAG with the spec\'s resources per stage kind', suite, async (t) => {
+    requireCluster();
+    const { jobPrefix } = scoped(t);
+    const project = tmp('metadd-slurm-proj-');
+    writeFileSync(join(project, 'package.json'), '{"name":"fixture","private":true}\n');
+    writeNpyDataset(join(project, 'data', 'toy'));
+    const store = join(project, 'store');
+    // executor.kind stays local: the flag must win over it.
+    writeFileSync(
+      join(project, 'spec.yaml'),
+      [
+        'name: slurm-cli',
+        'data_root: data',
+        'dataset: { name: npy, path: toy }',
+        'distill: { method: random, ipc: 1 }',
+        'eval: { architectures: [mlp], models: 1, epochs: 1 }',
+        'executor:',
+        '  kind: local',
+        '  slurm:',
+        `    job_prefix: ${jobPrefix}`,
+        '    poll_seconds: 0.25',
+        '    defaults: { mem: 400M, time: "5:00" }',
+        '    stages:',
+        '      eval: { cpus: 2 }',
+        '',
+      ].join('\n'),
+    );
+    const env = { ...process.env };
+    delete env.MLFLOW_TRACKING_URI;
+    const r = spawnSync(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '--store', store, '--executor', 'slurm'], { cwd: project, env, encoding: 'utf8', timeout: 180_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /slurm: submitted 4 jobs/);
+    assert.match(r.stdout, /4 computed/);
+    const jobs = jobsNamed(jobPrefix);
+    assert.equal(jobs.length, 4, JSON.stringify(jobs));
+    for (const j of jobs) {
+      const job = scontrolJob(j.id);
+      assert.equal(job.get('JobState'), 'COMPLETED');
+      assert.equal(job.get('MinMemoryNode'), '400M');
+      assert.equal(job.get('TimeLimit'), '00:05:00');
+      assert.equal(job.get('NumCPUs'), j.name.includes('-eval_') ? '2' : '1', j.name);
+      assert.equal(job.get('WorkDir'), project, 'jobs run in the spec\'s project');
+    }
   });
 }

@@ -11,6 +11,7 @@ import { METADD_VERSION } from '../util/version.js';
 import { syncStore } from '../exec/sync-cmd.js';
 import { startLocalUi } from '../tracking/local-ui.js';
 import { renderPlan, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
+import { describePublish, rebuildReport } from '../report/publish.js';
 
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -93,12 +94,15 @@ program
     guard(async () => {
       const plan = planSpec(spec, planOptions(flags));
       const controller = new AbortController();
+      // Stays registered (not `once`): execa's signal-exit re-raises a signal nobody else listens to,
+      // which would kill us before the workers are stopped. A second Ctrl-C exits at once.
       const stop = (): void => {
-        process.stderr.write('\nmetadd: stopping (finished stages are kept; run again to resume)\n');
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write('\nmetadd: stopping (finished stages are kept; run again to resume; Ctrl-C again to quit now)\n');
         controller.abort();
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
       const summary = await runPlan(plan, { jobs: flags.jobs, force: flags.force, signal: controller.signal, trackingUri: flags.trackingUri, executorKind: flags.executor });
       process.stdout.write(renderSummary(plan, summary));
       process.stdout.write(`${summary.tracking}\n`);
@@ -118,6 +122,22 @@ program
     process.stdout.write(await renderStatus(planSpec(spec, planOptions(flags))));
     return 0;
   }));
+
+program
+  .command('report')
+  .description('rebuild reports/<spec name>/ from whatever the store holds, computing nothing (missing results are listed)')
+  .argument('<spec>', 'experiment YAML file')
+  .addOption(setOption())
+  .addOption(backendOption())
+  .option('--store <dir>', 'artifact store (default: the spec\'s store)')
+  .option('--out <dir>', 'report folder (default: reports/<spec name> in the project)')
+  .action((spec: string, flags: SpecFlags & { out?: string }) =>
+    guard(async () => {
+      const result = await rebuildReport(planSpec(spec, planOptions(flags)), { outDir: flags.out === undefined ? undefined : resolve(flags.out) });
+      process.stdout.write(describePublish(result));
+      return 0;
+    }),
+  );
 
 const cache = program.command('cache').description('inspect and clean the artifact store');
 cache

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerGradients } from './gradients/index.js';
-import { registerWasmKernels } from './kernels/index.js';
+import { registerCpuKernels, registerWasmKernels } from './kernels/index.js';
 
 export const BACKEND_PREFERENCES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
@@ -123,6 +123,7 @@ async function loadCpu(): Promise<void> {
       `backend 'cpu' is not available: ${errorText(e)}. Install it with \`npm install @tensorflow/tfjs-backend-cpu\`.`,
     );
   }
+  registerCpuKernels();
   if (!(await tf.setBackend('cpu'))) throw new BackendUnavailableError('cpu', "backend 'cpu' failed to initialise");
 }
 

@@ -81,7 +81,7 @@ export async function runPlan(plan: Plan, options: RunOptions = {}): Promise<Run
   const executor =
     options.executor ??
     (executorKind === 'slurm'
-      ? new SlurmExecutor({ config: plan.resolved.base.executor?.slurm, force: options.force })
+      ? new SlurmExecutor({ config: plan.resolved.base.executor?.slurm, force: options.force, cwd: plan.resolved.loaded.projectRoot })
       : new LocalExecutor(plan.store, { force: options.force }));
   // A DAG executor shows its own live summary (queue states rather than worker bars).
   const view = options.quiet || 'runDag' in executor ? undefined : createProgressView(plan.dag);

@@ -51,10 +51,17 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     release = await store.tryLock(key);
   }
   const controller = new AbortController();
-  const onSignal = (): void => controller.abort(new Error('interrupted'));
+  let tmp: string | undefined;
+  // Stop at once rather than when the stage next looks at its signal: the output so far is in tmp/
+  // (removed here) and checkpoints in scratch/ are written atomically, so nothing is lost or torn.
+  // The lock needs no release: its owner file names this pid, which the next holder sees is dead.
+  const onSignal = (): void => {
+    controller.abort(new Error('interrupted'));
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    process.exit(130);
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  let tmp: string | undefined;
   try {
     if (store.has(key) && !options.force) {
       emit({ type: 'status', key, status: 'cached' });

@@ -79,7 +79,7 @@ export function loadModel(dir: string, paramsDir: string = dir): LoadedModel {
   try {
     json = JSON.parse(readFileSync(file, 'utf8')) as ModelJson;
   } catch (err) {
-    throw new Error(`${file}: cannot read the model description (${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(`${file}: cannot read the model description (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   if (!json.input) throw new Error(`${file}: no 'input' shape; cannot rebuild the network`);
   const model = buildModel(json.arch, json.input);

@@ -77,9 +77,7 @@ export class ParamRegistry {
       if (s.init.kind === 'const') {
         values.fill(s.init.value);
       } else {
-        const r = rng.child(s.name);
-        const b = s.init.bound;
-        for (let i = 0; i < size; i++) values[i] = (2 * r.next() - 1) * b;
+        fillUniform(rng.child(s.name), values, s.init.bound);
       }
       out[s.name] = tf.tensor(values, s.shape, 'float32');
     }
@@ -93,6 +91,29 @@ export class ParamRegistry {
     }
     return out;
   }
+}
+
+/**
+ * values[i] ~ U(-bound, bound). seedrandom's default generator manages ~7M draws/s, i.e. 1.5 s for
+ * ResNet-18's 11M weights, paid again by every fresh evaluation model and every random network DM/DC
+ * draw; sfc32 (seeded from `rng`) is about 20x faster and passes PractRand.
+ */
+function fillUniform(rng: Rng, values: Float32Array, bound: number): void {
+  let a = rng.seed() | 0;
+  let b = rng.seed() | 0;
+  let c = rng.seed() | 0;
+  let d = 1;
+  for (let i = 0; i < 12; i++) sfc();
+  function sfc(): number {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  }
+  for (let i = 0; i < values.length; i++) values[i] = (2 * sfc() - 1) * bound;
 }
 
 function need(params: Params, name: string): tf.Tensor {

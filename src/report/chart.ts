@@ -1,4 +1,4 @@
-import { helveticaWidth } from './font.js';
+import { textWidth } from './font.js';
 
 /**
  * Plots without a plotting library (none is installed): a chart is laid out once as a Scene of
@@ -175,9 +175,16 @@ export function lineChart(o: LineChartOptions): Scene {
   const yAxis = makeAxis(yLog ? ys.filter((v) => v > 0) : ys, yLog, false, o.yPercent === true);
 
   const legendFont = 11;
-  const legendW = series.length > 0 ? Math.min(230, Math.max(...series.map((s) => helveticaWidth(s.label, legendFont))) + 40) : 0;
+  const maxLegend = 190;
+  const fit = (label: string): string => {
+    if (textWidth(label, legendFont) <= maxLegend) return label;
+    let s = label;
+    while (s.length > 1 && textWidth(`${s}…`, legendFont) > maxLegend) s = s.slice(0, -1);
+    return `${s}…`;
+  };
+  const legendW = series.length > 0 ? Math.min(maxLegend + 40, Math.max(...series.map((s) => textWidth(fit(s.label), legendFont))) + 40) : 0;
   const tickFont = 11;
-  const yLabelW = Math.max(0, ...yAxis.labels.map((l) => helveticaWidth(l, tickFont)));
+  const yLabelW = Math.max(0, ...yAxis.labels.map((l) => textWidth(l, tickFont)));
   const left = 30 + yLabelW + 8;
   const right = W - 12 - legendW;
   const top = 34;
@@ -227,7 +234,7 @@ export function lineChart(o: LineChartOptions): Scene {
     const lx = right + 14;
     shapes.push({ type: 'polyline', points: [[lx, ly], [lx + 20, ly]], stroke: color, width: 1.8 });
     if (o.markers !== false) shapes.push(marker(MARKERS[i % MARKERS.length], lx + 10, ly, 3.5, color));
-    shapes.push({ type: 'text', x: lx + 26, y: ly, text: s.label, size: legendFont, color: '#222222', anchor: 'start', valign: 'middle' });
+    shapes.push({ type: 'text', x: lx + 26, y: ly, text: fit(s.label), size: legendFont, color: '#222222', anchor: 'start', valign: 'middle' });
   });
   return { width: W, height: H, background: '#ffffff', title: o.title, shapes };
 }

@@ -46,7 +46,7 @@ function writeScene(outDir: string, id: string, scene: Scene): Pick<Figure, 'png
   const png = `plots/${id}.png`;
   const svg = `plots/${id}.svg`;
   const pdf = `plots/${id}.pdf`;
-  writeFileSync(join(outDir, png), encodePng(sceneToRaster(scene, PLOT_SCALE)));
+  writeFileSync(join(outDir, png), encodePng(sceneToRaster(scene, PLOT_SCALE), { filterType: 1 }));
   writeFileSync(join(outDir, svg), sceneToSvg(scene));
   writeFileSync(join(outDir, pdf), sceneToPdf(scene));
   return { png, svg, pdf, displayWidth: scene.width };

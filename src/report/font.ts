@@ -113,6 +113,7 @@ const GLYPHS: Record<string, string> = {
   '–': '.....|.....|.....|#####|.....|.....|.....|.....',
   '—': '.....|.....|.....|#####|.....|.....|.....|.....',
   '·': '.....|.....|.....|.##..|.##..|.....|.....|.....',
+  '…': '.....|.....|.....|.....|.....|.....|#.#.#|.....',
 };
 const FALLBACK = '#####|#...#|#...#|#...#|#...#|#...#|#####|.....';
 
@@ -128,6 +129,21 @@ export function glyph(ch: string): boolean[][] {
     parsed.set(ch, g);
   }
   return g;
+}
+
+/** Font pixel size (in output pixels) for text of `size` CSS px at `scale`: the 7-row caps match Helvetica's cap height. */
+export function fontPixel(size: number, scale: number): number {
+  return Math.max(1, Math.round((0.72 * size * scale) / GLYPH_ASCENT));
+}
+
+/** Width in font pixels of a text line (the last glyph's spacing column does not count). */
+export function textUnits(text: string): number {
+  return Math.max(0, [...text].length * GLYPH_ADVANCE - 1);
+}
+
+/** Widest rendering of `text` at `size` CSS px: Helvetica (SVG, PDF) or the bitmap font of a PNG at `scale`. */
+export function textWidth(text: string, size: number, scale = 2): number {
+  return Math.max(helveticaWidth(text, size), (textUnits(text) * fontPixel(size, scale)) / scale);
 }
 
 export function hasGlyph(ch: string): boolean {

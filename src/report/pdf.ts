@@ -23,7 +23,7 @@ function color(hex: string, op: 'rg' | 'RG'): string {
   return `${rgb(hex).map(num).join(' ')} ${op}`;
 }
 
-const WIN_ANSI: Record<string, number> = { '±': 0xb1, '·': 0xb7, '–': 0x96, '—': 0x97, 'é': 0xe9, 'ö': 0xf6, 'ü': 0xfc };
+const WIN_ANSI: Record<string, number> = { '±': 0xb1, '·': 0xb7, '–': 0x96, '—': 0x97, '…': 0x85, 'é': 0xe9, 'ö': 0xf6, 'ü': 0xfc };
 
 /** A PDF string literal in WinAnsi bytes (characters outside it become '?'). */
 function pdfString(s: string): string {

@@ -158,11 +158,19 @@ export function renderImageGrid(images: Float32Array, shape: [number, number, nu
   return raster;
 }
 
-export function encodePng(raster: Raster): Buffer {
+export interface EncodeOptions {
+  /**
+   * PNG row filter (0 none, 1 sub, 2 up, 3 average, 4 Paeth); default: pngjs's adaptive choice per
+   * row, the smallest file. A fixed filter is several times faster on large plots.
+   */
+  filterType?: 0 | 1 | 2 | 3 | 4;
+}
+
+export function encodePng(raster: Raster, options: EncodeOptions = {}): Buffer {
   const png = new PNG({ width: raster.width, height: raster.height });
   png.data = Buffer.from(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength);
   const colorType = raster.channels === 1 ? 0 : 2;
-  return PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: false });
+  return PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: false, ...(options.filterType === undefined ? {} : { filterType: options.filterType }) });
 }
 
 function writePng(path: string, raster: Raster): void {

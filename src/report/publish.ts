@@ -104,3 +104,15 @@ export async function publishReport(plan: Plan, options: PublishOptions = {}): P
   const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Pick<PublishResult, 'complete' | 'evaluations' | 'missing'>;
   return { dir, from: 'artifact', complete: results.complete, evaluations: results.evaluations, missing: results.missing };
 }
+
+/** What `metadd report` (and `metadd run`) print about a published report. */
+export function describePublish(r: PublishResult): string {
+  const lines = [`report: ${join(r.dir, 'report.html')} (also report.md, report.tex, results.csv, results.json)`];
+  if (r.complete) lines.push(`complete: all ${r.evaluations.expected} evaluations present`);
+  else {
+    lines.push(`partial: ${r.evaluations.present} of ${r.evaluations.expected} evaluations present; missing:`);
+    for (const x of r.missing.slice(0, 20)) lines.push(`  ${x.what} ${x.where}: ${x.reason}`);
+    if (r.missing.length > 20) lines.push(`  ... and ${r.missing.length - 20} more (see the report)`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,5 +1,5 @@
 import type { Point, Scene, Shape } from './chart.js';
-import { GLYPH_ADVANCE, GLYPH_ASCENT, glyph } from './font.js';
+import { GLYPH_ADVANCE, GLYPH_ASCENT, fontPixel, glyph, textUnits } from './font.js';
 import type { Raster } from './png.js';
 
 /**
@@ -8,6 +8,7 @@ import type { Raster } from './png.js';
  * that is box-filtered down, which smooths the edges; text uses the bitmap font in font.ts.
  */
 
+// The box filter in sceneToRaster is written for 2.
 const SUPERSAMPLE = 2;
 
 function parseColor(hex: string): [number, number, number] {
@@ -27,6 +28,10 @@ class Canvas {
   ) {
     this.data = new Uint8Array(width * height * 3);
     const [r, g, b] = parseColor(background);
+    if (r === g && g === b) {
+      this.data.fill(r);
+      return;
+    }
     for (let i = 0; i < width * height; i++) {
       this.data[i * 3] = r;
       this.data[i * 3 + 1] = g;
@@ -48,7 +53,17 @@ class Canvas {
     }
   }
 
+  /** A stroke with round caps; long strokes go in short pieces so each piece only tests pixels near it. */
   segment(a: Point, b: Point, width: number, c: [number, number, number]): void {
+    const pieces = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / 16));
+    for (let i = 0; i < pieces; i++) {
+      const t0 = i / pieces;
+      const t1 = (i + 1) / pieces;
+      this.piece([a[0] + (b[0] - a[0]) * t0, a[1] + (b[1] - a[1]) * t0], [a[0] + (b[0] - a[0]) * t1, a[1] + (b[1] - a[1]) * t1], width, c);
+    }
+  }
+
+  private piece(a: Point, b: Point, width: number, c: [number, number, number]): void {
     const half = Math.max(0.5, width / 2);
     const [ax, ay] = a;
     const [bx, by] = b;
@@ -96,16 +111,6 @@ class Canvas {
       }
     }
   }
-}
-
-/** Font pixel size (in output pixels) for text of `size` CSS px at `scale`: the 7-row caps match Helvetica's cap height. */
-export function fontPixel(size: number, scale: number): number {
-  return Math.max(1, Math.round((0.72 * size * scale) / GLYPH_ASCENT));
-}
-
-/** Width in font pixels of a text line (the last glyph's spacing column does not count). */
-function textUnits(text: string): number {
-  return Math.max(0, [...text].length * GLYPH_ADVANCE - 1);
 }
 
 function drawText(cv: Canvas, s: Extract<Shape, { type: 'text' }>, k: number, scale: number): void {
@@ -179,16 +184,17 @@ export function sceneToRaster(scene: Scene, scale = 2): Raster {
   const W = Math.floor(cv.width / SUPERSAMPLE);
   const H = Math.floor(cv.height / SUPERSAMPLE);
   const out = new Uint8Array(W * H * 3);
-  const area = SUPERSAMPLE * SUPERSAMPLE;
+  const src = cv.data;
+  const row = cv.width * 3;
   for (let y = 0; y < H; y++) {
+    const r0 = y * SUPERSAMPLE * row;
     for (let x = 0; x < W; x++) {
-      for (let ch = 0; ch < 3; ch++) {
-        let sum = 0;
-        for (let dy = 0; dy < SUPERSAMPLE; dy++) {
-          for (let dx = 0; dx < SUPERSAMPLE; dx++) sum += cv.data[((y * SUPERSAMPLE + dy) * cv.width + x * SUPERSAMPLE + dx) * 3 + ch];
-        }
-        out[(y * W + x) * 3 + ch] = Math.round(sum / area);
-      }
+      // SUPERSAMPLE is 2: average the 2x2 block.
+      const i = r0 + x * SUPERSAMPLE * 3;
+      const o = (y * W + x) * 3;
+      out[o] = (src[i] + src[i + 3] + src[i + row] + src[i + row + 3] + 2) >> 2;
+      out[o + 1] = (src[i + 1] + src[i + 4] + src[i + row + 1] + src[i + row + 4] + 2) >> 2;
+      out[o + 2] = (src[i + 2] + src[i + 5] + src[i + row + 2] + src[i + row + 5] + 2) >> 2;
     }
   }
   return { width: W, height: H, channels: 3, data: out };

@@ -46,9 +46,17 @@ async function runRandom(ctx: StageContext<DistillParams>): Promise<void> {
 }
 
 /**
- * The seed material of an iterative run, drawn from the stage's random source. It is written to the
- * set's meta.json (`run_seed`) so that a metadd stage can continue the very same random stream.
+ * The seed material of an iterative run: the stage's parameters except the iteration budget, and the
+ * dataset. Leaving the budget out makes a run of T + K iterations repeat a run of T exactly for its
+ * first T iterations, so a metadd control arm (T, then K more) gives the bytes of a base run of T + K.
+ * Written to the set's meta.json (`run_seed`) for the metadd stage to continue the same stream.
  */
+export function runSeedFor(params: Record<string, unknown>, datasetKey: string): string {
+  const { iterations: _budget, ...rest } = params;
+  return deriveSeed('distill-run', hashJson(rest), datasetKey);
+}
+
+/** The seed material of a run that has none of its own (a metadd stage on a random subset). */
 export function drawRunSeed(rng: Rng): string {
   const r = rng.child('run-seed');
   return deriveSeed(r.seed(), r.seed(), r.seed(), r.seed());
@@ -65,7 +73,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   const params = keyParams as unknown as import('../distill/methods.js').IterativeParams;
   const method = createMethod(params, m.name);
   const real = makeRealData(ds.trainX, ds.trainY, m);
-  const runSeed = drawRunSeed(ctx.rng);
+  const runSeed = runSeedFor(ctx.params, ctx.inputs.dataset.key);
   const mctx = { real, ipc: params.ipc, log: (s: string) => ctx.log(s) };
   ctx.track.param('method', params.method);
   ctx.track.param('ipc', params.ipc);

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadDatasetArtifact } from '../data/artifact.js';
+import { DATASET_FILES, type DatasetMeta } from '../data/artifact.js';
 import { loadTrainState, saveTrainState } from '../nn/checkpoint.js';
 import { fromNchw, type LabeledImages } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
@@ -66,6 +66,28 @@ export function defaultDecayEpoch(epochs: number): number {
   return Math.floor(epochs / 2) + 1;
 }
 
+/**
+ * The dataset artifact's meta.json and test split only: evaluation never reads the (large) training
+ * arrays. Checked against meta.json like data/artifact.ts `loadDatasetArtifact` does.
+ */
+export function readTestSplit(dir: string): { meta: DatasetMeta; test: LabeledImages } {
+  const metaFile = join(dir, DATASET_FILES.meta);
+  const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as DatasetMeta;
+  for (const key of ['classes', 'channels', 'height', 'width', 'test_count'] as const) {
+    if (!Number.isInteger(meta[key])) throw new Error(`${metaFile}: '${key}' is ${JSON.stringify(meta[key])}, expected an integer`);
+  }
+  const { channels: c, height: h, width: w, test_count: n } = meta;
+  const x = readNpy(join(dir, DATASET_FILES.testX));
+  const y = readNpy(join(dir, DATASET_FILES.testY));
+  if (x.dtype !== 'float32' || x.shape.join() !== [n, c, h, w].join()) {
+    throw new Error(`${join(dir, DATASET_FILES.testX)}: ${x.dtype} [${x.shape.join(', ')}], expected float32 [${[n, c, h, w].join(', ')}]`);
+  }
+  if (y.dtype !== 'int32' || y.shape.join() !== String(n)) {
+    throw new Error(`${join(dir, DATASET_FILES.testY)}: ${y.dtype} [${y.shape.join(', ')}], expected int32 [${n}]`);
+  }
+  return { meta, test: fromNchw(x.data as Float32Array, y.data as Int32Array, [n, c, h, w]) };
+}
+
 /** Reads an image-set artifact (images.npy NCHW, labels.npy, optional soft_labels.npy). */
 export function readImageSet(dir: string, expect: { channels: number; height: number; width: number; classes: number }): LabeledImages {
   const images = readNpy(join(dir, 'images.npy'));
@@ -109,11 +131,9 @@ export const evalStage: StageImpl<EvalParams> = {
     const dsView = ctx.inputs.dataset;
     const setView = ctx.inputs.images;
     if (!dsView || !setView) throw new Error("eval: needs inputs 'dataset' and 'images'");
-    const ds = loadDatasetArtifact(dsView.dir);
-    const m = ds.meta;
+    const { meta: m, test: testSet } = readTestSplit(dsView.dir);
     const shape = { channels: m.channels, height: m.height, width: m.width, classes: m.classes };
     const trainSet = readImageSet(setView.dir, shape);
-    const testSet = fromNchw(ds.testX, ds.testY, [m.test_count, m.channels, m.height, m.width]);
     const model = buildModel(p.arch, shape);
     const strategy = p.augment === 'dsa' ? dsaStrategyFor(m.name) : null;
     const best = p.report_epoch === 'best';

@@ -23,7 +23,8 @@ function walk(value: unknown, key: string, out: Record<string, string>): void {
   if (isPlainObject(value)) {
     const entries = Object.entries(value).filter(([, v]) => v !== undefined);
     if (entries.length === 0) {
-      put(out, key, '{}');
+      // An empty top-level object is simply "no params".
+      if (key !== '') put(out, key, '{}');
       return;
     }
     for (const [k, v] of entries) walk(v, join(key, k), out);

@@ -466,7 +466,8 @@ class RunSync {
         if (l) throw new Error(`lost the sync lock of stage ${stage.key}: ${l.message}`);
         await writeJsonAtomic(statePath, st);
       };
-      const resolved = await this.resolveStageRun(stage, statePath, save);
+      const records = await readRecords(join(objectDir(this.opts.root, stage.key), 'records.jsonl'));
+      const resolved = await this.resolveStageRun(stage, statePath, save, records);
       outcome.mlflowRunId = resolved.state.mlflowRunId;
       if (resolved.reused) {
         outcome.outcome = 'reused';
@@ -477,7 +478,7 @@ class RunSync {
         return;
       }
       await this.progress({ type: 'stage', key: stage.key, label: stage.label, mlflowRunId: resolved.state.mlflowRunId, action: resolved.action });
-      await this.syncStageContent(stage, resolved.def, resolved.state, () => save(resolved.state));
+      await this.syncStageContent(stage, resolved.def, resolved.state, records, () => save(resolved.state));
       outcome.outcome = 'logged';
     } finally {
       await release().catch(() => undefined);
@@ -493,6 +494,7 @@ class RunSync {
     stage: RunLogStage,
     statePath: string,
     save: (st: StageSyncState) => Promise<void>,
+    records: TrackRecord[],
   ): Promise<{ state: StageSyncState; reused: boolean; action: 'created' | 'adopted' | 'resumed'; def: StageDefinition | undefined }> {
     let st = await readJsonIfExists<StageSyncState>(statePath);
     if (st && (st.version !== STATE_VERSION || st.experimentId !== this.experimentId)) st = undefined;
@@ -542,7 +544,7 @@ class RunSync {
       run = mine;
     } else {
       const ownFilter = `${keyFilter} AND tags.\`metadd.run_id\` = '${this.log.runId}'`;
-      ({ run, created } = await this.createOnce(async () => (await this.search(ownFilter))[0], this.stageCreateRequest(stage, def)));
+      ({ run, created } = await this.createOnce(async () => (await this.search(ownFilter))[0], this.stageCreateRequest(stage, def, records)));
     }
     const fresh: StageSyncState = {
       ...base,
@@ -555,7 +557,7 @@ class RunSync {
     return { state: fresh, reused: false, action: created ? 'created' : 'adopted', def };
   }
 
-  private stageCreateRequest(stage: RunLogStage, def: StageDefinition): { runName: string; startTime: number; tags: KeyValue[] } {
+  private stageCreateRequest(stage: RunLogStage, def: StageDefinition, records: TrackRecord[]): { runName: string; startTime: number; tags: KeyValue[] } {
     const tags: KeyValue[] = [
       { key: 'mlflow.parentRunId', value: this.parentId },
       { key: 'metadd.cache_key', value: stage.key },
@@ -577,10 +579,19 @@ class RunSync {
         tags.push({ key: `metadd.input.${name}`, value: key });
       }
     }
-    return { runName: stage.label, startTime: Date.parse(this.log.startedAt), tags };
+    // The stage's first metric is the best record of when it ran; the run's start otherwise.
+    let start = Number.POSITIVE_INFINITY;
+    for (const r of records) if (r.type === 'metric' && r.timestamp < start) start = r.timestamp;
+    return { runName: stage.label, startTime: Number.isFinite(start) ? Math.round(start) : Date.parse(this.log.startedAt), tags };
   }
 
-  private async syncStageContent(stage: RunLogStage, def: StageDefinition | undefined, st: StageSyncState, save: () => Promise<void>): Promise<void> {
+  private async syncStageContent(
+    stage: RunLogStage,
+    def: StageDefinition | undefined,
+    st: StageSyncState,
+    records: TrackRecord[],
+    save: () => Promise<void>,
+  ): Promise<void> {
     const dir = objectDir(this.opts.root, stage.key);
     const runId = st.mlflowRunId;
     const stageParams = flattenParams(def?.params ?? {});
@@ -592,7 +603,6 @@ class RunSync {
       st.paramsSent = true;
       await save();
     }
-    const records = await readRecords(join(dir, 'records.jsonl'));
     await this.syncStream('stage', stage.key, stage.label, runId, records, dir, st, new Map(Object.entries(stageParams)), save);
     if (!st.filesSent) {
       const stageJson = join(dir, 'stage.json');
@@ -601,8 +611,9 @@ class RunSync {
       await save();
     }
     if (st.statusSent !== 'FINISHED') {
-      let end = Date.parse(this.log.startedAt);
+      let end = Number.NEGATIVE_INFINITY;
       for (const r of records) if (r.type === 'metric' && r.timestamp > end) end = r.timestamp;
+      if (!Number.isFinite(end)) end = this.log.finishedAt ? Date.parse(this.log.finishedAt) : Date.parse(this.log.startedAt);
       await this.client.updateRun(runId, { status: 'FINISHED', endTime: Math.round(end) });
       st.statusSent = 'FINISHED';
       await save();
@@ -725,7 +736,13 @@ class RunSync {
             break;
           }
         }
-        const item = await this.prepareItem(runId, r, j);
+        let item: BatchItem;
+        try {
+          item = await this.prepareItem(runId, r, j);
+        } catch (err) {
+          if (j === i || !(err instanceof MlflowValidationError)) throw err;
+          break;
+        }
         if (!batch.add(item)) break;
         counts[item.kind === 'metric' ? 'metrics' : item.kind === 'param' ? 'params' : 'tags']++;
       }

@@ -193,7 +193,10 @@ export const nnGradients: Grad[] = [
           if (typeof a.pad !== 'string' && typeof a.pad !== 'number') {
             throw new Error('metadd engine: second-order max pooling supports only valid/same/number padding');
           }
-          const { indexes } = tf.maxPoolWithArgmax(input as tf.Tensor4D, a.filterSize, a.strides, a.pad, true);
+          // Shifted positive: argmax is shift-invariant, and wasm's
+          // MaxPoolWithArgmax mishandles windows whose maximum is negative.
+          const shifted = tf.add(tf.sub(input, tf.min(input)), 1) as tf.Tensor4D;
+          const { indexes } = tf.maxPoolWithArgmax(shifted, a.filterSize, a.strides, a.pad, true);
           return tf.reshape(tf.gather(tf.reshape(one(g), [-1]), tf.reshape(indexes, [-1])), dy.shape);
         },
         input: () => tf.zerosLike(f32(input)),

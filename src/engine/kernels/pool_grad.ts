@@ -1,6 +1,7 @@
 /**
  * Faster AvgPoolGrad / MaxPoolGrad on wasm for non-overlapping windows
- * (filter == stride, no padding), the pooling every net in our zoo uses.
+ * (filter == stride, no padding), the pooling every net in our zoo uses, and a
+ * correct MaxPoolGrad for padded pooling (the stock one drops border terms).
  * The stock wasm kernels are scalar loops: for dy [256,16,16,128] (2x2 pool of
  * a [256,32,32,128] map) AvgPoolGrad took 526-1363 ms and MaxPoolGrad 1112 ms;
  * written as broadcasts over a [B, OH, fh, OW, fw, C] view it is ~15 ms
@@ -97,21 +98,56 @@ const maxPoolGradKernel: tf.KernelFunc = (args) => {
   const dy = asTensor(args.inputs.dy, 'dy');
   const input = asTensor<tf.Rank.R4>(args.inputs.input, 'input');
   const output = asTensor(args.inputs.output, 'output');
+  if (dy.dtype !== 'float32') return delegate(tf.MaxPoolGrad, args);
+  const info = tf.backend_util.computePool2DInfo(input.shape, attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  const p = info.padInfo;
+  if (p.top > 0 || p.bottom > 0 || p.left > 0 || p.right > 0) {
+    // Max pooling with padding is valid pooling of the input padded with a
+    // value below all of it (every window holds at least one real entry): do
+    // that and crop, so only the valid-padding paths below are needed. Finite
+    // rather than -inf so the argmax path can shift values (see below).
+    return tf.tidy(() => {
+      const below = tf.min(input).dataSync()[0] - 1;
+      const xp = tf.pad(input, [[0, 0], [p.top, p.bottom], [p.left, p.right], [0, 0]], below);
+      const gp = tf.engine().runKernel(
+        tf.MaxPoolGrad,
+        { dy, input: xp, output },
+        { filterSize: attrs.filterSize, strides: attrs.strides, pad: 'valid' } as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor4D;
+      return tf.slice(gp, [0, p.top, p.left, 0], input.shape);
+    });
+  }
   const g = tiling(input.shape, attrs);
-  if (g === undefined || dy.dtype !== 'float32' || g.fh * g.fw > 24) return delegate(tf.MaxPoolGrad, args);
+  if (g === undefined || g.fh * g.fw > 24) {
+    // Overlapping windows. The stock wasm MaxPoolGrad (and MaxPoolWithArgmax)
+    // drop windows whose maximum is negative (a 3x3 stride-1 pool of a 4x4
+    // map lost 2 of its 16 gradient units), as if the running max started at
+    // 0. So: shift the input positive (argmax is shift-invariant), take
+    // maxPoolWithArgmax, and scatter dy to those positions.
+    return tf.tidy(() => {
+      const { indexes } = tf.maxPoolWithArgmax(positiveShift(input), attrs.filterSize, attrs.strides, 'valid', true);
+      const flat = tf.scatterND(tf.reshape(indexes, [-1, 1]), tf.reshape(dy, [-1]), [input.size]);
+      return tf.reshape(flat, input.shape);
+    });
+  }
   return tf.tidy(() => {
-    const p = g.fh * g.fw;
+    const n = g.fh * g.fw;
     const bits = tf.tensor(
-      Array.from({ length: p }, (_, i) => 2 ** (p - 1 - i)),
+      Array.from({ length: n }, (_, i) => 2 ** (n - 1 - i)),
       [1, 1, g.fh, 1, g.fw, 1],
     );
     const isMax = tf.sub(1, tf.step(tf.sub(sixD(output, g, false), windows(input, g))));
     const weighted = tf.reshape(tf.mul(isMax, bits), [g.b, g.oh * g.fh, g.ow * g.fw, g.c]);
-    const s = tf.mul(tf.avgPool(weighted as tf.Tensor4D, [g.fh, g.fw], [g.fh, g.fw], 'valid'), p);
+    const s = tf.mul(tf.avgPool(weighted as tf.Tensor4D, [g.fh, g.fw], [g.fh, g.fw], 'valid'), n);
     const first = tf.mul(isMax, tf.step(tf.sub(tf.mul(bits, 2), sixD(s, g, false))));
     return backToImage(tf.mul(first, sixD(dy, g, false)), g);
   });
 };
+
+/** x - min(x) + 1: all entries >= 1, same argmax in every window. */
+export function positiveShift<T extends tf.Tensor>(x: T): T {
+  return tf.add(tf.sub(x, tf.min(x)), 1) as T;
+}
 
 function delegate(kernelName: string, args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> {
   const orig = originalKernel(kernelName, 'wasm');

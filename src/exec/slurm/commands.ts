@@ -45,6 +45,8 @@ export interface JobInfo {
   end?: Date;
   /** `exit:signal` of the batch script (scontrol and sacct only). */
   exitCode?: string;
+  /** Job name (squeue only). */
+  name?: string;
 }
 
 interface Output {
@@ -86,7 +88,8 @@ export async function sbatch(args: string[], script: string): Promise<string> {
   return id;
 }
 
-const SQUEUE_FORMAT = '%i|%T|%r|%S|%e';
+// The name goes last: it is the one field a user could fill with the separator.
+const SQUEUE_FORMAT = '%i|%T|%r|%S|%e|%j';
 /** Job ids per squeue call: keeps the command line short on large sweeps. */
 const SQUEUE_CHUNK = 200;
 
@@ -105,9 +108,9 @@ export async function squeue(ids: string[]): Promise<Map<string, JobInfo>> {
       throw new SlurmError(`squeue failed (exit ${r.exitCode}): ${r.stderr}`);
     }
     for (const line of r.stdout.split('\n')) {
-      const [id, state, reason, start, end] = line.trim().split('|');
+      const [id, state, reason, start, end, ...name] = line.trim().split('|');
       if (!id || !state) continue;
-      out.set(id, { id, state: baseState(state), reason: reason ?? '', start: parseTime(start), end: parseTime(end) });
+      out.set(id, { id, state: baseState(state), reason: reason ?? '', start: parseTime(start), end: parseTime(end), name: name.join('|') });
     }
   }
   return out;

@@ -1,11 +1,11 @@
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dag, StageNode } from '../../dag/compile.js';
 import type { Store } from '../../store/store.js';
-import { parseEvent } from '../events.js';
-import { CLI_ENTRY, tailOf } from '../local.js';
+import { EVENT_PREFIX, parseEvent } from '../events.js';
+import { CLI_ENTRY } from '../local.js';
 import type { DagExecutor, DagRunOptions } from '../run-spec.js';
 import type { ScheduleSummary, StageResult, StageStatus } from '../scheduler.js';
 import { isTerminal, sacct, sbatch, scancel, scontrolShowJob, SlurmError, squeue, type JobInfo } from './commands.js';
@@ -24,7 +24,7 @@ export interface SlurmExecutorOptions {
   node?: string;
   /** CLI entry the jobs run (default: this installation's dist/src/cli/main.js). */
   cli?: string;
-  /** Working directory of the jobs (default: the project holding the CLI). */
+  /** Working directory of the jobs: the spec's project (default: the metadd installation holding the CLI). */
   cwd?: string;
   /**
    * How long a job that ended successfully may take for its artifact to become visible here: on a
@@ -48,6 +48,8 @@ interface Track {
   /** Submitted by this run (cancelled on interrupt), as opposed to adopted from an earlier run. */
   own: boolean;
   adopted: boolean;
+  /** Where this job's output starts in the stage's log, and how far it has been read. */
+  logStart: number;
   logPos: number;
   logRest: string;
   cachedByWorker: boolean;
@@ -101,7 +103,7 @@ class SlurmRun {
     for (const key of dag.order) {
       const node = dag.nodes.get(key) as StageNode;
       const ups = [...new Set(Object.values(node.inputs).filter((k) => dag.nodes.has(k)))];
-      this.tracks.set(key, { node, ups, status: 'pending', own: false, adopted: false, logPos: 0, logRest: '', cachedByWorker: false, resubmitted: false });
+      this.tracks.set(key, { node, ups, status: 'pending', own: false, adopted: false, logStart: 0, logPos: 0, logRest: '', cachedByWorker: false, resubmitted: false });
       for (const up of ups) this.dependents.set(up, [...(this.dependents.get(up) ?? []), key]);
     }
   }
@@ -189,11 +191,14 @@ class SlurmRun {
         if (this.results.has(key)) continue;
         const t = this.track(key);
         const sub = latest.get(key);
-        const info = sub ? live.get(sub.jobId) : undefined;
+        // Job ids restart when a cluster's state is wiped: a live job of that id must also bear the key.
+        const found = sub ? live.get(sub.jobId) : undefined;
+        const info = found?.name?.includes(`-${key.slice(0, 10)}-`) ? found : undefined;
         if (sub && info && !isTerminal(info.state)) {
           if (this.adoptable(t, info, sub.force)) {
             t.jobId = sub.jobId;
             t.adopted = true;
+            t.logStart = sub.logOffset;
             t.logPos = sub.logOffset;
             t.status = info.state === 'PENDING' ? 'pending' : 'running';
             adopted++;
@@ -304,7 +309,7 @@ class SlurmRun {
       host: hostname(),
       pid: process.pid,
     });
-    Object.assign(t, { jobId, own: true, adopted: false, logPos: logOffset, logRest: '', cachedByWorker: false, missingSince: undefined, status: 'pending' });
+    Object.assign(t, { jobId, own: true, adopted: false, logStart: logOffset, logPos: logOffset, logRest: '', cachedByWorker: false, missingSince: undefined, status: 'pending' });
     return true;
   }
 
@@ -367,13 +372,13 @@ class SlurmRun {
       t.missingSince ??= Date.now();
       if (Date.now() - t.missingSince < settleMs) return;
       const what = info ? `completed` : 'is no longer known to Slurm (no accounting record either)';
-      await this.fail(key, { status: 'failed', seconds, error: `slurm job ${id} ${what} but left no artifact; log: ${log}${tail(log)}` });
+      await this.fail(key, { status: 'failed', seconds, error: `slurm job ${id} ${what} but left no artifact; log: ${log}${jobTail(log, t.logStart)}` });
       return;
     }
     const detail = (await scontrolShowJob(id)) ?? info;
     const reason = detail.reason && detail.reason !== 'None' ? ` (${detail.reason})` : '';
     const exit = detail.exitCode && detail.exitCode !== '0:0' ? `, exit code ${detail.exitCode}` : '';
-    await this.fail(key, { status: 'failed', seconds, error: `slurm job ${id} ${detail.state}${reason}${exit}; log: ${log}${tail(log)}` });
+    await this.fail(key, { status: 'failed', seconds, error: `slurm job ${id} ${detail.state}${reason}${exit}; log: ${log}${jobTail(log, t.logStart)}` });
   }
 
   /**
@@ -461,7 +466,10 @@ class SlurmRun {
   }
 }
 
-function tail(log: string): string {
-  const text = tailOf(log);
-  return text ? `\n${text}` : '';
+/** The last lines this job wrote to the stage's log, without the workers' event lines. */
+function jobTail(log: string, from: number, lines = 20): string {
+  if (!existsSync(log)) return '';
+  const text = readFileSync(log).subarray(from).toString('utf8');
+  const kept = text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(EVENT_PREFIX));
+  return kept.length > 0 ? `\n${kept.slice(-lines).join('\n')}` : '';
 }

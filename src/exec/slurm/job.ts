@@ -36,7 +36,9 @@ export function jobName(prefix: string, key: string, label: string): string {
     .replace(/<-/g, 'from')
     .replace(/[^A-Za-z0-9._=-]+/g, '_')
     .replace(/^_+|_+$/g, '');
-  return `${prefix}-${key.slice(0, 10)}-${clean}`.slice(0, 120);
+  const head = `${prefix}-${key.slice(0, 10)}-`;
+  // Only the label is shortened: the key part is how a later run recognises the job as this stage's.
+  return head + clean.slice(0, Math.max(0, 120 - head.length));
 }
 
 export function shellQuote(s: string): string {

@@ -79,8 +79,10 @@ export function createSlurmView(stream: NodeJS.WriteStream = process.stderr): Sl
       }
       const shown = running.slice(0, 2).map((l) => progressText.get(l) ?? l);
       const more = running.length > 2 ? ` +${running.length - 2}` : '';
+      const next = `${summary}${shown.length > 0 ? ` | ${shown.join('; ')}${more}` : ''}`;
+      if (next === status) return;
       clear();
-      status = `${summary}${shown.length > 0 ? ` | ${shown.join('; ')}${more}` : ''}`;
+      status = next;
       draw();
     },
     stop() {
