@@ -134,13 +134,14 @@ describe('gradient matching (DC / DSA)', () => {
     it(`${variant}: a few iterations from noise lower the matching loss on a fixed network`, async () => {
       const real = tinyData({ classes: 2, perClass: 12 });
       const ctx = methodContext(real, 2);
-      const method = createGradientMatching(gmConfig({ variant }));
+      // A larger image lr than the reference's 0.1 makes 8 iterations move the loss well past noise.
+      const method = createGradientMatching(gmConfig({ variant, lr: 1 }));
       const start = await runDistillation(method, ctx, { end: 0, runSeed: `${variant}-lower` });
       const result = await runDistillation(method, ctx, { end: 8, runSeed: `${variant}-lower` });
       for (const probe of ['p1', 'p2']) {
         const b = lossAt(method, ctx, start.images, probe);
         const a = lossAt(method, ctx, result.images, probe);
-        assert.ok(a < 0.9 * b, `${probe}: ${b} -> ${a}`);
+        assert.ok(a < 0.8 * b, `${probe}: ${b} -> ${a}`);
       }
     });
   }

@@ -25,7 +25,7 @@ const UNARY: Array<{ name: string; tf: (x: tf.Tensor) => tf.Tensor; f: (x: numbe
   { name: 'sigmoid', tf: tf.sigmoid, f: (x) => 1 / (1 + Math.exp(-x)), lo: -3, hi: 3, order: 2 },
   { name: 'softplus', tf: tf.softplus, f: (x) => Math.log1p(Math.exp(x)), lo: -3, hi: 3, order: 2 },
   { name: 'elu', tf: tf.elu, f: (x) => (x > 0 ? x : Math.expm1(x)), lo: -2, hi: -0.1, order: 2 },
-  { name: 'selu', tf: tf.selu, f: (x) => (x > 0 ? 1.0507009873554805 * x : 1.7580993408473766 * Math.expm1(x)), lo: -2, hi: -0.1, order: 2 },
+  { name: 'selu', tf: tf.selu, f: (x) => (x > 0 ? 1.0507009873554805 * x : 1.7580993408473768 * Math.expm1(x)), lo: -2, hi: -0.1, order: 2 },
   { name: 'log', tf: tf.log, f: Math.log, lo: 0.5, hi: 3, order: 2 },
   { name: 'log1p', tf: tf.log1p, f: Math.log1p, lo: 0, hi: 2, order: 2 },
   { name: 'expm1', tf: tf.expm1, f: Math.expm1, lo: -1, hi: 1, order: 2 },
@@ -311,15 +311,37 @@ describe('adjoint identities of the backprop kernels: <A(u), v> = <u, A^T(v)>', 
       },
     },
     {
-      name: 'ResizeBilinearGrad',
+      name: 'ResizeBilinearGrad alignCorners=false halfPixelCenters=true',
       uShape: [2, 9, 9, 3],
       A: (u) => tf.engine().runKernel('ResizeBilinearGrad', { dy: u, images: tf.zeros([2, 4, 4, 3]) }, { alignCorners: false, halfPixelCenters: true }) as tf.Tensor,
     },
     {
-      name: 'ResizeNearestNeighborGrad',
-      uShape: [2, 9, 9, 3],
+      name: 'ResizeNearestNeighborGrad alignCorners=false halfPixelCenters=true',
+      uShape: [2, 9, 7, 3],
       A: (u) =>
-        tf.engine().runKernel('ResizeNearestNeighborGrad', { dy: u, images: tf.zeros([2, 4, 4, 3]) }, { alignCorners: false, halfPixelCenters: false }) as tf.Tensor,
+        tf.engine().runKernel('ResizeNearestNeighborGrad', { dy: u, images: tf.zeros([2, 4, 3, 3]) }, { alignCorners: false, halfPixelCenters: true }) as tf.Tensor,
+    },
+    {
+      name: 'ResizeBilinearGrad alignCorners=false halfPixelCenters=false',
+      uShape: [2, 9, 9, 3],
+      A: (u) => tf.engine().runKernel('ResizeBilinearGrad', { dy: u, images: tf.zeros([2, 4, 4, 3]) }, { alignCorners: false, halfPixelCenters: false }) as tf.Tensor,
+    },
+    {
+      name: 'ResizeNearestNeighborGrad alignCorners=false halfPixelCenters=false',
+      uShape: [2, 9, 7, 3],
+      A: (u) =>
+        tf.engine().runKernel('ResizeNearestNeighborGrad', { dy: u, images: tf.zeros([2, 4, 3, 3]) }, { alignCorners: false, halfPixelCenters: false }) as tf.Tensor,
+    },
+    {
+      name: 'ResizeBilinearGrad alignCorners=true halfPixelCenters=false',
+      uShape: [2, 9, 9, 3],
+      A: (u) => tf.engine().runKernel('ResizeBilinearGrad', { dy: u, images: tf.zeros([2, 4, 4, 3]) }, { alignCorners: true, halfPixelCenters: false }) as tf.Tensor,
+    },
+    {
+      name: 'ResizeNearestNeighborGrad alignCorners=true halfPixelCenters=false',
+      uShape: [2, 9, 7, 3],
+      A: (u) =>
+        tf.engine().runKernel('ResizeNearestNeighborGrad', { dy: u, images: tf.zeros([2, 4, 3, 3]) }, { alignCorners: true, halfPixelCenters: false }) as tf.Tensor,
     },
     {
       name: 'Conv2DBackpropFilter (in dy)',
@@ -337,6 +359,20 @@ describe('adjoint identities of the backprop kernels: <A(u), v> = <u, A^T(v)>', 
       A: (u) => tf.conv2dTranspose(u as tf.Tensor4D, rnd([3, 3, 3, 5], 44) as tf.Tensor4D, [2, 8, 8, 3], 2, 'same'),
     },
   ];
+  // The forward resizes too: their gradient kernels must be their adjoints
+  // (tfjs's ignore halfPixelCenters; the engine replaces them).
+  for (const [ac, hp] of [[false, true], [false, false], [true, false]] as const) {
+    cases.push({
+      name: `resizeBilinear alignCorners=${ac} halfPixelCenters=${hp}`,
+      uShape: [2, 4, 5, 3],
+      A: (u) => tf.image.resizeBilinear(u as tf.Tensor4D, [28, 11], ac, hp),
+    });
+    cases.push({
+      name: `resizeNearestNeighbor alignCorners=${ac} halfPixelCenters=${hp}`,
+      uShape: [2, 4, 5, 3],
+      A: (u) => tf.image.resizeNearestNeighbor(u as tf.Tensor4D, [28, 11], ac, hp),
+    });
+  }
   for (const c of cases) {
     test(c.name, () => {
       for (const be of BACKENDS) {

@@ -224,7 +224,7 @@ describe('Sum / Mean (wasm) vs cpu', () => {
 describe('other wasm kernels', () => {
   test('Identity shares data and survives disposal of its source', () => {
     const prev = tf.getBackend();
-    tf.setBackend('wasm');
+    void tf.setBackend('wasm'); // already initialised: switches synchronously
     try {
       const x = input([3, 4]);
       const expected = Array.from(x.dataSync());
@@ -233,7 +233,7 @@ describe('other wasm kernels', () => {
       assert.deepEqual(Array.from(y.dataSync()), expected);
       y.dispose();
     } finally {
-      tf.setBackend(prev);
+      void tf.setBackend(prev);
     }
   });
 

@@ -31,7 +31,9 @@ export async function initTestBackends(): Promise<void> {
  */
 export function runOn(backend: string, fn: () => tf.Tensor | tf.Tensor[]): Float64Array[] {
   const prev = tf.getBackend();
-  tf.setBackend(backend);
+  // setBackend is async but switches synchronously to an already initialised
+  // backend (initTestBackends initialised both), so no await is needed here.
+  void tf.setBackend(backend);
   try {
     const outs = tf.tidy(() => {
       const out = fn();
@@ -41,7 +43,7 @@ export function runOn(backend: string, fn: () => tf.Tensor | tf.Tensor[]): Float
     tf.dispose(outs);
     return values;
   } finally {
-    tf.setBackend(prev);
+    void tf.setBackend(prev);
   }
 }
 

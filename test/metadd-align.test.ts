@@ -91,6 +91,34 @@ describe('MetaDD alignment (driver)', () => {
     assert.ok(paramBytes(nets).equals(before));
     for (const n of nets) tf.dispose(Object.values(n.params));
   });
+  it('chunked terms (one tape per chunk of images) give the whole-set update, with bounded tensors', async () => {
+    const real = tinyData({ classes: 3, perClass: 12 });
+    const ctx = methodContext(real, 3);
+    const nets = [randomAux(4, 2, 'aux-f', real), randomAux(3, 1, 'aux-g', real)];
+    const dm = createDm(DM);
+    const weights = { lambdaAi: 2, lambdaVar: 20 };
+    const whole = await runDistillation(dm, ctx, { end: 2, runSeed: 'chunk', extraLoss: metaddExtraLoss(nets, weights, 0) });
+    const counts: number[] = [];
+    const before = tf.memory().numTensors;
+    const chunked = await runDistillation(dm, ctx, {
+      end: 2,
+      runSeed: 'chunk',
+      extraLoss: metaddExtraLoss(nets, weights, 4),
+      progress: { update: () => counts.push(tf.memory().numTensors) },
+    });
+    let maxDiff = 0;
+    let moved = 0;
+    const init = await runDistillation(dm, ctx, { end: 0, runSeed: 'chunk' });
+    for (let i = 0; i < whole.images.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(whole.images[i] - chunked.images[i]));
+      moved = Math.max(moved, Math.abs(whole.images[i] - init.images[i]));
+    }
+    assert.ok(moved > 1e-2, 'the update must move the images');
+    assert.ok(maxDiff < 1e-4 * moved, `chunked vs whole: ${maxDiff} (moved ${moved})`);
+    assert.equal(new Set(counts).size, 1);
+    assert.equal(tf.memory().numTensors, before);
+    for (const n of nets) tf.dispose(Object.values(n.params));
+  });
 });
 
 describe('metadd stage', () => {

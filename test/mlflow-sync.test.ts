@@ -451,16 +451,19 @@ describe('sync to a real MLflow server', mlflowSuiteOptions(), () => {
     const good: FakeStage = { key: stageKey('ab0a'), kind: 'eval', label: 'eval good', params: { a: 1 }, records: metrics('acc', 4, 9) };
     for (const st of [badKey, conflict, missing, good]) await writeStage(root, st);
     await writeRun(root, 'run-6', specPath, [badKey, conflict, missing, good].map((st) => ({ s: st, status: 'computed' as const })));
+    await appendRunRecords(root, 'run-6', [{ type: 'artifact', path: 'report/missing.md' }]);
     const summary = await syncRun({ root, runId: 'run-6', client, experimentName: EXPERIMENT });
     assert.equal(summary.complete, false);
     assert.equal(summary.unavailable, undefined);
-    assert.equal(summary.errors.length, 3, summary.errors.join('\n'));
+    assert.equal(summary.errors.length, 4, summary.errors.join('\n'));
+    assert.match(summary.errors[3], /^run records: .*report\/missing\.md/);
+    assert.equal((await client.getRun(summary.parentRunId!)).info.status, 'FINISHED', 'the parent is still finished');
     assert.match(summary.errors[0], /eval bad key .*record 6: metric key "bad\$key" has characters MLflow refuses/);
     assert.match(summary.errors[1], /eval param conflict .*record 4: param "lr" logged again with another value/);
     assert.match(summary.errors[2], /eval missing file .*declared artifact "nope.png" is not a file/);
     assert.deepEqual(summary.stages.map((x) => x.outcome), ['error', 'error', 'error', 'logged']);
     // Everything before the bad record went out; the bad record and what follows are pending.
-    assert.equal(summary.pending, 4 + 1 + 1);
+    assert.equal(summary.pending, 4 + 1 + 1 + 1);
     const [badRun] = await runsWithKey(client, expId, badKey.key);
     assert.equal((await client.getMetricHistory(badRun.info.run_id, 'fine')).length, 5);
     assert.equal(badRun.info.status, 'RUNNING', 'a stage with pending records is not marked finished');
@@ -498,6 +501,23 @@ describe('sync to a real MLflow server', mlflowSuiteOptions(), () => {
     assert.equal(parent.info.status, 'KILLED');
     assert.equal(tags(parent)['metadd.status'], 'interrupted');
     await assertHistoryExactly(client, parent.info.run_id, 'progress', metricRecords(metrics('progress', 5, 11), 'progress'));
+  });
+
+  it('a run deleted on the server is logged again in full, not resumed into the void', async () => {
+    const old = (await syncRun({ root, runId: 'run-8', client, experimentName: EXPERIMENT })).parentRunId!;
+    const res = await fetch(`${server.url}/api/2.0/mlflow/runs/delete`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ run_id: old }),
+    });
+    assert.equal(res.status, 200);
+    // A fresh client, as in a later `metadd sync` process.
+    const later = new MlflowClient({ trackingUri: server.url, retry: FAST });
+    const summary = await syncRun({ root, runId: 'run-8', client: later, experimentName: EXPERIMENT });
+    assert.equal(summary.complete, true, summary.errors.join('\n'));
+    assert.notEqual(summary.parentRunId, old);
+    assert.equal(summary.sent.metrics, 5);
+    await assertHistoryExactly(client, summary.parentRunId!, 'progress', metricRecords(metrics('progress', 5, 11), 'progress'));
   });
 
   it('the runs look right to the Python MLflow client (parent/child, metrics, artifact bytes)', async () => {

@@ -148,12 +148,13 @@ describe('pretrain and eval stages', () => {
 
     const scratch = mkdtempSync(join(root, 'scratch-b-'));
     const killed = context('pretrain', pretrainParams, { dataset }, 'pretrain-2', scratch);
-    // Abort as soon as the second epoch has made progress: the checkpoint of epoch 1 is on disk by then.
-    killed.ctx.progress = { update: (_d, _t, msg) => (msg?.startsWith('epoch 2/') ? killed.controller.abort() : undefined) };
+    // Abort once the third epoch has made progress: the checkpoint of epoch 2 is on disk by then, taken
+    // right after the lr decay emptied the momentum buffers (the resume must restore that too).
+    killed.ctx.progress = { update: (_d, _t, msg) => (msg?.startsWith('epoch 3/') ? killed.controller.abort() : undefined) };
     await assert.rejects(pretrainStage.run(killed.ctx), (err: Error) => err.name === 'AbortError');
     const resumed = context('pretrain', pretrainParams, { dataset }, 'pretrain-3', scratch);
     await pretrainStage.run(resumed.ctx);
-    assert.ok(resumed.logs.some((l) => l.includes('resuming convnet at epoch 1')), resumed.logs.join('\n'));
+    assert.ok(resumed.logs.some((l) => l.includes('resuming convnet at epoch 2')), resumed.logs.join('\n'));
 
     const files = filesUnder(full.ctx.outDir).sort();
     assert.deepEqual(filesUnder(resumed.ctx.outDir).sort(), files);
@@ -197,7 +198,7 @@ describe('pretrain and eval stages', () => {
 
   it('eval: trains fresh models on an image set and writes a valid result.json', async () => {
     const images = makeImageSet(false);
-    const h = context('eval', evalParams, { dataset, images }, 'eval', mkdtempSync(join(root, 'scratch-e-')));
+    const h = context('eval', evalParams, { dataset, images }, 'eval-1', mkdtempSync(join(root, 'scratch-e-')));
     await evalStage.run(h.ctx);
     const r = JSON.parse(readFileSync(join(h.ctx.outDir, 'result.json'), 'utf8')) as EvalResult;
     assert.deepEqual(r.arch, { name: 'convnet', width: 8, depth: 2, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' });
@@ -217,6 +218,19 @@ describe('pretrain and eval stages', () => {
     assert.notDeepEqual(r.curves.train_loss[0], r.curves.train_loss[1]);
     const keys = new Set(h.records.map((x) => (x.type === 'metric' ? x.key : '')));
     assert.ok(keys.has('accuracy') && keys.has('accuracy_mean') && keys.has('model_1/train_loss'));
+
+    // Killed while training the second model, then resumed: the first model is not retrained and the
+    // result is byte-identical.
+    const scratch = mkdtempSync(join(root, 'scratch-e2-'));
+    const killed = context('eval', evalParams, { dataset, images }, 'eval-2', scratch);
+    killed.ctx.progress = { update: (_d, _t, msg) => (msg?.startsWith('model 2/2 epoch 2') ? killed.controller.abort() : undefined) };
+    await assert.rejects(evalStage.run(killed.ctx), (err: Error) => err.name === 'AbortError');
+    const resumed = context('eval', evalParams, { dataset, images }, 'eval-3', scratch);
+    const started: string[] = [];
+    resumed.ctx.progress = { update: (_d, _t, msg) => void started.push(msg ?? '') };
+    await evalStage.run(resumed.ctx);
+    assert.ok(started.every((m) => !m.startsWith('model 1/')), 'the finished model was trained again');
+    assert.ok(readFileSync(join(resumed.ctx.outDir, 'result.json')).equals(readFileSync(join(h.ctx.outDir, 'result.json'))));
   });
 
   it("eval: 'best' reads the test set every epoch and reports the maximum; soft labels are used", async () => {

@@ -82,6 +82,41 @@ describe('training', () => {
     });
   });
 
+  it('second order: d/dx of a gradient-matching loss through a ConvNet matches finite differences', () => {
+    // DC's inner quantity: the parameter gradient of the CE on images x, compared with a fixed target G.
+    // tanh keeps the function smooth so finite differences are meaningful (ReLU kinks make them noise).
+    for (const norm of ['instance', 'batch'] as const) {
+      const model = buildModel({ name: 'convnet', width: 4, depth: 2, act: 'tanh', norm }, { channels: 1, height: 8, width: 8, classes: 3 });
+      const params = model.init(createRng(`second-order-${norm}`));
+      const names = model.paramSpecs.map((s) => s.name);
+      const labels = tf.tensor1d([0, 1, 2], 'int32');
+      const targets = names.map((n, i) => tf.randomNormal(params[n].shape, 0, 0.1, 'float32', 100 + i));
+      const matchLoss = (x: tf.Tensor4D): tf.Scalar => {
+        const grads = tf.grads((...ps: tf.Tensor[]) => {
+          const p: Record<string, tf.Tensor> = {};
+          names.forEach((n, i) => (p[n] = ps[i]));
+          return crossEntropy(model.forward(p, x, { training: true }), labels);
+        })(names.map((n) => params[n]));
+        return tf.addN(grads.map((g, i) => tf.sum(tf.square(tf.sub(g, targets[i]))))) as tf.Scalar;
+      };
+      const x = tf.randomNormal([3, 8, 8, 1], 0, 1, 'float32', 42) as tf.Tensor4D;
+      const analytic = tf.grad((t: tf.Tensor) => matchLoss(t as tf.Tensor4D))(x).dataSync();
+      const base = x.dataSync();
+      const scale = Math.max(...Array.from(analytic, Math.abs));
+      for (const i of [0, 9, 27, 70, 101, 150, 191]) {
+        const eps = 1e-2;
+        const at = (d: number) => {
+          const v = Float32Array.from(base);
+          v[i] += d;
+          return tf.tidy(() => matchLoss(tf.tensor4d(v, x.shape)).dataSync()[0]);
+        };
+        const numeric = (at(eps) - at(-eps)) / (2 * eps);
+        assert.ok(Math.abs(numeric - analytic[i]) < 2e-2 * scale, `${norm} coord ${i}: analytic ${analytic[i]} numeric ${numeric}`);
+      }
+      tf.dispose([x, labels, ...targets, ...Object.values(params)]);
+    }
+  });
+
   it('lr schedule: x0.1 after decayEpoch epochs, constant without one', () => {
     const cfg = { ...BASE, epochs: 10, decayEpoch: 6 };
     assert.deepEqual([1, 6, 7, 10].map((e) => lrAt(cfg, e)), [0.05, 0.05, 0.05 * 0.1, 0.05 * 0.1]);

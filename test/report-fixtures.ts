@@ -19,18 +19,22 @@ export class FixtureStore {
     this.root = root ?? mkdtempSync(join(tmpdir(), 'metadd-report-'));
   }
 
+  has(key: string): boolean {
+    return existsSync(join(this.dir(key), 'manifest.json'));
+  }
+
   dir(key: string): string {
     return join(this.root, 'objects', key.slice(0, 2), key);
   }
 
-  put(key: string, kind: StageKind, files: Record<string, string | Buffer>, inputs: Record<string, string> = {}): ArtifactView {
+  put(key: string, kind: StageKind, files: Record<string, string | Buffer>, inputs: Record<string, string> = {}, params: Record<string, unknown> = {}): ArtifactView {
     const dir = this.dir(key);
     mkdirSync(dir, { recursive: true });
     for (const [rel, content] of Object.entries(files)) {
       mkdirSync(join(dir, rel, '..'), { recursive: true });
       writeFileSync(join(dir, rel), content);
     }
-    writeFileSync(join(dir, 'stage.json'), JSON.stringify({ key, kind, inputs }));
+    writeFileSync(join(dir, 'stage.json'), JSON.stringify({ key, kind, params, inputs }));
     const manifest = { key, kind, label: `${kind} ${key.slice(0, 8)}`, createdAt: '2025-01-01T00:00:00.000Z', totalBytes: 0, files: [] };
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
     return { key, kind, dir, meta: {} };
@@ -90,6 +94,9 @@ export interface SweepCell {
   /** Write the image set (grid, curves); default true. */
   set?: boolean;
   cams?: boolean;
+  /** The stage that made the set (default distill) and its parameters (stage.json). */
+  setKind?: StageKind;
+  setParams?: Record<string, unknown>;
 }
 
 /**
@@ -108,7 +115,7 @@ export function writeSweep(store: FixtureStore, name: string, archs: string[], c
         'records.jsonl': metricRecords('distill.loss', [4, 3, 2.5, 2.2, 2.1].map((v) => v + i * 0.1)),
       };
       if (c.cams) files['cams/cam_overlay.png'] = camPng();
-      store.put(setKey, 'distill', files);
+      store.put(setKey, c.setKind ?? 'distill', files, {}, c.setParams ?? {});
     }
     const evals: ReportCellParam['evals'] = archs.map((arch, j) => {
       const input = `eval${i}_${j}`;

@@ -206,6 +206,62 @@ function fmt(v: number | undefined): string {
   return v === undefined ? '-' : v.toPrecision(4);
 }
 
+/** Images [s, e) of an NHWC tensor. */
+function rows(x: tf.Tensor4D, s: number, e: number): tf.Tensor4D {
+  return tf.slice(x, [s, 0, 0, 0], [e - s, -1, -1, -1]);
+}
+
+/**
+ * The extra terms chunk by chunk, each weighted by its share of the images. Active: each chunk is
+ * differentiated on its own tape and the returned gradient is the concatenation (same shape as the
+ * set). Inactive: measured without a tape.
+ */
+function chunkedExtra(extra: ExtraLoss, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo): { values: Record<string, number>; grad?: tf.Tensor4D } {
+  const n = labels.length;
+  const size = extra.chunk > 0 ? extra.chunk : n;
+  const values: Record<string, number> = {};
+  const grads: tf.Tensor4D[] = [];
+  const add = (k: string, v: number, frac: number): void => {
+    values[k] = (values[k] ?? 0) + v * frac;
+  };
+  try {
+    for (let s = 0; s < n; s += size) {
+      const e = Math.min(n, s + size);
+      const frac = (e - s) / n;
+      const lab = labels.subarray(s, e);
+      const x = rows(syn, s, e);
+      try {
+        if (!extra.active) {
+          tf.tidy(() => {
+            const r = extra.compute(x, lab, info);
+            for (const [k, t] of Object.entries(r.terms)) add(k, t.dataSync()[0], frac);
+          });
+          continue;
+        }
+        let kept: Record<string, tf.Scalar> = {};
+        const { value, grad } = tf.valueAndGrad((xc: tf.Tensor) => {
+          const r = extra.compute(xc as tf.Tensor4D, lab, info);
+          kept = Object.fromEntries(Object.entries(r.terms).map(([k, t]) => [k, tf.keep(t)]));
+          return r.total;
+        })(x);
+        add('extra', value.dataSync()[0], frac);
+        for (const [k, t] of Object.entries(kept)) add(k, t.dataSync()[0], frac);
+        grads.push(tf.tidy(() => tf.mul(grad, frac)));
+        tf.dispose([value, grad, ...Object.values(kept)]);
+      } finally {
+        x.dispose();
+      }
+    }
+    if (!extra.active) return { values };
+    const grad = grads.length === 1 ? grads[0] : (tf.concat(grads, 0) as tf.Tensor4D);
+    if (grads.length > 1) tf.dispose(grads);
+    grads.length = 0;
+    return { values, grad };
+  } finally {
+    tf.dispose(grads);
+  }
+}
+
 /** One image update; returns the logged values (`loss` = the total, `base`, and each extra term). */
 function imageStep<S, P>(
   method: DistillMethod<S, P>,
@@ -221,19 +277,37 @@ function imageStep<S, P>(
   extraLoss: ExtraLoss | undefined,
 ): Record<string, number> {
   let kept: Record<string, tf.Scalar> = {};
+  // An active extra loss that fits in one chunk shares the base method's tape (one forward of the set).
+  const sameTape = extraLoss !== undefined && extraLoss.active && !(extraLoss.chunk > 0 && extraLoss.chunk < labels.length);
   const { value, grads } = tf.variableGrads(() => {
     const base = method.loss(ctx, state, prepared, syn, labels, info);
-    if (!extraLoss) return base;
-    const extra = extraLoss(syn, labels, info);
+    if (!sameTape || !extraLoss) return base;
+    const extra = extraLoss.compute(syn, labels, info);
     // The tape's scope releases everything but its result: keep the terms for logging.
     kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
     return tf.add(base, extra.total) as tf.Scalar;
   }, [syn]);
+  let separate: { values: Record<string, number>; grad?: tf.Tensor4D } | undefined;
+  try {
+    if (extraLoss && !sameTape) separate = chunkedExtra(extraLoss, syn, labels, info);
+  } catch (err) {
+    tf.dispose([value, ...Object.values(grads)]);
+    throw err;
+  }
   const out: Record<string, number> = {};
+  const owned: tf.Tensor[] = [];
   try {
     out.loss = value.dataSync()[0];
     for (const [k, t] of Object.entries(kept)) out[k] = t.dataSync()[0];
-    const g = grads[syn.name];
+    if (separate) {
+      const { extra, ...terms } = separate.values;
+      out.base = out.loss;
+      if (extra !== undefined) out.loss += extra;
+      Object.assign(out, terms);
+    }
+    if (separate?.grad) owned.push(separate.grad);
+    const g = separate?.grad ? tf.add(grads[syn.name], separate.grad) : grads[syn.name];
+    if (g !== grads[syn.name]) owned.push(g);
     if (!Number.isFinite(out.loss)) {
       throw new Error(
         `${method.name}: the loss became ${out.loss} at iteration ${info.iteration} (step ${info.step}); ` +
@@ -258,8 +332,7 @@ function imageStep<S, P>(
     }
   } finally {
     value.dispose();
-    for (const t of Object.values(grads)) t.dispose();
-    for (const t of Object.values(kept)) t.dispose();
+    tf.dispose([...Object.values(grads), ...Object.values(kept), ...owned]);
   }
   return out;
 }

@@ -74,8 +74,23 @@ export interface DistillMethod<S = unknown, P = unknown> {
   endIteration(state: S): void;
 }
 
+export interface ExtraTerms {
+  /** What is weighted into the objective. */
+  total: tf.Scalar;
+  /** Logged values (each a scalar the driver disposes). */
+  terms: Record<string, tf.Scalar>;
+}
+
 /**
- * Extra terms added to L_base inside the same tape (MetaDD). `total` is what is differentiated; `terms`
- * are logged (each a scalar the driver disposes). Must not depend on the method.
+ * Extra terms added to L_base (MetaDD). They never depend on the method. `compute` returns, for a batch
+ * of images, means over those images of per-image quantities: the set can then be split into chunks,
+ * each differentiated on its own tape and weighted by its share of the images, which bounds memory to
+ * one chunk's activations and gives the gradient of the mean over the whole set.
  */
-export type ExtraLoss = (syn: tf.Tensor4D, labels: Int32Array, info: StepInfo) => { total: tf.Scalar; terms: Record<string, tf.Scalar> };
+export interface ExtraLoss {
+  /** False: the terms are only measured and logged (no gradient), and the update is exactly the base's. */
+  active: boolean;
+  /** Images per tape; 0 (or at least the set size) puts the whole set in the base method's tape. */
+  chunk: number;
+  compute(syn: tf.Tensor4D, labels: Int32Array, info: StepInfo): ExtraTerms;
+}

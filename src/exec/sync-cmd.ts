@@ -25,7 +25,15 @@ export async function syncStore(root: string, options: { uri?: string; runIds?: 
       continue;
     }
     const client = MlflowClient.fromEnv(target.uri, process.env, options.retry ? { retry: { maxAttempts: options.retry } } : {});
-    const s = await syncRun({ root, runId: log.runId, client, experimentName: experimentOf(log) });
+    let s;
+    try {
+      s = await syncRun({ root, runId: log.runId, client, experimentName: experimentOf(log) });
+    } catch (err) {
+      // A local problem with this run (e.g. a live run is syncing it right now): report, go on.
+      ok = false;
+      lines.push(`${log.runId} ${log.spec.name}: ${err instanceof Error ? err.message : String(err)}`);
+      continue;
+    }
     const sent = `${s.sent.metrics} metric points, ${s.sent.params} params, ${s.sent.artifacts} artifacts sent`;
     if (s.complete) lines.push(`${log.runId} ${log.spec.name}: in sync (${sent})`);
     else {

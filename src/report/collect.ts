@@ -63,6 +63,8 @@ export interface SetData {
   cams: string[];
   /** Metric records of the set and of the image sets it was refined from, by metric key. */
   curves: Record<string, CurvePoint[]>;
+  /** Parameters of the stage that made the set (its stage.json), e.g. a metadd stage's `aux`. */
+  stageParams?: Record<string, unknown>;
   problem?: string;
 }
 
@@ -206,7 +208,9 @@ export async function collect(params: ReportParams, source: ArtifactSource): Pro
       if (view) {
         const grid = join(view.dir, 'grid.png');
         const { curves, declared } = await setCurves(view, source);
-        set = { ...set, key: view.key, dir: view.dir, kind: view.kind, grid: existsSync(grid) ? grid : undefined, cams: findCams(view.dir, declared), curves };
+        const defFile = join(view.dir, 'stage.json');
+        const stageParams = existsSync(defFile) ? (readJson(defFile) as { params?: Record<string, unknown> }).params : undefined;
+        set = { ...set, key: view.key, dir: view.dir, kind: view.kind, grid: existsSync(grid) ? grid : undefined, cams: findCams(view.dir, declared), curves, stageParams };
       } else {
         set.problem = source.missingReason?.(cell.set) ?? 'not in the store';
         missing.push({ input: cell.set, what: 'image set', where, label: source.label?.(cell.set), reason: set.problem });

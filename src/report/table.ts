@@ -140,16 +140,37 @@ function resolveGroups(cfg: ReportConfig, table: TableConfig, cells: CellData[],
   }
   const active = cells.filter((c) => matches(cfg.auxiliaries.when, (p) => cellValue(c, p)));
   if (active.length === 0) return undefined;
-  const sets = active.map((c) => cellValue(c, cfg.auxiliaries.path));
-  if (sets.some((s) => !Array.isArray(s))) {
-    notes.push(`Columns are not split into seen and unseen: the auxiliaries ('${cfg.auxiliaries.path}') of the MetaDD cells are not known to the report.`);
+  const seenLabels = new Set<string>();
+  const seenNames = new Set<string>();
+  const distinct = new Set<string>();
+  let unknown = 0;
+  for (const c of active) {
+    const fact = cellValue(c, cfg.auxiliaries.path);
+    if (Array.isArray(fact)) {
+      for (const l of fact.flatMap(auxLabels)) seenLabels.add(l);
+      distinct.add(valueKey(fact));
+      continue;
+    }
+    // Without the fact, the metadd stage's own parameters name its auxiliaries, spelled as the model
+    // zoo builds them (whose defaults can differ from the plan's labels): match those by name.
+    const aux = c.set.stageParams?.aux;
+    if (!Array.isArray(aux)) {
+      unknown++;
+      continue;
+    }
+    const names = aux.map((a) => String(typeof a === 'string' ? a : (a as { name?: unknown }).name));
+    for (const n of names) seenNames.add(n);
+    distinct.add(valueKey([...names].sort()));
+  }
+  if (distinct.size === 0) {
+    notes.push(`Columns are not split into seen and unseen: the auxiliaries ('${cfg.auxiliaries.path}') of the MetaDD cells are unknown to the report.`);
     return undefined;
   }
-  const distinct = new Set(sets.map((s) => valueKey(s)));
-  if (distinct.size > 1) notes.push(`The MetaDD cells use different auxiliary networks; "seen" is the union of them.`);
-  const seenLabels = new Set((sets as unknown[][]).flat().flatMap(auxLabels));
-  const seen = columns.filter((c) => seenLabels.has(c));
-  const unseen = columns.filter((c) => !seenLabels.has(c));
+  if (unknown > 0) notes.push(`The auxiliaries of ${unknown} MetaDD cell(s) are unknown (their image sets are missing); "seen" comes from the others.`);
+  if (distinct.size > 1) notes.push('The MetaDD cells use different auxiliary networks; "seen" is the union of them.');
+  const isSeen = (c: string): boolean => seenLabels.has(c) || seenNames.has(c.split('-')[0]);
+  const seen = columns.filter(isSeen);
+  const unseen = columns.filter((c) => !isSeen(c));
   return [
     { label: 'Seen', columns: seen },
     { label: 'Unseen', columns: unseen },

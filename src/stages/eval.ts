@@ -119,8 +119,9 @@ export function readImageSet(dir: string, expect: { channels: number; height: nu
 /**
  * Trains `models` fresh networks on an image set and tests them on the real test set (the reference
  * evaluation protocol, REFERENCE section 2). Model i draws its initialisation and its training from
- * `ctx.rng.child('model-i')`. Finished models are recorded in scratch and the model in training is
- * checkpointed at most every 30 s, so a killed attempt resumes without changing the result.
+ * `ctx.rng.child('seed-<seed>').child('model-<i>')`. Finished models are recorded in scratch and the
+ * model in training is checkpointed at most every 30 s, so a killed attempt resumes without changing
+ * the result.
  */
 export const evalStage: StageImpl<EvalParams> = {
   kind: 'eval',
@@ -160,7 +161,9 @@ export const evalStage: StageImpl<EvalParams> = {
     const total = p.models * p.epochs * steps;
 
     for (let i = done.length; i < p.models; i++) {
-      const rng = ctx.rng.child(`model-${i}`);
+      // The seed parameter separates otherwise identical evaluations even when ctx.rng comes from the
+      // spec's base seed alone.
+      const rng = ctx.rng.child(`seed-${p.seed}`).child(`model-${i}`);
       const ckptDir = join(ctx.scratchDir, `model-${i}`);
       const resumed = loadTrainState(ckptDir, model);
       let state = resumed?.state ?? initTrainState(model, rng.child('init'));

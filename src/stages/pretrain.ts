@@ -75,10 +75,13 @@ export const pretrainStage: StageImpl<PretrainParams> = {
       testEvery: p.test_every ?? 0,
     };
 
+    // The seed parameter separates runs that are otherwise identical (MTT's experts) even when the
+    // executor derives ctx.rng from the spec's base seed alone.
+    const rng = ctx.rng.child(`seed-${p.seed}`);
     const ckptDir = join(ctx.scratchDir, 'train');
     const snapRoot = join(ctx.scratchDir, 'out');
     const resumed = loadTrainState(ckptDir, model);
-    let state = resumed?.state ?? initTrainState(model, ctx.rng.child('init'));
+    let state = resumed?.state ?? initTrainState(model, rng.child('init'));
     if (resumed) {
       ctx.log(`resuming ${model.arch.name} at epoch ${state.epoch} of ${p.epochs}`);
     } else {
@@ -93,7 +96,7 @@ export const pretrainStage: StageImpl<PretrainParams> = {
     const steps = Math.ceil(trainSet.n / p.batch);
     const total = steps * p.epochs;
     try {
-      state = await train(model, trainSet, testSet, cfg, ctx.rng.child('train'), state, {
+      state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
         signal: ctx.signal,
         onStep: (epoch, step, _steps, loss) => {
           ctx.progress.update((epoch - 1) * steps + step, total, `epoch ${epoch}/${p.epochs} loss ${loss.toFixed(4)}`);

@@ -41,7 +41,10 @@ export function findMlflowBinary(env: Record<string, string | undefined> = proce
 
 export function requireMlflowBinary(env: Record<string, string | undefined> = process.env, cwd = process.cwd()): string {
   const bin = findMlflowBinary(env, cwd);
-  if (!bin) throw new Error(`MLflow is not installed (no .venv/bin/mlflow in ${cwd} or ${packageRoot()}): ${SETUP_HINT}`);
+  if (!bin) {
+    const where = [...new Set([resolve(cwd), packageRoot()])].join(' or ');
+    throw new Error(`MLflow is not installed (no .venv/bin/mlflow in ${where}): ${SETUP_HINT}`);
+  }
   return bin;
 }
 

@@ -262,6 +262,8 @@ async function pendingFor(root: string, log: RunLog, destId: string | undefined)
 // -------------------------------------------------------------------------------------------
 // The sync of one run
 
+const activeRuns = new WeakMap<MlflowClient, Set<string>>();
+
 const TERMINAL_STATUS: Record<string, RunStatusName | undefined> = {
   finished: 'FINISHED',
   failed: 'FAILED',
@@ -337,8 +339,7 @@ class RunSync {
   private async ensureParent(): Promise<TargetState> {
     const existing = this.state.parent;
     if (existing) {
-      const run = await this.client.findRun(existing.mlflowRunId);
-      if (run && run.info.lifecycle_stage === 'active') {
+      if (await this.runIsActive(existing.mlflowRunId)) {
         await this.progress({ type: 'parent', mlflowRunId: existing.mlflowRunId, action: 'resumed' });
         return existing;
       }
@@ -392,7 +393,13 @@ class RunSync {
     }
 
     const records = await readRecords(runRecordsPath(this.opts.root, this.log.runId));
-    await this.syncStream('run', undefined, this.runWhere().label, runId, records, dir, parent, new Map(Object.entries(specParams)), () => this.saveRun());
+    try {
+      await this.syncStream('run', undefined, this.runWhere().label, runId, records, dir, parent, new Map(Object.entries(specParams)), () => this.saveRun());
+    } catch (err) {
+      // As for a stage: a refused record stays pending, the rest of the run is still sent.
+      if (isTransient(err) || !(err instanceof MlflowError)) throw err;
+      this.summary.errors.push(`run records: ${err.message}`);
+    }
 
     if (!parent.filesSent) {
       const specDir = join(dir, RUN_SPEC_DIR);
@@ -498,10 +505,7 @@ class RunSync {
   ): Promise<{ state: StageSyncState; reused: boolean; action: 'created' | 'adopted' | 'resumed'; def: StageDefinition | undefined }> {
     let st = await readJsonIfExists<StageSyncState>(statePath);
     if (st && (st.version !== STATE_VERSION || st.experimentId !== this.experimentId)) st = undefined;
-    if (st) {
-      const run = await this.client.findRun(st.mlflowRunId);
-      if (!run || run.info.lifecycle_stage !== 'active') st = undefined;
-    }
+    if (st && !(await this.runIsActive(st.mlflowRunId))) st = undefined;
     const def = await this.readStageDefinition(stage);
     if (st) {
       const ours = !st.external && st.metaddRunId === this.log.runId;
@@ -846,6 +850,21 @@ class RunSync {
     await this.client.uploadArtifact(runId, path, source);
     this.summary.sent.artifacts++;
     await this.progress({ type: 'artifact', ...where, path });
+  }
+
+  /**
+   * Whether a run the local state names still exists on the server (it may have been deleted, or
+   * the server's database replaced). Remembered per client for the life of the process, because a
+   * run in progress syncs after every stage and would otherwise re-check every earlier stage.
+   */
+  private async runIsActive(runId: string): Promise<boolean> {
+    let known = activeRuns.get(this.client);
+    if (!known) activeRuns.set(this.client, (known = new Set()));
+    if (known.has(runId)) return true;
+    const run = await this.client.findRun(runId);
+    const active = run !== undefined && run.info.lifecycle_stage === 'active';
+    if (active) known.add(runId);
+    return active;
   }
 
   private async search(filter: string, orderBy?: string[]): Promise<Run[]> {

@@ -3,6 +3,14 @@ import type { ExtraLoss } from '../method.js';
 import { auxOutputs, type AuxNet } from './aux.js';
 import { architectureInvariantLoss, camVarianceLoss } from './losses.js';
 
+/**
+ * Images per tape for the MetaDD terms. Both terms are means of per-image quantities (batch norm runs
+ * on running statistics), so chunking is exact up to float summation order; it bounds the tape to one
+ * chunk's activations through every auxiliary network (a whole IPC-10 set through ResNet-18 and VGG-11
+ * exceeds the 4 GB WASM heap). Fixed, not a spec parameter: changing it changes the last bits.
+ */
+export const METADD_CHUNK = 10;
+
 export interface MetaddWeights {
   lambdaAi: number;
   lambdaVar: number;
@@ -11,12 +19,13 @@ export interface MetaddWeights {
 /**
  * The MetaDD plug-in: lambda_ai L_ai + lambda_var L_var of the current synthetic images through the
  * frozen auxiliary networks, for the driver to add to any method's L_base. The terms are always
- * computed and logged; with both weights 0 (the control arm) the returned total is a constant, so
- * the gradient and the update are exactly the base method's.
+ * computed and logged; with both weights 0 (the control arm) they are only measured, without a
+ * tape, so the gradient and the update are exactly the base method's.
  */
-export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights): ExtraLoss {
+export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights, chunk = METADD_CHUNK): ExtraLoss {
   if (nets.length === 0) throw new Error('MetaDD needs at least one auxiliary network');
-  return (syn, labels) => {
+  const active = weights.lambdaAi !== 0 || weights.lambdaVar !== 0;
+  const compute: ExtraLoss['compute'] = (syn, labels) => {
     const y = tf.tensor1d(labels, 'int32');
     const outs = nets.map((net) => auxOutputs(net, syn, y));
     const ai = architectureInvariantLoss(
@@ -24,8 +33,8 @@ export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights): ExtraLo
       y,
     );
     const lVar = camVarianceLoss(outs.map((o) => o.cams));
-    const active = weights.lambdaAi !== 0 || weights.lambdaVar !== 0;
     const total = active ? (tf.add(tf.mul(ai.total, weights.lambdaAi), tf.mul(lVar, weights.lambdaVar)) as tf.Scalar) : tf.scalar(0);
     return { total, terms: { ai: ai.total, ai_ce: ai.ce, ai_kl: ai.kl, var: lVar } };
   };
+  return { active, chunk, compute };
 }

@@ -85,8 +85,8 @@ export const elementwiseGradients: Grad[] = [
     return tf.mul(dy, tf.add(pos, tf.mul(tf.sub(1, pos), tf.exp(tf.minimum(x, 0)))));
   }),
   unary('Selu', (x, dy) => {
-    const scale = 1.0507009873554804934193349852946;
-    const scaleAlpha = 1.7580993408473768599402175208123;
+    const scale = 1.0507009873554805; // SELU_SCALE
+    const scaleAlpha = 1.7580993408473768; // SELU_SCALE * SELU_ALPHA
     const pos = tf.step(x);
     const neg = tf.mul(tf.sub(1, pos), tf.mul(tf.exp(tf.minimum(f32(x), 0)), scaleAlpha));
     return tf.mul(dy, tf.add(tf.mul(pos, scale), neg));

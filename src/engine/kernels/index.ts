@@ -6,7 +6,7 @@ import { registerIdentity } from './identity.js';
 import { registerMatMulKernels } from './matmul.js';
 import { registerPoolGradKernels } from './pool_grad.js';
 import { registerReduceKernels } from './reduce.js';
-import { registerResizeBilinearGrad } from './resize_bilinear_grad.js';
+import { registerResizeGrads } from './resize_grad.js';
 import { registerUnsortedSegmentSum } from './unsorted_segment_sum.js';
 
 /**
@@ -25,10 +25,10 @@ export function registerWasmKernels(): void {
   registerReduceKernels();
   registerUnsortedSegmentSum();
   registerIdentity();
-  registerResizeBilinearGrad('wasm');
+  registerResizeGrads('wasm');
 }
 
 /** Registers our cpu kernels (correctness fixes only). Idempotent. */
 export function registerCpuKernels(): void {
-  registerResizeBilinearGrad('cpu');
+  registerResizeGrads('cpu');
 }

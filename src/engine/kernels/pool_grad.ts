@@ -91,7 +91,8 @@ const avgPoolGradKernel: tf.KernelFunc = (args) => {
  *   s       = sum_p isMax_p * 2^(P-1-p)           (P = fh*fw, exact in float32 for P <= 24)
  *   first_p = isMax_p * step(2^(P-p) - s)
  * The first maximum p* has s <= 2^(P-p*) - 1 (only lower bits follow), every
- * later maximum p has 2^(P-p) <= 2^(P-1-p*) <= s.
+ * later maximum p has s >= 2^(P-1-p*) + 2^(P-1-p) >= 2^(P-p) + 1. The margin
+ * is at least 1 either way, so the rounding in avgPool's sum/n*n is harmless.
  */
 const maxPoolGradKernel: tf.KernelFunc = (args) => {
   const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;

@@ -207,6 +207,11 @@ class SlurmRun {
           // Queued by an earlier run, but waiting on jobs this run will not reuse: it could never start.
           await this.cancelDoomed([sub.jobId]);
         }
+        // Its earlier job may have finished since the store was first looked at.
+        if (!this.force && this.store.has(key)) {
+          this.finish(key, { status: 'cached' });
+          continue;
+        }
         if (await this.submit(key)) submitted++;
       }
     } catch (err) {

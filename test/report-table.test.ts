@@ -1,0 +1,227 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildReport, resultsCsv } from '../src/report/build.js';
+import { collect } from '../src/report/collect.js';
+import { normalizeReport, reportFactPaths } from '../src/report/config.js';
+import { tableToMarkdown } from '../src/report/markdown.js';
+import { layoutTable, type ReferenceRow, type ResultRow, type TableModel } from '../src/report/table.js';
+import type { Report } from '../src/spec/types.generated.js';
+import { FixtureStore, writeSweep, type SweepCell } from './report-fixtures.js';
+
+const ARCHS = ['convnet', 'mlp'];
+
+/**
+ * dc x {1, 10} (listed first on purpose) and random x {1, 10}, seeds {0, 1}. Missing from the store:
+ * both seeds of (dc, 10, mlp), and seed 1 of (dc, 1, convnet).
+ */
+function partialSweep(): SweepCell[] {
+  const cells: SweepCell[] = [];
+  for (const method of ['dc', 'random']) {
+    for (const ipc of [1, 10]) {
+      for (const seed of [0, 1]) {
+        const base = method === 'dc' ? 0.8 : 0.6;
+        const results: SweepCell['results'] = { convnet: [base + ipc / 100, base + ipc / 100 + 0.02], mlp: [base - 0.1, base - 0.08] };
+        if (method === 'dc' && ipc === 10) results.mlp = undefined;
+        if (method === 'dc' && ipc === 1 && seed === 1) results.convnet = undefined;
+        cells.push({ facts: { 'distill.method': method, 'distill.ipc': ipc, seed }, coords: { 'distill.method': method, 'distill.ipc': ipc, seed }, results });
+      }
+    }
+  }
+  return cells;
+}
+
+async function layout(cells: SweepCell[], report: Report = {}, archs = ARCHS): Promise<{ tables: TableModel[]; missing: number }> {
+  const store = new FixtureStore();
+  const { params, source } = writeSweep(store, 'tbl', archs, cells, report);
+  const data = await collect(params, source);
+  const cfg = normalizeReport(report);
+  return { tables: cfg.tables.map((t) => layoutTable(cfg, t, data.cells)), missing: data.missing.length };
+}
+
+const results = (t: TableModel): ResultRow[] => t.rows.filter((r): r is ResultRow => r.kind === 'result');
+const rowOf = (t: TableModel, ...labels: string[]): ResultRow => {
+  const r = results(t).find((x) => x.labels.join('/') === labels.join('/'));
+  assert.ok(r, `row ${labels.join('/')}`);
+  return r;
+};
+
+test('a partial sweep: missing entries stay missing, partial ones are marked, the random baseline sorts first', async () => {
+  const { tables, missing } = await layout(partialSweep());
+  const t = tables[0];
+  assert.equal(missing, 3, 'two mlp evaluations and one convnet evaluation are not in the store');
+  assert.deepEqual(results(t).map((r) => r.labels.join(' ')), ['Random 1', 'Random 10', 'DC 1', 'DC 10']);
+  assert.equal(t.complete, false);
+
+  const dc10 = rowOf(t, 'DC', '10');
+  assert.equal(dc10.entries.mlp.stat, undefined);
+  assert.equal(dc10.entries.mlp.status, 'missing');
+  assert.equal(dc10.entries.mlp.expected, 2);
+  assert.equal(dc10.average?.stat, undefined, "average 'complete' leaves incomplete rows without an average");
+  const dc1 = rowOf(t, 'DC', '1');
+  assert.equal(dc1.entries.convnet.status, 'partial');
+  assert.equal(dc1.entries.convnet.present, 1);
+  assert.equal(dc1.entries.convnet.stat?.n, 2, 'only the models of seed 0');
+  assert.equal(dc1.average?.status, 'partial', 'an average over a partial entry is marked partial');
+  const r10 = rowOf(t, 'Random', '10');
+  assert.equal(r10.entries.convnet.status, 'ok');
+  assert.ok(r10.average?.stat && Math.abs(r10.average.stat.mean - (0.71 + 0.51) / 2) < 1e-12);
+
+  const md = tableToMarkdown(t);
+  const dc10Line = md.split('\n').find((l) => l.startsWith('| DC | 10 |'));
+  assert.ok(dc10Line);
+  assert.deepEqual(dc10Line.split('|').slice(3, 6).map((s) => s.trim()), ['91.0 ± 1.2', '—', '—'], 'missing shown as —, the complete-only average too (DC is alone at IPC 10 besides the baseline: nothing to be best against)');
+  assert.ok(!/\b0\.0\b/.test(md), 'no missing entry printed as zero');
+  assert.match(md, /\| DC \| 1 \| 82\.0 ± 1\.4 † \| 71\.0 ± 1\.2 \| 76\.5 † \|/);
+
+  const csv = resultsCsv(tables).split('\n');
+  const missingLine = csv.find((l) => l.startsWith('main,result,DC / 10,dc,10,mlp,'));
+  assert.equal(missingLine, 'main,result,DC / 10,dc,10,mlp,,,,,0,2,missing,false');
+});
+
+test("average 'partial' averages the present columns and marks them; 'none' drops the column", async () => {
+  const { tables } = await layout(partialSweep(), { tables: [{ name: 'p', average: 'partial' }, { name: 'n', average: 'none' }] });
+  const dc10 = rowOf(tables[0], 'DC', '10');
+  assert.equal(dc10.average?.status, 'partial');
+  assert.equal(dc10.average?.present, 1);
+  assert.ok(dc10.average?.stat && Math.abs(dc10.average.stat.mean - 0.91) < 1e-12);
+  assert.match(tableToMarkdown(tables[0]), /\| DC \| 10 \| 91\.0 ± 1\.2 \| — \| 91\.0 † \|/);
+  assert.equal(tables[1].average.shown, false);
+  assert.ok(!tableToMarkdown(tables[1]).includes('Avg.'));
+});
+
+test('best per column within each IPC, never a baseline; ties at the printed precision are all best', async () => {
+  const cells: SweepCell[] = [];
+  const acc: Record<string, number> = { 'random-1': 0.99, 'dc-1': 0.8, 'dm-1': 0.8004, 'dc-10': 0.9, 'dm-10': 0.85 };
+  for (const key of Object.keys(acc)) {
+    const [method, ipc] = key.split('-');
+    cells.push({ facts: { 'distill.method': method, 'distill.ipc': Number(ipc) }, coords: {}, results: { convnet: [acc[key]] } });
+  }
+  const { tables } = await layout(cells, {}, ['convnet']);
+  const t = tables[0];
+  const best = Object.fromEntries(results(t).map((r) => [r.labels.join('-'), r.entries.convnet.best]));
+  assert.deepEqual(best, { 'Random-1': false, 'DC-1': true, 'DM-1': true, 'DC-10': true, 'DM-10': false });
+  assert.match(tableToMarkdown(t), /\| \*Random\* \| \*1\* \| 99\.0 ± 0\.0 \|/);
+});
+
+test('explicit row order, value labels and published reference rows placed after a row', async () => {
+  const { tables } = await layout(partialSweep(), {
+    labels: { values: { 'distill.method': { dc: 'DC-gm' } }, architectures: { convnet: 'ConvNet-3' } },
+    tables: [
+      {
+        name: 'main',
+        order: { 'distill.method': ['dc', 'random'], 'distill.ipc': [10, 1] },
+        best_within: [],
+        reference: [
+          { label: 'DC (published)', values: { convnet: 97.4 }, std: { convnet: 0.2 }, after: { 'distill.method': 'dc', 'distill.ipc': 10 } },
+          { label: 'Whole dataset', values: { convnet: 99.6, mlp: 98 } },
+        ],
+      },
+    ],
+  });
+  const t = tables[0];
+  assert.deepEqual(
+    t.rows.map((r) => (r.kind === 'result' ? r.labels.join(' ') : `ref:${r.label}`)),
+    ['DC-gm 10', 'ref:DC (published)', 'DC-gm 1', 'Random 10', 'Random 1', 'ref:Whole dataset'],
+  );
+  const ref = t.rows[1] as ReferenceRow;
+  assert.ok(Math.abs((ref.values.convnet?.mean ?? 0) - 0.974) < 1e-12 && ref.values.convnet?.std === 0.002, 'published percent / 100');
+  assert.equal(ref.values.mlp, undefined);
+  assert.equal(t.columns[0].header, 'ConvNet-3');
+  const whole = t.rows[5] as ReferenceRow;
+  assert.ok(whole.average !== undefined && Math.abs(whole.average - 0.988) < 1e-12);
+  // A reference never wins: 97.4 > every computed convnet entry, yet the best stays computed.
+  assert.equal(rowOf(t, 'DC-gm', '10').entries.convnet.best, true);
+  assert.ok(tableToMarkdown(t).includes('| *DC (published)* |  | 97.4 ± 0.2 |  |  |'), 'reference row: label, blank keys, plain (never bold) numbers');
+});
+
+test('seen/unseen: the MetaDD auxiliaries of the cells that ran MetaDD, seen columns first', async () => {
+  const cells: SweepCell[] = ['none', 'metadd'].map((arm) => ({
+    facts: { 'distill.method': 'dc', 'distill.ipc': 10, 'metadd.arm': arm, 'metadd.aux': ['convnet', { name: 'resnet18', head: 'gap' }] },
+    coords: { 'metadd.arm': arm },
+    results: { mlp: [0.7], alexnet: [0.6], resnet18: [0.75], convnet: [0.8] },
+  }));
+  const archs = ['mlp', 'alexnet', 'resnet18', 'convnet'];
+  const { tables } = await layout(cells, { tables: [{ name: 'auto' }, { name: 'none', groups: 'none' }, { name: 'explicit', groups: [{ label: 'Conv', columns: ['convnet', 'alexnet'] }] }] }, archs);
+  const [auto, none, explicit] = tables;
+  assert.deepEqual(auto.rowPaths, ['distill.method', 'distill.ipc', 'metadd.arm'], 'the swept arm becomes a row key');
+  assert.deepEqual(auto.groups, [
+    { label: 'Seen', columns: ['resnet18', 'convnet'] },
+    { label: 'Unseen', columns: ['mlp', 'alexnet'] },
+  ]);
+  assert.deepEqual(auto.columns.map((c) => c.arch), ['resnet18', 'convnet', 'mlp', 'alexnet']);
+  assert.deepEqual(results(auto).map((r) => r.labels[2]), ['base', '+MetaDD']);
+  assert.equal(none.groups, undefined);
+  assert.deepEqual(none.columns.map((c) => c.arch), archs);
+  assert.deepEqual(explicit.groups, [
+    { label: 'Conv', columns: ['convnet', 'alexnet'] },
+    { label: '', columns: ['mlp', 'resnet18'] },
+  ]);
+
+  // Without the aux fact, the metadd stage's parameters (stage.json of the set) name the auxiliaries.
+  const fromStage: SweepCell[] = cells.map((c) => ({
+    ...c,
+    facts: { 'distill.method': 'dc', 'distill.ipc': 10, 'metadd.arm': c.facts['metadd.arm'] },
+    setKind: c.facts['metadd.arm'] === 'metadd' ? 'metadd' : 'distill',
+    setParams: c.facts['metadd.arm'] === 'metadd' ? { aux: [{ name: 'alexnet', width: 64, head: 'gap' }] } : {},
+  }));
+  const staged = await layout(fromStage, {}, archs);
+  assert.deepEqual(staged.tables[0].groups, [
+    { label: 'Seen', columns: ['alexnet'] },
+    { label: 'Unseen', columns: ['mlp', 'resnet18', 'convnet'] },
+  ]);
+  const unknown = await layout(fromStage.map((c) => ({ ...c, setParams: {} })), {}, archs);
+  assert.equal(unknown.tables[0].groups, undefined);
+  assert.ok(unknown.tables[0].notes.some((n) => n.includes('not split into seen and unseen')));
+
+  const noMetadd = await layout([{ ...cells[0], coords: {} }], {}, archs);
+  assert.equal(noMetadd.tables[0].groups, undefined, 'without a MetaDD cell there is nothing seen');
+});
+
+test('swept axes that vary become row keys unless pooled; where filters cells; declared columns that nobody evaluated show as missing', async () => {
+  const cells: SweepCell[] = [];
+  for (const epochs of [10, 20]) {
+    for (const seed of [0, 1]) {
+      for (const ds of ['mnist', 'fashion-mnist']) {
+        cells.push({ facts: { 'distill.method': 'random', 'distill.ipc': 1, 'dataset.name': ds }, coords: { 'eval.epochs': epochs, seed, 'dataset.name': ds }, results: { convnet: [0.5 + epochs / 100] } });
+      }
+    }
+  }
+  const { tables } = await layout(cells, { tables: [{ name: 'mnist', where: { 'dataset.name': 'mnist' }, columns: ['convnet', 'vgg11'] }, { name: 'pooled' }] }, ['convnet']);
+  const [mnist, pooled] = tables;
+  assert.deepEqual(mnist.rowPaths, ['distill.method', 'distill.ipc', 'eval.epochs'], 'dataset.name is constant after the filter; seed is pooled');
+  assert.equal(results(mnist).length, 2);
+  assert.equal(results(mnist)[0].entries.convnet.stat?.n, 2, 'two seeds pooled');
+  assert.equal(results(mnist)[0].entries.vgg11.status, 'missing');
+  assert.equal(results(mnist)[0].entries.vgg11.expected, 0);
+  assert.ok(mnist.notes.some((n) => n.includes("'vgg11'")));
+  assert.deepEqual(pooled.rowPaths, ['distill.method', 'distill.ipc', 'eval.epochs', 'dataset.name']);
+});
+
+test('reportFactPaths names every path the report reads, for the DAG compiler', () => {
+  const paths = reportFactPaths({ rows: ['distill.method', 'distill.ipc', 'metadd.arm'], tables: [{ name: 'a', where: { 'dataset.name': 'mnist' }, rows: ['distill.lr'] }], figures: { accuracy_vs: 'distill.ipc' } });
+  for (const p of ['distill.method', 'distill.ipc', 'metadd.arm', 'metadd.aux', 'dataset.name', 'distill.lr', 'seed']) assert.ok(paths.includes(p), p);
+  assert.ok(reportFactPaths(undefined).includes('metadd.aux'));
+  assert.throws(() => normalizeReport({ tables: [{ name: 'x' }, { name: 'x' }] }), /two tables are named 'x'/);
+});
+
+test('the whole report of a partial sweep: every format lists what is missing and writes no zero', async () => {
+  const store = new FixtureStore();
+  const { params, source } = writeSweep(store, 'whole', ARCHS, partialSweep());
+  const out = mkdtempSync(join(tmpdir(), 'metadd-report-out-'));
+  const model = await buildReport(params, source, out, 'store');
+  assert.equal(model.complete, false);
+  assert.deepEqual(model.evaluations, { expected: 16, present: 13 });
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  assert.match(md, /Partial report.*13 of 16 evaluations/);
+  assert.equal((md.match(/^\| evaluation \|/gm) ?? []).length, 3, 'three missing evaluations listed');
+  const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { complete: boolean; missing: unknown[]; tables: { rows: { entries?: Record<string, { stat?: unknown; status: string }> }[] }[] };
+  assert.equal(json.complete, false);
+  assert.equal(json.missing.length, 3);
+  const statuses = json.tables[0].rows.flatMap((r) => Object.values(r.entries ?? {}).map((e) => `${e.status}:${e.stat === undefined ? 'none' : 'stat'}`));
+  assert.ok(statuses.includes('missing:none') && statuses.includes('partial:stat'));
+  assert.ok(!statuses.includes('missing:stat'));
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<td class="missing" data-arch="mlp"/);
+});
