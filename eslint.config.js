@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.metadd/**', '.venv/**', 'reports/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.metadd/**', '.venv/**', 'bench/.venv/**', 'reports/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -41,15 +41,29 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Times fn (which returns tensors to dispose); wasm runs synchronously, so wall time is kernel time. */
-function timeIt(name: string, fn: () => tf.TensorContainer | number, repeats: number, gflop?: number): BenchResult {
-  tf.dispose(fn() as tf.TensorContainer); // warm-up: XNNPACK operator creation, heap growth
+/**
+ * Times `fn` on inputs made fresh for every call by `setup` (untimed).
+ * Fresh matters: XNNPACK caches the packed right-hand operand of a product
+ * (and the packed filter of a convolution) by tensor id, and in training
+ * those operands are new every step; reusing them would time the cache.
+ * wasm kernels run synchronously, so wall time around the call is kernel time.
+ */
+function timeIt<I extends tf.TensorContainer>(
+  name: string,
+  setup: () => I,
+  fn: (inputs: I) => tf.TensorContainer | number,
+  repeats: number,
+  gflop?: number,
+): BenchResult {
   const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
+  for (let i = 0; i <= repeats; i++) {
+    const inputs = setup();
     const t0 = performance.now();
-    const out = fn();
-    times.push(performance.now() - t0);
+    const out = fn(inputs);
+    const dt = performance.now() - t0;
+    if (i > 0) times.push(dt); // call 0 warms up: heap growth, operator creation
     tf.dispose(out as tf.TensorContainer);
+    tf.dispose(inputs);
   }
   return { name, medianMs: median(times), timesMs: times, repeats, gflop };
 }
@@ -72,30 +86,34 @@ export async function benchKernels(opts: BenchOptions = {}): Promise<BenchResult
       const out = l.hw + 2 * l.pad - 2;
       const gflop = (2 * batch * out * out * 9 * cin * width) / 1e9;
       const pad: tf.backend_util.ExplicitPadding = [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]];
-      const x = tf.randomNormal([batch, l.hw, l.hw, cin]) as tf.Tensor4D;
-      const w = tf.randomNormal([3, 3, cin, width]) as tf.Tensor4D;
-      const dy = tf.randomNormal([batch, out, out, width]) as tf.Tensor4D;
+      const xShape: [number, number, number, number] = [batch, l.hw, l.hw, cin];
+      const wShape: [number, number, number, number] = [3, 3, cin, width];
+      const dyShape: [number, number, number, number] = [batch, out, out, width];
+      const fresh = (): { x: tf.Tensor4D; w: tf.Tensor4D; dy: tf.Tensor4D } => ({
+        x: tf.randomNormal(xShape),
+        w: tf.randomNormal(wShape),
+        dy: tf.randomNormal(dyShape),
+      });
       const tag = `w${width}/${l.name}`;
-      results.push(timeIt(`${tag}/conv2d`, () => tf.conv2d(x, w, 1, pad), repeats, gflop));
-      results.push(timeIt(`${tag}/backprop_input`, () => tf.conv2dTranspose(dy, w, x.shape, 1, pad), repeats, gflop));
+      results.push(timeIt(`${tag}/conv2d`, fresh, ({ x, w }) => tf.conv2d(x, w, 1, pad), repeats, gflop));
+      results.push(timeIt(`${tag}/backprop_input`, fresh, ({ w, dy }) => tf.conv2dTranspose(dy, w, xShape, 1, pad), repeats, gflop));
+      const attrs = { strides: 1, pad, dataFormat: 'NHWC', filterShape: wShape } as unknown as tf.NamedAttrMap;
       results.push(
-        timeIt(`${tag}/backprop_filter`, () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
-          strides: 1, pad, dataFormat: 'NHWC', filterShape: w.shape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor, repeats, gflop),
+        timeIt(`${tag}/backprop_filter`, fresh, ({ x, dy }) => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs) as tf.Tensor, repeats, gflop),
       );
       if (opts.strategies ?? true) {
-        for (const s of ['taps', 'conv'] as BackpropFilterStrategy[]) {
+        for (const s of ['patches', 'conv'] as BackpropFilterStrategy[]) {
           results.push(
-            timeIt(`${tag}/backprop_filter[${s}]`, () => conv2dBackpropFilterNHWC(x, dy, w.shape, 1, pad, undefined, s), repeats, gflop),
+            timeIt(`${tag}/backprop_filter[${s}]`, fresh, ({ x, dy }) => conv2dBackpropFilterNHWC(x, dy, wShape, 1, pad, undefined, s), repeats, gflop),
           );
         }
       }
-      tf.dispose([x, w, dy]);
     }
     const net = makeConvNet3({ width });
     const xs = tf.randomNormal([batch, 28, 28, 1]) as tf.Tensor4D;
     const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32') as tf.Tensor1D, 10) as tf.Tensor2D;
-    results.push(timeIt(`w${width}/train_step`, () => trainStep(net, xs, labels, 0.01), repeats));
+    // The parameters are new tensors after every update, as in training.
+    results.push(timeIt(`w${width}/train_step`, () => [], () => trainStep(net, xs, labels, 0.01), repeats));
     tf.dispose([xs, labels, ...net.params]);
   }
   return results;

@@ -71,7 +71,7 @@ describe('Conv2DBackpropFilter (wasm) vs cpu', () => {
         } as unknown as tf.NamedAttrMap) as tf.Tensor,
       );
       // Both formulations, whichever the heuristic picks for this shape.
-      for (const s of ['taps', 'conv'] as const) {
+      for (const s of ['patches', 'conv'] as const) {
         const ref = runOn('cpu', () =>
           tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
             strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape,

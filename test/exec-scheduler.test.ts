@@ -83,3 +83,16 @@ test('aborting stops dispatch and reports the run as interrupted', async () => {
   assert.equal(summary.interrupted, true);
   assert.ok(summary.results.some((r) => r.status === 'pending'));
 });
+
+test('stages that unlock more work are dispatched first', async () => {
+  const b = new DagBuilder('cpu', { name: 't', file: 't.yaml' });
+  const a = b.add('dataset', { id: 'a' }, {}, 'a', false, 0);
+  b.add('eval', { id: 'leaf1' }, { dataset: a }, 'leaf1', false, 0);
+  b.add('eval', { id: 'leaf2' }, { dataset: a }, 'leaf2', false, 0);
+  const x = b.add('distill', { id: 'x' }, { dataset: a }, 'x', false, 0);
+  const y = b.add('metadd', { id: 'y' }, { images: x }, 'y', false, 0);
+  b.add('eval', { id: 'z' }, { images: y }, 'z', false, 0);
+  const exec = new FakeExecutor();
+  await schedule({ nodes: b.nodes, order: b.order, cells: [], reportKey: '' }, store(), exec, { jobs: 1 });
+  assert.deepEqual(exec.started, ['a', 'x', 'y', 'leaf1', 'leaf2', 'z']);
+});

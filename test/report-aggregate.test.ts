@@ -1,10 +1,12 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatStat, pooledStat, stat } from '../src/report/aggregate.js';
 import { collect } from '../src/report/collect.js';
 import { normalizeReport } from '../src/report/config.js';
 import { layoutTable, type ResultRow } from '../src/report/table.js';
-import { FixtureStore, writeSweep } from './report-fixtures.js';
+import { FixtureStore, writeSweep, removeFixtures } from './report-fixtures.js';
+
+after(removeFixtures);
 
 const close = (a: number, b: number, what: string): void => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} != ${b}`);
 

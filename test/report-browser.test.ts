@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,9 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { buildReport } from '../src/report/build.js';
-import { FixtureStore, writeSweep, type SweepCell } from './report-fixtures.js';
+import { FixtureStore, writeSweep, type SweepCell, removeFixtures } from './report-fixtures.js';
+
+after(removeFixtures);
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = process.env.METADD_SKIP_BROWSER === '1' ? 'METADD_SKIP_BROWSER=1: the HTML report is not rendered in a browser' : false;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -12,11 +12,25 @@ import type { Report } from '../src/spec/types.generated.js';
  * (objects/<k0k1>/<key>/ with manifest.json, stage.json, records.jsonl, result.json, grid.png),
  * without tfjs or any stage running.
  */
+const created: string[] = [];
+
+/** A temporary folder removed by removeFixtures(). */
+export function tempDir(prefix = 'metadd-report-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  created.push(d);
+  return d;
+}
+
+/** Removes every folder the fixtures created (call from an `after` hook). */
+export function removeFixtures(): void {
+  for (const d of created.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 export class FixtureStore {
   readonly root: string;
 
   constructor(root?: string) {
-    this.root = root ?? mkdtempSync(join(tmpdir(), 'metadd-report-'));
+    this.root = root ?? tempDir();
   }
 
   has(key: string): boolean {

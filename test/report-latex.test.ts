@@ -1,11 +1,13 @@
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport } from '../src/report/build.js';
 import { escapeLatex } from '../src/report/latex.js';
-import { FixtureStore, writeSweep, type SweepCell } from './report-fixtures.js';
+import { FixtureStore, writeSweep, type SweepCell, removeFixtures } from './report-fixtures.js';
+
+after(removeFixtures);
 
 let out = '';
 

@@ -1,7 +1,6 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, resultsCsv } from '../src/report/build.js';
 import { collect } from '../src/report/collect.js';
@@ -9,7 +8,9 @@ import { normalizeReport, reportFactPaths } from '../src/report/config.js';
 import { tableToMarkdown } from '../src/report/markdown.js';
 import { layoutTable, type ReferenceRow, type ResultRow, type TableModel } from '../src/report/table.js';
 import type { Report } from '../src/spec/types.generated.js';
-import { FixtureStore, writeSweep, type SweepCell } from './report-fixtures.js';
+import { FixtureStore, tempDir, writeSweep, type SweepCell, removeFixtures } from './report-fixtures.js';
+
+after(removeFixtures);
 
 const ARCHS = ['convnet', 'mlp'];
 
@@ -210,7 +211,7 @@ test('reportFactPaths names every path the report reads, for the DAG compiler', 
 test('the whole report of a partial sweep: every format lists what is missing and writes no zero', async () => {
   const store = new FixtureStore();
   const { params, source } = writeSweep(store, 'whole', ARCHS, partialSweep());
-  const out = mkdtempSync(join(tmpdir(), 'metadd-report-out-'));
+  const out = tempDir();
   const model = await buildReport(params, source, out, 'store');
   assert.equal(model.complete, false);
   assert.deepEqual(model.evaluations, { expected: 16, present: 13 });

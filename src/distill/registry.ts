@@ -11,8 +11,6 @@ export interface MethodInfo {
    * Throws an Error naming the spec field when a rule does not cover the cell.
    */
   keyParams(distill: Distill): Record<string, unknown>;
-  /** Iterative methods: the image optimiser and iteration count of the base run (what MetaDD continues). */
-  iterative: boolean;
 }
 
 /**
@@ -55,12 +53,10 @@ function gradMatchKey(d: Distill, variant: 'dc' | 'dsa'): Record<string, unknown
 export const METHODS: Record<Distill['method'], MethodInfo> = {
   random: {
     needsTensors: false,
-    iterative: false,
     keyParams: (d) => ({ method: d.method, ipc: d.ipc }),
   },
   dm: {
     needsTensors: true,
-    iterative: true,
     keyParams: (d) => ({
       method: 'dm',
       ipc: d.ipc,
@@ -73,6 +69,6 @@ export const METHODS: Record<Distill['method'], MethodInfo> = {
       dsa: d.dm.dsa,
     }),
   },
-  dc: { needsTensors: true, iterative: true, keyParams: (d) => gradMatchKey(d, 'dc') },
-  dsa: { needsTensors: true, iterative: true, keyParams: (d) => gradMatchKey(d, 'dsa') },
+  dc: { needsTensors: true, keyParams: (d) => gradMatchKey(d, 'dc') },
+  dsa: { needsTensors: true, keyParams: (d) => gradMatchKey(d, 'dsa') },
 };

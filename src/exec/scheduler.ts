@@ -51,7 +51,35 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
     waiting.set(key, ups.length);
     for (const up of ups) dependents.set(up, [...(dependents.get(up) ?? []), key]);
   }
-  const ready: string[] = dag.order.filter((k) => waiting.get(k) === 0);
+  // Stages that unlock more work go first (distillation before the evaluations of a finished set),
+  // which keeps the critical path busy; ties keep the DAG's order.
+  const weight = new Map<string, number>();
+  for (const key of [...dag.order].reverse()) {
+    const seen = new Set<string>();
+    const stack = [...(dependents.get(key) ?? [])];
+    while (stack.length > 0) {
+      const d = stack.pop() as string;
+      if (seen.has(d)) continue;
+      seen.add(d);
+      stack.push(...(dependents.get(d) ?? []));
+    }
+    weight.set(key, seen.size);
+  }
+  const position = new Map(dag.order.map((k, i) => [k, i]));
+  const byPriority = (a: string, b: string): number =>
+    (weight.get(b) ?? 0) - (weight.get(a) ?? 0) || (position.get(a) ?? 0) - (position.get(b) ?? 0);
+  const ready: string[] = dag.order.filter((k) => waiting.get(k) === 0).sort(byPriority);
+  // Kept sorted by binary insertion: large sweeps have thousands of ready stages at once.
+  const enqueue = (key: string): void => {
+    let lo = 0;
+    let hi = ready.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byPriority(ready[mid], key) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    ready.splice(lo, 0, key);
+  };
   const running = new Map<string, Promise<void>>();
   const inner = new AbortController();
   const onAbort = (): void => inner.abort();
@@ -78,7 +106,7 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
     for (const d of dependents.get(key) ?? []) {
       const left = (waiting.get(d) ?? 0) - 1;
       waiting.set(d, left);
-      if (left === 0 && status.get(d) === 'pending') ready.push(d);
+      if (left === 0 && status.get(d) === 'pending') enqueue(d);
     }
   };
 

@@ -54,6 +54,9 @@ export function resultsCsv(tables: TableModel[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Identifies the layout of results.json; bump when it changes incompatibly. */
+export const REPORT_FORMAT = 'metadd-report/1';
+
 /** results.json: the whole model, entries as fractions in [0, 1] like eval result.json files. */
 export function resultsJson(m: ReportModel): string {
   const tables = m.tables.map((t) => ({
@@ -72,7 +75,7 @@ export function resultsJson(m: ReportModel): string {
     ),
   }));
   return `${JSON.stringify(
-    { format: 'metadd-report/1', name: m.name, title: m.title, origin: m.origin, complete: m.complete, evaluations: m.evaluations, tables, figures: m.figures, missing: m.missing, notes: m.notes },
+    { format: REPORT_FORMAT, name: m.name, title: m.title, origin: m.origin, complete: m.complete, evaluations: m.evaluations, tables, figures: m.figures, missing: m.missing, notes: m.notes },
     null,
     2,
   )}\n`;

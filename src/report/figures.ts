@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, openSync, readSync, closeSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { lineChart, type Scene, type Series } from './chart.js';
 import type { CellData, CurvePoint } from './collect.js';
@@ -50,6 +50,24 @@ function writeScene(outDir: string, id: string, scene: Scene): Pick<Figure, 'png
   writeFileSync(join(outDir, svg), sceneToSvg(scene));
   writeFileSync(join(outDir, pdf), sceneToPdf(scene));
   return { png, svg, pdf, displayWidth: scene.width };
+}
+
+/** Width of a PNG from its IHDR chunk (bytes 16..19), or undefined for a file that is not a PNG. */
+export function pngWidth(file: string): number | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(24);
+    if (readSync(fd, head, 0, 24, 0) < 24 || head.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+    return head.readUInt32BE(16);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Small pictures (a 28 px image set at IPC 1) are shown enlarged by a whole factor, at most 4. */
+function pictureWidth(file: string): number | undefined {
+  const w = pngWidth(file);
+  return w === undefined ? undefined : w * Math.max(1, Math.min(4, Math.floor(360 / w)));
 }
 
 function rowTitle(row: ResultRow): string {
@@ -109,7 +127,7 @@ export function buildFigures(cfg: ReportConfig, tables: TableModel[], cells: Cel
       const id = uniqueId(`set-${slug(title)}`, used);
       const png = `images/${id}.png`;
       copyFileSync(cell.set.grid, join(outDir, png));
-      figures.push({ id, section: 'sets', title, caption: `Image set ${title}: one row per class.`, png });
+      figures.push({ id, section: 'sets', title, caption: `Image set ${title}: one row per class.`, png, displayWidth: pictureWidth(cell.set.grid) });
     }
     if (f.cams) {
       for (const cam of cell.set.cams) {
@@ -117,7 +135,7 @@ export function buildFigures(cfg: ReportConfig, tables: TableModel[], cells: Cel
         const id = uniqueId(`${slug(name)}-${slug(title)}`, used);
         const png = `images/${id}.png`;
         copyFileSync(cam, join(outDir, png));
-        figures.push({ id, section: 'cams', title: `${title}: ${name}`, caption: `Class activation maps of the auxiliary networks (${name}) on ${title}.`, png });
+        figures.push({ id, section: 'cams', title: `${title}: ${name}`, caption: `Class activation maps of the auxiliary networks (${name}) on ${title}.`, png, displayWidth: pictureWidth(cam) });
       }
     }
   }

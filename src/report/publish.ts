@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, r
 import { dirname, join } from 'node:path';
 import type { Plan } from '../exec/plan-spec.js';
 import type { ArtifactView } from '../stages/contract.js';
-import { buildReport } from './build.js';
+import { buildReport, REPORT_FORMAT } from './build.js';
 import type { MissingItem, ReportParams } from './collect.js';
 
 export interface PublishResult {
@@ -95,8 +95,16 @@ export async function rebuildReport(plan: Plan, options: PublishOptions = {}): P
  */
 export async function publishReport(plan: Plan, options: PublishOptions = {}): Promise<PublishResult> {
   const key = plan.dag.reportKey;
-  if (!plan.store.has(key)) return rebuildReport(plan, options);
   const src = plan.store.objectDir(key);
+  // A report artifact of an older format (before results.json carried `format`) is rebuilt instead.
+  const current = (): boolean => {
+    try {
+      return (JSON.parse(readFileSync(join(src, 'results.json'), 'utf8')) as { format?: string }).format === REPORT_FORMAT;
+    } catch {
+      return false;
+    }
+  };
+  if (!plan.store.has(key) || !current()) return rebuildReport(plan, options);
   const dir = reportDir(plan, options);
   await replaceDir(dir, async (tmp) => {
     for (const entry of readdirSync(src)) if (!INTERNAL.has(entry)) cpSync(join(src, entry), join(tmp, entry), { recursive: true });

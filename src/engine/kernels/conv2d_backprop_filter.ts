@@ -3,18 +3,20 @@
  *
  * dW[kh,kw,ci,co] = sum over b,oh,ow of xpad[b, oh*sh+kh, ow*sw+kw, ci] * dy[b,oh,ow,co].
  *
- * Two formulations, both on XNNPACK through tfjs's own wasm kernels:
- * - 'taps': x transposed once to [Ci, B, H, W]; each filter tap is a slice of
- *   that, reshaped to [Ci, N] (N = B*OH*OW, the same row order as dy), and one
- *   plain matmul with dy [N, Co]. Taps are grouped so each product has at
- *   least ~128 rows (all 9 taps together when Ci = 1), and dy is the same
- *   tensor in every product, so XNNPACK packs it once.
- * - 'conv': the reduction over (b, oh, ow) as a forward convolution in which
- *   batch and channels trade places: input x^T [Ci, Hp, Wp, B], filter
- *   dy^T [OH, OW, B, Co] with dilation = stride, output [Ci, KH, KW, Co].
- * Neither uses transposeA/transposeB (see matmul.ts). Which one is faster
- * depends on the shape; `chooseStrategy` encodes what bench/kernels.ts
- * measured (docs/engine.md).
+ * The reduction runs over N = B*OH*OW, which is large, and XNNPACK repacks
+ * the right-hand operand of every product (and the filter of every
+ * convolution) it has not seen before: packing a fresh [65536 x 128] operand
+ * costs more than the multiplication. So the large operand must be the
+ * unpacked side. Two formulations, both on XNNPACK through tfjs's kernels,
+ * neither with a transposed matmul operand (see matmul.ts):
+ * - 'patches' (few input channels): dW^T [Co, T*Ci] = dy^T [Co, N] x P [N, T*Ci],
+ *   P the im2col patches (T = KH*KW taps). dy is transposed once (a plain
+ *   2-D transpose) and only the small P is packed.
+ * - 'conv' (wide layers, where P would be 9x the input): the reduction as a
+ *   forward convolution with batch and channels swapped: x^T [Ci, Hp, Wp, B]
+ *   convolved with dy^T [OH, OW, B, Co] (dilation = stride) gives
+ *   [Ci, KH, KW, Co].
+ * `chooseStrategy` encodes what was measured (docs/engine.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { asTensor } from '../registry.js';
@@ -27,16 +29,13 @@ import {
   type RoundingMode,
 } from './conv_util.js';
 
-export type BackpropFilterStrategy = 'taps' | 'conv';
+export type BackpropFilterStrategy = 'patches' | 'conv';
 
-/** Rows per matmul the 'taps' strategy aims for; XNNPACK's GEMM is efficient from about here. */
-const TAP_GROUP_ROWS = 128;
+/** Input channels from which 'conv' beats 'patches' (patches grow as KH*KW*Ci per pixel). */
+export const CONV_STRATEGY_MIN_CHANNELS = 16;
 
 export function chooseStrategy(g: ConvGeometry): BackpropFilterStrategy {
-  // Measured (docs/engine.md): with few input channels every tap product is
-  // thin and the 'conv' form pays for transposing the large dy, so 'taps'
-  // wins; with wide layers the 'conv' form avoids the nine slice copies.
-  return g.inC < 16 ? 'taps' : 'conv';
+  return g.inC < CONV_STRATEGY_MIN_CHANNELS ? 'patches' : 'conv';
 }
 
 /** x spatially padded/cropped to exactly the rows and columns the filter reads. */
@@ -46,16 +45,13 @@ function paddedInput(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
   return padOrCrop(x, g.top, needH - g.inH - g.top, g.left, needW - g.inW - g.left);
 }
 
-function viaTaps(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+function viaPatches(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
   const n = g.batch * g.outH * g.outW;
+  const taps = g.kh * g.kw;
   const xT = tf.transpose(paddedInput(x, g), [3, 0, 1, 2]); // [Ci, B, Hp, Wp]
-  const dy2 = tf.reshape(dy, [n, g.outC]);
-  const taps: Array<[number, number]> = [];
-  for (let i = 0; i < g.kh; i++) for (let j = 0; j < g.kw; j++) taps.push([i, j]);
-  const perGroup = Math.max(1, Math.min(taps.length, Math.ceil(TAP_GROUP_ROWS / g.inC)));
-  const products: tf.Tensor[] = [];
-  for (let s = 0; s < taps.length; s += perGroup) {
-    const slices = taps.slice(s, s + perGroup).map(([i, j]) => {
+  const slices: tf.Tensor[] = [];
+  for (let i = 0; i < g.kh; i++) {
+    for (let j = 0; j < g.kw; j++) {
       const sl =
         g.sh === 1 && g.sw === 1
           ? tf.slice(xT, [0, 0, i, j], [g.inC, g.batch, g.outH, g.outW])
@@ -65,13 +61,13 @@ function viaTaps(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D 
               [g.inC, g.batch, i + (g.outH - 1) * g.sh + 1, j + (g.outW - 1) * g.sw + 1],
               [1, 1, g.sh, g.sw],
             );
-      return tf.reshape(sl, [g.inC, n]);
-    });
-    const a = slices.length === 1 ? slices[0] : tf.concat(slices, 0);
-    products.push(tf.matMul(a, dy2)); // [taps_in_group * Ci, Co]
+      slices.push(tf.reshape(sl, [g.inC, n])); // rows in dy's (b, oh, ow) order
+    }
   }
-  const all = products.length === 1 ? products[0] : tf.concat(products, 0);
-  return tf.reshape(all, [g.kh, g.kw, g.inC, g.outC]);
+  const patches = tf.transpose(tf.reshape(tf.stack(slices), [taps * g.inC, n])); // [N, T*Ci]
+  const dyT = tf.transpose(tf.reshape(dy, [n, g.outC])); // [Co, N]
+  const dwT = tf.matMul(dyT, patches); // [Co, T*Ci]
+  return tf.reshape(tf.transpose(dwT), [g.kh, g.kw, g.inC, g.outC]);
 }
 
 function viaConv(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
@@ -95,7 +91,7 @@ export function conv2dBackpropFilterNHWC(
   return tf.tidy(() => {
     const g = convGeometry(x.shape, filterShape, strides, pad, dimRoundingMode);
     const which = strategy ?? chooseStrategy(g);
-    return which === 'taps' ? viaTaps(x, dy, g) : viaConv(x, dy, g);
+    return which === 'patches' ? viaPatches(x, dy, g) : viaConv(x, dy, g);
   });
 }
 
