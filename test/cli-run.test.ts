@@ -33,12 +33,15 @@ function cli(root: string, args: string[]) {
   return spawnSync(process.execPath, [CLI_ENTRY, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, MLFLOW_TRACKING_URI: '' } });
 }
 
-/** Every file's sha256 per artifact, without the files that legitimately differ between runs (timestamps). */
+/**
+ * Every file's sha256 per artifact, without the files that legitimately differ between runs:
+ * records.jsonl (timestamps) and stage.json (the spec file and dataset paths on this machine).
+ */
 function contentDigest(storeRoot: string): Record<string, Record<string, string>> {
   const store = new Store(storeRoot);
   const out: Record<string, Record<string, string>> = {};
   for (const m of store.listManifests()) {
-    out[m.key] = Object.fromEntries(m.files.filter((f) => f.path !== 'records.jsonl').map((f) => [f.path, f.sha256]));
+    out[m.key] = Object.fromEntries(m.files.filter((f) => f.path !== 'records.jsonl' && f.path !== 'stage.json').map((f) => [f.path, f.sha256]));
   }
   return out;
 }

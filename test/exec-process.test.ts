@@ -32,7 +32,7 @@ function tmp(prefix: string): string {
 
 test('independent stages run at the same time in separate worker processes', async () => {
   const store = new Store(tmp('metadd-store-'));
-  const dirs = [0, 1].map((i) => writeNpyDataset(join(tmp('metadd-data-'), `d${i}`), { trainPerClass: 400, size: 16, seed: i }));
+  const dirs = [0, 1].map((i) => writeNpyDataset(join(tmp('metadd-data-'), `d${i}`), { trainPerClass: 4000, size: 28, seed: i }));
   const dag = datasetDag(store, dirs);
   const times = new Map<string, { start?: number; end?: number }>();
   const summary = await schedule(dag, store, new LocalExecutor(store), {

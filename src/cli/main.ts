@@ -11,7 +11,7 @@ import { METADD_VERSION } from '../util/version.js';
 import { syncStore } from '../exec/sync-cmd.js';
 import { startLocalUi } from '../tracking/local-ui.js';
 import { renderPlan, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
-import { describePublish, rebuildReport } from '../report/publish.js';
+import { describePublish, publishReport, rebuildReport } from '../report/publish.js';
 
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -105,6 +105,7 @@ program
       process.on('SIGTERM', stop);
       const summary = await runPlan(plan, { jobs: flags.jobs, force: flags.force, signal: controller.signal, trackingUri: flags.trackingUri, executorKind: flags.executor });
       process.stdout.write(renderSummary(plan, summary));
+      if (!summary.interrupted) process.stdout.write(describePublish(await publishReport(plan)));
       process.stdout.write(`${summary.tracking}\n`);
       if (summary.interrupted) return 130;
       return summary.results.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;

@@ -6,6 +6,7 @@ import type { Cell, CellSpec, ResolvedSpec } from '../spec/resolve.js';
 import { sha256 } from '../store/hash.js';
 import { METHODS, RANDOM_BASE_OPTIMIZER } from '../distill/registry.js';
 import { canonicalJson, getPath, type Json } from '../spec/paths.js';
+import { reportFactPaths } from '../report/config.js';
 import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
 import { zooArch } from '../distill/arch.js';
 import type { MetaddParams } from '../stages/metadd.js';
@@ -218,7 +219,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       reportInputs[`eval${i}_${j}`] = e.key;
       return { arch: e.label, input: `eval${i}_${j}` };
     });
-    return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set([...rowPaths, 'metadd.arm'])]), set: `set${i}`, evals };
+    return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set([...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report)])]), set: `set${i}`, evals };
   });
   const reportKey = b.add(
     'report',

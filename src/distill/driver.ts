@@ -54,8 +54,10 @@ export interface DistillResult {
   momentum: Float32Array;
   /** The iteration the run stopped before (= options.end). */
   end: number;
-  /** Mean over the run's iterations of each logged term (`loss`, and the extra terms). */
-  finalTerms: Record<string, number>;
+  /** Each logged term (`loss`, `base`, the extra terms) at the last iteration. */
+  lastTerms: Record<string, number>;
+  /** Each logged term averaged over the iterations this process ran. */
+  meanTerms: Record<string, number>;
   /** Wall-clock seconds per iteration over the iterations this process ran. */
   secondsPerIteration: number;
   /** Iteration the process resumed from, when a checkpoint was used. */
@@ -119,6 +121,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   const every = logInterval(options.end - (options.start?.iteration ?? 0));
   const total = options.end - first;
   const sums: Record<string, number> = {};
+  let lastTerms: Record<string, number> = {};
   let counted = 0;
   const t0 = Date.now();
   let lastSave = { iteration: first, time: t0 };
@@ -151,6 +154,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
         method.endIteration(state);
       }
       for (const [k, v] of Object.entries(iterTerms)) sums[k] = (sums[k] ?? 0) + v;
+      lastTerms = iterTerms;
       counted++;
       if ((it - (options.start?.iteration ?? 0)) % every === 0 || it === options.end - 1) {
         for (const [k, v] of Object.entries(iterTerms)) {
@@ -178,14 +182,15 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       // Let the event loop deliver signals and progress between iterations.
       await new Promise((r) => setImmediate(r));
     }
-    const finalTerms = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, counted)]));
+    const meanTerms = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, counted)]));
     return {
       images: tensorToNchw(syn),
       labels,
       shape,
       momentum: tensorToNchw(mom as tf.Tensor4D),
       end: options.end,
-      finalTerms,
+      lastTerms,
+      meanTerms,
       secondsPerIteration: counted > 0 ? (Date.now() - t0) / 1000 / counted : 0,
       resumedFrom,
     };

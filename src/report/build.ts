@@ -98,7 +98,7 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
   const model: ReportModel = {
     name: params.name,
     title: cfg.title ?? params.name,
-    description: params.description,
+    description: params.description.trim(),
     tables,
     figures,
     missing: data.missing,

@@ -51,7 +51,7 @@ export interface LineChartOptions {
   xLabel: string;
   yLabel: string;
   series: Series[];
-  /** 'auto': log when every value is positive and they span at least `logSpan`. */
+  /** Default linear; 'auto': log when every value is positive and spans a decade (x) or more than 50x (y). */
   xScale?: 'linear' | 'log' | 'auto';
   yScale?: 'linear' | 'log' | 'auto';
   /** Put the x ticks at the data's x values (IPC 1, 10, 50) instead of round numbers. */
@@ -106,7 +106,7 @@ interface Axis {
 }
 
 function useLog(values: number[], scale: 'linear' | 'log' | 'auto' | undefined, span: number): boolean {
-  if (scale === 'linear') return false;
+  if (scale === undefined || scale === 'linear') return false;
   const positive = values.length > 0 && values.every((v) => v > 0);
   if (scale === 'log') return positive;
   return positive && Math.max(...values) / Math.min(...values) >= span;

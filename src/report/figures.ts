@@ -180,7 +180,7 @@ export function buildFigures(cfg: ReportConfig, tables: TableModel[], cells: Cel
       if (series.length === 0) continue;
       const id = uniqueId(`curve-${slug(key)}`, used);
       const title = `Distillation: ${key}`;
-      const scene = lineChart({ title, xLabel: 'iteration', yLabel: key, series: limit(series, f.max_series, title, notes), markers: false });
+      const scene = lineChart({ title, xLabel: 'iteration', yLabel: key, series: limit(series, f.max_series, title, notes), markers: false, yScale: 'auto' });
       figures.push({ id, section: 'curves', title, caption: `'${key}' over the iterations of the distillation (and MetaDD) stages, mean over seeds.`, ...writeScene(outDir, id, scene) });
     }
     for (const col of main?.columns ?? []) {
@@ -203,7 +203,7 @@ export function buildFigures(cfg: ReportConfig, tables: TableModel[], cells: Cel
       if (loss.length > 0) {
         const id = uniqueId(`eval-loss-${slug(col.arch)}`, used);
         const title = `${header}: training loss on the image sets`;
-        const scene = lineChart({ title, xLabel: 'epoch', yLabel: 'training loss', series: limit(loss, f.max_series, title, notes), markers: false });
+        const scene = lineChart({ title, xLabel: 'epoch', yLabel: 'training loss', series: limit(loss, f.max_series, title, notes), markers: false, yScale: 'auto' });
         figures.push({ id, section: 'curves', title, caption: `Training loss of the ${header} evaluation models, mean over models and seeds.`, ...writeScene(outDir, id, scene) });
       }
       if (acc.length > 0) {

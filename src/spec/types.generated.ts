@@ -403,11 +403,11 @@ export interface Metadd {
    */
   aux?: [AuxArchitecture, ...AuxArchitecture[]];
   /**
-   * Weight of the architecture-invariant loss L_ai (cross-entropy + KL to the mean prediction, averaged over networks and images).
+   * Weight of the architecture-invariant loss L_ai (cross-entropy + KL to the mean prediction, averaged over networks and images). Default from a gradient-norm calibration on DM (docs/metadd.md).
    */
   lambda_ai?: number;
   /**
-   * Weight of the CAM-variance loss L_var (variance across networks of the normalised CAMs, averaged over pixels and images).
+   * Weight of the CAM-variance loss L_var (variance across networks of the normalised CAMs, averaged over pixels and images). Default from a gradient-norm calibration on DM (docs/metadd.md).
    */
   lambda_var?: number;
   /**

@@ -102,7 +102,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
         run_seed: runSeed,
         image_lr: method.optimizer.lr,
         momentum: method.optimizer.momentum,
-        final_loss: result.finalTerms.loss ?? null,
+        final_loss: result.lastTerms.loss ?? null,
         seconds_per_iteration: result.secondsPerIteration,
       },
     },

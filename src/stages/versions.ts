@@ -9,5 +9,5 @@ export const STAGE_VERSIONS = {
   distill: 1,
   metadd: 1,
   eval: 1,
-  report: 1,
+  report: 2,
 } as const;
