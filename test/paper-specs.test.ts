@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { planSpec } from '../src/exec/plan-spec.js';
+
+const PAPER = fileURLToPath(new URL('../../experiments/paper/', import.meta.url));
+
+/** A CIFAR-10 binary layout with `perClass` training images per class spread over the five batches. */
+function cifarFixture(root: string, perClass: number): void {
+  const dir = join(root, 'cifar-10-batches-bin');
+  mkdirSync(dir, { recursive: true });
+  const batch = (n: number, seed: number): Buffer => {
+    const b = Buffer.alloc(n * 3073);
+    for (let i = 0; i < n; i++) {
+      b[i * 3073] = i % 10;
+      for (let j = 1; j < 3073; j++) b[i * 3073 + j] = (i * 31 + j * 7 + seed) % 256;
+    }
+    return b;
+  };
+  for (let k = 1; k <= 5; k++) writeFileSync(join(dir, `data_batch_${k}.bin`), batch((perClass * 10) / 5, k));
+  writeFileSync(join(dir, 'test_batch.bin'), batch(20, 9));
+}
+
+function tinyFixture(root: string, classes: string[], perClass: number): void {
+  const png = (v: number): Buffer => {
+    const p = new PNG({ width: 64, height: 64 });
+    p.data.fill(v);
+    return PNG.sync.write(p);
+  };
+  const base = join(root, 'tiny-imagenet-200');
+  classes.forEach((wnid, c) => {
+    mkdirSync(join(base, 'train', wnid, 'images'), { recursive: true });
+    for (let i = 0; i < perClass; i++) writeFileSync(join(base, 'train', wnid, 'images', `${wnid}_${i}.png`), png(40 * c + i));
+  });
+  mkdirSync(join(base, 'val', 'images'), { recursive: true });
+  const lines = classes.map((wnid, c) => {
+    writeFileSync(join(base, 'val', 'images', `val_${c}.png`), png(10 * c));
+    return `val_${c}.png\t${wnid}\t0\t0\t63\t63`;
+  });
+  writeFileSync(join(base, 'val', 'val_annotations.txt'), `${lines.join('\n')}\n`);
+}
+
+test('the CIFAR-10 IPC 10 paper spec validates and plans over data on disk', () => {
+  const data = mkdtempSync(join(tmpdir(), 'metadd-paper-'));
+  cifarFixture(data, 10);
+  const plan = planSpec(join(PAPER, 'cifar10-ipc10.yaml'), { sets: [`data_root=${data}`], store: join(data, 'store') });
+  assert.equal(plan.resolved.cells.length, 3 * 3 * 3 + 1);
+  const kinds = new Map<string, number>();
+  for (const n of plan.dag.nodes.values()) kinds.set(n.kind, (kinds.get(n.kind) ?? 0) + 1);
+  assert.equal(kinds.get('dataset'), 1);
+  assert.equal(kinds.get('pretrain'), 4, 'four auxiliary networks, shared by every MetaDD cell');
+  // Evaluated sets: 9 base sets + the random subset + 18 aligned (control and MetaDD) sets, on 6 architectures.
+  assert.equal(kinds.get('eval'), (9 + 1 + 18) * 6);
+  assert.equal(plan.resolved.cells[0].spec.eval.epochs, 1000, 'the protocol comes from protocol.yaml');
+});
+
+test('the Tiny-ImageNet IPC 50 paper spec validates and plans; IPC is checked against the data', () => {
+  const data = mkdtempSync(join(tmpdir(), 'metadd-paper-'));
+  tinyFixture(data, ['n01', 'n02'], 50);
+  const plan = planSpec(join(PAPER, 'tinyimagenet-ipc50.yaml'), { sets: [`data_root=${data}`], store: join(data, 'store') });
+  assert.equal(plan.resolved.cells.length, 3 * 3 + 1);
+  const few = mkdtempSync(join(tmpdir(), 'metadd-paper-'));
+  tinyFixture(few, ['n01', 'n02'], 20);
+  assert.throws(() => planSpec(join(PAPER, 'tinyimagenet-ipc50.yaml'), { sets: [`data_root=${few}`] }), /IPC 50 is more than the 20 training images/);
+});
