@@ -67,3 +67,11 @@ test('the Tiny-ImageNet IPC 50 paper spec validates and plans; IPC is checked ag
   tinyFixture(few, ['n01', 'n02'], 20);
   assert.throws(() => planSpec(join(PAPER, 'tinyimagenet-ipc50.yaml'), { sets: [`data_root=${few}`] }), /IPC 50 is more than the 20 training images/);
 });
+
+test('every spec under experiments/ validates and plans', () => {
+  const dir = fileURLToPath(new URL('../../experiments/', import.meta.url));
+  for (const name of ['quickstart.yaml', 'fmnist-metadd.yaml']) {
+    const plan = planSpec(join(dir, name), { store: mkdtempSync(join(tmpdir(), 'metadd-store-')) });
+    assert.ok(plan.dag.order.length > 0, name);
+  }
+});
