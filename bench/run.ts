@@ -11,7 +11,7 @@ import { planSpec } from '../src/exec/plan-spec.js';
  * `npm run bench`: the core benchmarks (planning a 10,000-cell sweep; re-running the fully cached
  * quickstart, Node start-up included), then the kernel benchmarks (bench/kernels.ts; with
  * `--torch` side by side with PyTorch when bench/.venv exists). Results go to stdout; copy them
- * into docs/benchmarks.md with the machine and date.
+ * into docs/benchmarks.md with the machine and date. `--core` skips the kernel benchmarks.
  */
 function benchCachedQuickstart(repeats = 5): BenchResult | string {
   const spec = fileURLToPath(new URL('../../experiments/quickstart.yaml', import.meta.url));
@@ -34,6 +34,7 @@ for (const r of results) {
   if (typeof r === 'string') console.log(r);
   else console.log(`${r.name}: median ${r.median.toFixed(3)} ${r.unit} (runs ${r.runs.map((x) => x.toFixed(3)).join(', ')})${r.note ? `; ${r.note}` : ''}`);
 }
+if (process.argv.includes('--core')) process.exit(0);
 const kernelArgs = ['--repeats', '5', ...(existsSync('bench/.venv/bin/python') ? ['--torch'] : [])];
 const k = spawnSync(process.execPath, [fileURLToPath(new URL('./kernels.js', import.meta.url)), ...kernelArgs], { stdio: 'inherit' });
 process.exit(k.status ?? 1);
