@@ -1,4 +1,5 @@
 import type { Architecture, ArchName } from '../spec/resolved.generated.js';
+import { ARCH_DEFAULTS } from '../nn/arch-defaults.js';
 
 /** An architecture with every option spelled out: the form that goes into cache keys and model builders. */
 export interface ArchSpec {
@@ -11,19 +12,10 @@ export interface ArchSpec {
   head: 'flatten' | 'gap';
 }
 
-/** Reference defaults (DatasetCondensation's get_network): ConvNet-3 w128 instance norm; the others as named. */
-const DEFAULTS: Record<ArchName, Omit<ArchSpec, 'name'>> = {
-  convnet: { width: 128, depth: 3, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' },
-  mlp: { width: 128, depth: 3, norm: 'none', act: 'relu', pool: 'none', head: 'flatten' },
-  lenet: { width: 6, depth: 2, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
-  alexnet: { width: 128, depth: 5, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
-  vgg11: { width: 64, depth: 8, norm: 'instance', act: 'relu', pool: 'max', head: 'flatten' },
-  resnet18: { width: 64, depth: 18, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' },
-};
-
+/** Every option filled in from the zoo's defaults (src/nn/arch-defaults.ts): planner and builders share one table. */
 export function normalizeArch(arch: Architecture): ArchSpec {
   const given = typeof arch === 'string' ? { name: arch } : arch;
-  return { name: given.name, ...DEFAULTS[given.name], ...stripUndefined(given) } as ArchSpec;
+  return { name: given.name, ...ARCH_DEFAULTS[given.name], ...stripUndefined(given) } as ArchSpec;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -32,7 +24,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 /** Short human label: `convnet`, `convnet-w32`, `resnet18-bn`, `convnet-gap`. */
 export function archLabel(arch: ArchSpec): string {
-  const d = DEFAULTS[arch.name];
+  const d = ARCH_DEFAULTS[arch.name];
   const parts: string[] = [arch.name];
   if (arch.width !== d.width) parts.push(`w${arch.width}`);
   if (arch.depth !== d.depth) parts.push(`d${arch.depth}`);

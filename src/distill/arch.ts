@@ -3,10 +3,10 @@ import type { ArchSpec } from '../nn/types.js';
 import type { Architecture } from '../spec/resolved.generated.js';
 
 /**
- * The planner fills every architecture option with its own defaults (src/dag/arch.ts) so that equal
- * architectures get equal cache keys; the model zoo has its own defaults, and for ResNet-18 they are
- * spelled differently (planner depth 18 / avg pool, zoo depth 4 / no pool). Options that equal the
- * planner's default were not chosen by the user: drop them and let the zoo fill in its own.
+ * The planner fills in every architecture option (src/dag/arch.ts) so that equal architectures get
+ * equal cache keys, including options an architecture fixes; the zoo refuses a fixed option that is
+ * set explicitly. Options equal to the shared default (src/nn/arch-defaults.ts) were not chosen by
+ * the user: drop them and let the zoo fill them in.
  */
 export function zooArch(arch: Architecture | PlannedArch): ArchSpec {
   const given = normalizeArch(arch as Architecture);

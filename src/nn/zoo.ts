@@ -4,6 +4,7 @@ import { buildLeNet } from './models/lenet.js';
 import { buildMlp } from './models/mlp.js';
 import { buildResNet18 } from './models/resnet.js';
 import { buildVgg11 } from './models/vgg.js';
+import { ARCH_DEFAULTS } from './arch-defaults.js';
 import { ARCH_NAMES } from './types.js';
 import type { ArchName, ArchSpec, InputShape, Model, NormKind, ResolvedArch } from './types.js';
 
@@ -27,35 +28,35 @@ const ALL_NORMS: NormKind[] = ['none', 'batch', 'layer', 'instance', 'group'];
  */
 const ARCHS: Record<ArchName, ArchInfo> = {
   convnet: {
-    defaults: { width: 128, depth: 3, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' },
+    defaults: ARCH_DEFAULTS.convnet,
     configurable: ['width', 'depth', 'norm', 'act', 'pool', 'head'],
     norms: ALL_NORMS,
     build: buildConvNet,
   },
   mlp: {
-    defaults: { width: 128, depth: 3, norm: 'none', act: 'relu', pool: 'none', head: 'flatten' },
+    defaults: ARCH_DEFAULTS.mlp,
     configurable: ['width', 'act'],
     heads: ['flatten'],
     build: buildMlp,
   },
   lenet: {
-    defaults: { width: 6, depth: 2, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
+    defaults: ARCH_DEFAULTS.lenet,
     configurable: ['act', 'head'],
     build: buildLeNet,
   },
   alexnet: {
-    defaults: { width: 128, depth: 5, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
+    defaults: ARCH_DEFAULTS.alexnet,
     configurable: ['act', 'head'],
     build: buildAlexNet,
   },
   vgg11: {
-    defaults: { width: 64, depth: 8, norm: 'instance', act: 'relu', pool: 'max', head: 'flatten' },
+    defaults: ARCH_DEFAULTS.vgg11,
     configurable: ['width', 'norm', 'act', 'head'],
     norms: ALL_NORMS,
     build: buildVgg11,
   },
   resnet18: {
-    defaults: { width: 64, depth: 4, norm: 'instance', act: 'relu', pool: 'none', head: 'flatten' },
+    defaults: ARCH_DEFAULTS.resnet18,
     configurable: ['width', 'norm', 'act', 'head'],
     norms: ALL_NORMS,
     build: buildResNet18,
