@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyDsa, drawDsa, dsaStrategyFor, type DsaTransform } from '../nn/dsa.js';
-import { buildModel } from '../nn/zoo.js';
 import type { ArchSpec, Model, Params } from '../nn/types.js';
 import { initialSet, type InitKind } from './init.js';
-import type { DistillMethod, MethodContext } from './method.js';
+import type { DistillMethod } from './method.js';
+import { lazyModel } from './lazy-model.js';
 import { realBatch, sampleClassIndices } from './real-data.js';
 
 /** Resolved DM parameters (what the cache key holds; see registry.ts). */
@@ -38,12 +38,7 @@ interface DmPrepared {
  * Networks with batch norm embed all classes in one batch, as the reference's ConvNetBN branch does.
  */
 export function createDm(cfg: DmConfig): DistillMethod<DmState, DmPrepared> {
-  let model: Model | undefined;
-  const modelFor = (ctx: MethodContext): Model => {
-    const r = ctx.real;
-    model ??= buildModel(cfg.arch, { channels: r.channels, height: r.height, width: r.width, classes: r.classes });
-    return model;
-  };
+  const modelFor = lazyModel(cfg.arch);
   const strategy = dsaStrategyFor(cfg.dataset);
   return {
     name: 'dm',

@@ -5,12 +5,12 @@ import { updateBnState } from '../nn/layers.js';
 import { crossEntropy } from '../nn/losses.js';
 import { disposeTrainState, initTrainState, train, type TrainState } from '../nn/train.js';
 import type { ArchSpec, BnBatchStats, BnState, Model, Params } from '../nn/types.js';
-import { buildModel } from '../nn/zoo.js';
 import type { Rng } from '../util/rng.js';
 import { initialSet, type InitKind } from './init.js';
 import { tensorToNchw } from './layout.js';
 import { matchDistance } from './match.js';
 import type { DistillMethod, MethodContext } from './method.js';
+import { lazyModel } from './lazy-model.js';
 import { realBatch, sampleClassIndices } from './real-data.js';
 
 /** Images per class of the real batch that sets the frozen batch-norm statistics (reference BNSizePC). */
@@ -54,12 +54,7 @@ interface GmPrepared {
  * applies one siamese transformation per class to both batches and augments the inner-loop training.
  */
 export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmState, GmPrepared> {
-  let model: Model | undefined;
-  const modelFor = (ctx: MethodContext): Model => {
-    const r = ctx.real;
-    model ??= buildModel(cfg.arch, { channels: r.channels, height: r.height, width: r.width, classes: r.classes });
-    return model;
-  };
+  const modelFor = lazyModel(cfg.arch);
   const strategy = dsaStrategyFor(cfg.dataset);
   const useDsa = cfg.variant === 'dsa';
 
