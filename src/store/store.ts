@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import type { ArtifactView, StageKind } from '../stages/contract.js';
 import { sha256File } from './hash.js';
+import { objectPath } from './layout.js';
 
 export interface ManifestFile {
   path: string;
@@ -72,7 +73,7 @@ export class Store {
   }
 
   objectDir(key: string): string {
-    return this.dir('objects', key.slice(0, 2), key);
+    return objectPath(this.root, key);
   }
 
   has(key: string): boolean {

@@ -1,14 +1,12 @@
 import { join } from 'node:path';
 
 /**
- * Paths inside the store root (default `.metadd/`). The store module owns `objects/`; these
- * helpers only mirror its layout so that tracking can read artifacts without importing the store.
+ * Paths inside the store root (default `.metadd/`). The store module owns `objects/`
+ * (src/store/layout.ts); tracking reads artifacts through that same definition.
  */
 export const DEFAULT_ROOT = '.metadd';
 
-export function objectDir(root: string, key: string): string {
-  return join(root, 'objects', key.slice(0, 2), key);
-}
+export { objectPath as objectDir } from '../store/layout.js';
 
 export function runsDir(root: string): string {
   return join(root, 'runs');
