@@ -9,9 +9,10 @@ import { planSpec } from '../src/exec/plan-spec.js';
 
 /**
  * `npm run bench`: the core benchmarks (planning a 10,000-cell sweep; re-running the fully cached
- * quickstart, Node start-up included), then the kernel benchmarks (bench/kernels.ts; with
- * `--torch` side by side with PyTorch when bench/.venv exists). Results go to stdout; copy them
- * into docs/benchmarks.md with the machine and date. `--core` skips the kernel benchmarks.
+ * quickstart, Node start-up included), then time and peak memory per distillation method and of the
+ * MetaDD stage (bench/methods.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
+ * by side with PyTorch when bench/.venv exists). Results go to stdout; copy them into
+ * docs/benchmarks.md with the machine and date. `--core` runs only the first two.
  */
 function benchCachedQuickstart(repeats = 5): BenchResult | string {
   const spec = fileURLToPath(new URL('../../experiments/quickstart.yaml', import.meta.url));
@@ -35,6 +36,8 @@ for (const r of results) {
   else console.log(`${r.name}: median ${r.median.toFixed(3)} ${r.unit} (runs ${r.runs.map((x) => x.toFixed(3)).join(', ')})${r.note ? `; ${r.note}` : ''}`);
 }
 if (process.argv.includes('--core')) process.exit(0);
+const m = spawnSync(process.execPath, [fileURLToPath(new URL('./methods.js', import.meta.url))], { stdio: 'inherit' });
+if (m.status !== 0) process.exit(m.status ?? 1);
 const kernelArgs = ['--repeats', '5', ...(existsSync('bench/.venv/bin/python') ? ['--torch'] : [])];
 const k = spawnSync(process.execPath, [fileURLToPath(new URL('./kernels.js', import.meta.url)), ...kernelArgs], { stdio: 'inherit' });
 process.exit(k.status ?? 1);

@@ -210,6 +210,23 @@ describe('metadd stage', () => {
     assert.equal(meta.metadd.arm, 'metadd');
     assert.equal(meta.base_iterations, 3);
     assert.equal(meta.iterations, 6);
+
+    // Joint mode: the base method from its own initialisation with the terms on from iteration 0.
+    const jointInputs = { dataset, aux0: aux0.view, aux1: aux1.view };
+    const jointControl = await runStage(metaddStage, 'metadd', metaddParams(baseKey, 'control', { mode: 'joint', iterations: 6 }), jointInputs, 'md-joint-control');
+    assert.ok(bytesEqual(img(jointControl.view.dir), img(longer.view.dir)), 'joint with zero weights = the base run of the same budget');
+    const joint = await runStage(metaddStage, 'metadd', metaddParams(baseKey, 'metadd', { mode: 'joint', iterations: 6 }), jointInputs, 'md-joint');
+    assert.ok(!bytesEqual(img(joint.view.dir), img(longer.view.dir)));
+    assert.ok(!bytesEqual(img(joint.view.dir), img(md.view.dir)), 'joint differs from refine');
+    const jointMeta = joint.view.meta as { metadd: { mode: string }; iterations: number; base_iterations: number };
+    assert.equal(jointMeta.metadd.mode, 'joint');
+    assert.equal(jointMeta.base_iterations, 0);
+    assert.equal(jointMeta.iterations, 6);
+    const jointDiag = JSON.parse(readFileSync(join(joint.view.dir, 'diagnostics.json'), 'utf8')) as Record<string, unknown>;
+    assert.ok('init' in jointDiag && !('base' in jointDiag), 'joint diagnoses the initial set');
+    assert.ok(existsSync(join(joint.view.dir, 'cams_init.png')));
+    const jointAi = joint.records.filter((r) => r.type === 'metric' && r.key === 'ai');
+    assert.equal(Math.min(...jointAi.map((r) => (r as { step: number }).step)), 0, 'the terms are logged from iteration 0');
   });
 
   it('on a random subset: the metadd arm moves only by L_ai + L_var, the control arm leaves it unchanged', async () => {

@@ -95,6 +95,36 @@ describe('MetaDD in the DAG', () => {
     assert.equal(byKind(s, 'pretrain').filter((n) => byKind(a, 'pretrain').some((m) => m.key === n.key)).length, 0);
   });
 
+  it('joint mode: metadd stages run the base budget from scratch; the joint control arm is the base set itself', () => {
+    const dag = compile(SPEC, ['metadd.mode=joint']);
+    const pretrain = byKind(dag, 'pretrain');
+    const metadd = byKind(dag, 'metadd');
+    assert.equal(metadd.length, 2, 'one joint metadd stage per seed; control reuses the base run');
+    for (const c of dag.cells) {
+      const arm = c.cell.spec.metadd.arm;
+      if (arm !== 'metadd') {
+        assert.equal(c.setKey, c.distillKey, `${arm}: evaluates the base set`);
+        continue;
+      }
+      const node = dag.nodes.get(c.setKey);
+      assert.equal(node?.kind, 'metadd');
+      assert.deepEqual(node?.inputs, { dataset: c.datasetKey, aux0: pretrain[0].key, aux1: pretrain[1].key }, 'no base set to read');
+      const p = node?.params as unknown as MetaddParams;
+      assert.equal(p.mode, 'joint');
+      assert.equal(p.iterations, 50, "the base method's budget, not metadd.iterations");
+    }
+    const controlEvals = dag.cells.filter((c) => c.cell.spec.metadd.arm === 'control').flatMap((c) => c.evals.map((e) => e.key));
+    const baseEvals = dag.cells.filter((c) => c.cell.spec.metadd.arm === 'none').flatMap((c) => c.evals.map((e) => e.key));
+    assert.deepEqual(controlEvals, baseEvals, 'the joint control arm shares the base evaluations');
+    // metadd.iterations does not enter a joint stage's key.
+    const other = compile(SPEC, ['metadd.mode=joint', 'metadd.iterations=7']);
+    assert.deepEqual(byKind(other, 'metadd').map((n) => n.key), metadd.map((n) => n.key));
+    assert.throws(
+      () => compile(SPEC.replace('distill: {method: dm, ipc: 10, dm: {iterations: 50}}', 'distill: {method: random, ipc: 10}'), ['metadd.mode=joint']),
+      /metadd\.mode: 'joint'.*use metadd\.mode: refine/,
+    );
+  });
+
   it('a random subset can be aligned too (with the fallback pixel optimiser)', () => {
     const dag = compile(SPEC.replace('distill: {method: dm, ipc: 10, dm: {iterations: 50}}', 'distill: {method: random, ipc: 10}'));
     const p = byKind(dag, 'metadd')[0].params as unknown as MetaddParams;

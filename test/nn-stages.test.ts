@@ -245,6 +245,23 @@ describe('pretrain and eval stages', () => {
     assert.equal(r.dsa_strategy, null);
   });
 
+  it("eval: lr_from_set trains with the set's learned lr (MTT) and refuses a set without one", async () => {
+    const images = makeImageSet(false);
+    const params: EvalParams = { ...evalParams, models: 1, epochs: 2, augment: 'none', test_every: 0, lr_from_set: true };
+    const learned = { ...images, meta: { learned_lr: 0.037 } };
+    const h = context('eval', params, { dataset, images: learned }, 'eval-lr', mkdtempSync(join(root, 'scratch-lr-')));
+    await evalStage.run(h.ctx);
+    const r = JSON.parse(readFileSync(join(h.ctx.outDir, 'result.json'), 'utf8')) as EvalResult;
+    assert.equal(r.lr, 0.037);
+    const plain = context('eval', { ...params, lr_from_set: false }, { dataset, images: learned }, 'eval-lr2', mkdtempSync(join(root, 'scratch-lr2-')));
+    await evalStage.run(plain.ctx);
+    const r2 = JSON.parse(readFileSync(join(plain.ctx.outDir, 'result.json'), 'utf8')) as EvalResult;
+    assert.equal(r2.lr, 0.01);
+    assert.notDeepEqual(r.curves.train_loss, r2.curves.train_loss, 'a different lr trains differently');
+    const none = context('eval', params, { dataset, images }, 'eval-lr3', mkdtempSync(join(root, 'scratch-lr3-')));
+    await assert.rejects(evalStage.run(none.ctx), /lr_from_set needs a positive learned_lr in .*meta\.json \(found undefined\); only MTT sets learn one/);
+  });
+
   it('eval: rejects an image set whose images do not match the dataset', async () => {
     const dir = join(root, 'bad-set');
     mkdirSync(dir, { recursive: true });

@@ -99,10 +99,10 @@ const DEFAULT_ROWS = ['distill.method', 'distill.ipc'];
  * The pixel optimiser of a metadd stage: the spec's, else the base method's (its resolved key
  * parameters), else, for a base without one ('random'), RANDOM_BASE_OPTIMIZER.
  */
-function metaddOptimizer(spec: CellSpec, baseKey: Record<string, unknown>): { lr: number; momentum: number } {
+function metaddOptimizer(spec: CellSpec, baseKey: Record<string, unknown>): { kind: 'sgd'; lr: number; momentum: number } {
   const lr = spec.metadd.image_lr ?? (typeof baseKey.lr_img === 'number' ? baseKey.lr_img : RANDOM_BASE_OPTIMIZER.lr);
   const momentum = spec.metadd.momentum ?? (typeof baseKey.momentum === 'number' ? baseKey.momentum : RANDOM_BASE_OPTIMIZER.momentum);
-  return { lr, momentum };
+  return { kind: 'sgd', lr, momentum };
 }
 
 /** An auxiliary architecture as its pretrain stage builds it: always with the gap head (exact CAMs). */
@@ -110,9 +110,11 @@ export function auxArch(a: CellSpec['metadd']['aux'][number]): ArchSpec {
   return { ...normalizeArch(a as Parameters<typeof normalizeArch>[0]), head: 'gap' };
 }
 
-/** The pretrain stage parameters of one auxiliary network (shared by every cell with the same protocol). */
-function auxPretrainParams(spec: CellSpec, arch: ArchSpec): PretrainParams {
-  const p = spec.metadd.pretrain;
+/** A network trained on the real set by a spec protocol block (metadd.pretrain, distill.sre2l.teacher). */
+type PretrainProtocol = Pick<PretrainParams, 'epochs' | 'lr' | 'momentum' | 'weight_decay' | 'batch' | 'augment' | 'decay_epoch' | 'train_limit' | 'seed'>;
+
+/** The pretrain stage parameters of `arch` trained by protocol `p` (shared by every cell with the same protocol). */
+function protocolPretrainParams(arch: Parameters<typeof zooArch>[0], p: PretrainProtocol): PretrainParams {
   return {
     arch: zooArch(arch),
     epochs: p.epochs,
@@ -127,6 +129,59 @@ function auxPretrainParams(spec: CellSpec, arch: ArchSpec): PretrainParams {
     test_every: 0,
     seed: p.seed,
   };
+}
+
+/** The pretrain stage parameters of MTT's expert `i` (shared by every cell with the same expert protocol). */
+function mttExpertParams(spec: CellSpec, i: number): PretrainParams {
+  const p = spec.distill.mtt;
+  return {
+    arch: zooArch(p.arch),
+    epochs: p.expert_epochs,
+    lr: p.expert_lr,
+    // The reference's experts (buffer.py): plain SGD at a constant lr, no momentum, no weight decay.
+    momentum: 0,
+    weight_decay: 0,
+    batch: p.expert_batch,
+    augment: p.expert_augment,
+    decay_epoch: null,
+    train_limit: p.expert_train_limit,
+    snapshots: true,
+    test_every: 0,
+    seed: i,
+  };
+}
+
+/** The pretrain stage parameters of one auxiliary network. */
+function auxPretrainParams(spec: CellSpec, arch: ArchSpec): PretrainParams {
+  return protocolPretrainParams(arch, spec.metadd.pretrain);
+}
+
+/** The pretrain stage parameters of SRe2L's squeezed teacher. */
+function sre2lTeacherParams(spec: CellSpec): PretrainParams {
+  return protocolPretrainParams(spec.distill.sre2l.teacher.arch, spec.distill.sre2l.teacher);
+}
+
+type InputsOf = (spec: CellSpec, b: DagBuilder, datasetKey: string, cell: number) => Record<string, string>;
+
+/**
+ * Extra inputs (input name -> stage key) of a method's distill stage, which the metadd stage continuing
+ * it gets too (createMethod reads them in both). One entry per method that has any.
+ */
+const METHOD_INPUTS: Partial<Record<CellSpec['distill']['method'], InputsOf>> = {
+  sre2l: (spec, b, datasetKey, cell) => ({
+    teacher: b.add('pretrain', { ...sre2lTeacherParams(spec) }, { dataset: datasetKey }, `pretrain sre2l teacher ${archLabel(normalizeArch(spec.distill.sre2l.teacher.arch))}`, true, cell),
+  }),
+  mtt: (spec, b, datasetKey, cell) =>
+    Object.fromEntries(
+      Array.from({ length: spec.distill.mtt.experts }, (_, i) => [
+        `expert${i}`,
+        b.add('pretrain', { ...mttExpertParams(spec, i) }, { dataset: datasetKey }, `pretrain mtt expert ${i}`, true, cell),
+      ]),
+    ),
+};
+
+function methodInputs(spec: CellSpec, b: DagBuilder, datasetKey: string, cell: number): Record<string, string> {
+  return METHOD_INPUTS[spec.distill.method]?.(spec, b, datasetKey, cell) ?? {};
 }
 
 /**
@@ -160,12 +215,21 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     const method = METHODS[spec.distill.method];
     const baseKey = method.keyParams(spec.distill);
     const baseLabel = `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
-    const distillKey = b.add('distill', { ...baseKey, seed: spec.seed }, { dataset: datasetKey }, `distill ${baseLabel}`, method.needsTensors, cell.index);
+    const extraInputs = methodInputs(spec, b, datasetKey, cell.index);
+    const distillKey = b.add('distill', { ...baseKey, seed: spec.seed }, { dataset: datasetKey, ...extraInputs }, `distill ${baseLabel}`, method.needsTensors, cell.index);
     let setKey = distillKey;
     const auxKeys: string[] = [];
     let metaddKey: string | undefined;
     const md = spec.metadd;
-    if (md.arm !== 'none') {
+    // Joint mode with zero weights is the base run itself (same initialisation, stream and budget):
+    // the control arm reuses the base set instead of recomputing identical bytes.
+    const jointControl = md.mode === 'joint' && md.arm === 'control';
+    if (md.arm !== 'none' && !jointControl) {
+      if (md.mode === 'joint' && !method.needsTensors) {
+        throw new Error(
+          `metadd.mode: 'joint' runs the MetaDD terms inside the base method's own iterations, and distill.method '${spec.distill.method}' has none; use metadd.mode: refine`,
+        );
+      }
       const auxArchs = md.aux.map(auxArch);
       for (const arch of auxArchs) {
         auxKeys.push(b.add('pretrain', { ...auxPretrainParams(spec, arch) }, { dataset: datasetKey }, `pretrain aux ${archLabel(arch)}`, true, cell.index));
@@ -176,7 +240,8 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         seed: spec.seed,
         arm: md.arm,
         mode: md.mode,
-        iterations: md.iterations,
+        // Joint: the base method's own budget, all of it with the MetaDD terms (metadd.iterations is unused).
+        iterations: md.mode === 'joint' ? (baseKey.iterations as number) : md.iterations,
         aux: auxArchs.map(zooArch),
         // The control arm ignores the weights: zero them so control cells of every lambda share one stage.
         lambda_ai: control ? 0 : md.lambda_ai,
@@ -186,20 +251,30 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         momentum: metaddOptimizer(spec, baseKey).momentum,
         diagnostics: { ...md.diagnostics },
       };
-      const inputs: Record<string, string> = { dataset: datasetKey, images: distillKey };
+      // Joint mode starts from the method's own initialisation: no base set to read.
+      const inputs: Record<string, string> = md.mode === 'joint' ? { dataset: datasetKey } : { dataset: datasetKey, images: distillKey };
       auxKeys.forEach((k, i) => (inputs[`aux${i}`] = k));
+      Object.assign(inputs, extraInputs);
       metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec)}`, true, cell.index);
       setKey = metaddKey;
     }
     const { architectures, ...protocol } = spec.eval;
+    // SRe2L's relabel: its students learn from the teacher's soft outputs on every augmented batch
+    // (eval.ts `kd`), so its evals read the teacher, metadd-aligned sets included, and get keys of their own.
+    const relabel: { params: Record<string, unknown>; inputs: Record<string, string> } =
+      spec.distill.method === 'sre2l' && extraInputs.teacher
+        ? { params: { kd: { temperature: spec.distill.sre2l.temperature } }, inputs: { teacher: extraInputs.teacher } }
+        : { params: {}, inputs: {} };
+    // MTT learns the students' learning rate with its images: the reference evaluates with it.
+    const learnedLr = spec.distill.method === 'mtt' && spec.distill.mtt.eval_learned_lr ? { lr_from_set: true } : {};
     const evals = architectures.map((a) => {
       const arch = normalizeArch(a);
       const label = archLabel(arch);
       // The zoo's own spelling: the planner's defaults differ from the zoo's for some architectures.
       const key = b.add(
         'eval',
-        { arch: zooArch(arch), ...protocol, seed: spec.seed },
-        { dataset: datasetKey, images: setKey },
+        { arch: zooArch(arch), ...protocol, ...relabel.params, ...learnedLr, seed: spec.seed },
+        { dataset: datasetKey, images: setKey, ...relabel.inputs },
         `eval ${label} <- ${setLabel(spec)}`,
         true,
         cell.index,

@@ -1,20 +1,24 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readNpy, writeNpy } from '../store/npy.js';
+import type { ImageOptimizer, LearnedState, OptimizerState } from './method.js';
 
 /**
- * Driver checkpoints in a stage's scratch directory: `ckpt-<iteration>/` folders (images, momentum,
- * state) and a `latest` pointer replaced atomically, so a crash while writing leaves the previous
- * checkpoint intact.
+ * Driver checkpoints in a stage's scratch directory: `ckpt-<iteration>/` folders (images, optimiser
+ * buffers, learned variables, state) and a `latest` pointer replaced atomically, so a crash while
+ * writing leaves the previous checkpoint intact.
  */
 export interface DriverCheckpoint {
   /** The next iteration to run. */
   iteration: number;
   /** Identifies the run the checkpoint belongs to (method, parameters, seed); a mismatch is ignored. */
   fingerprint: string;
-  /** NCHW images and momentum buffer, and the set's shape. */
+  /** NCHW images, and the set's shape. */
   images: Float32Array;
-  momentum: Float32Array;
+  /** The pixel optimiser's state (NCHW buffers of `shape`). */
+  optimizer: OptimizerState;
+  /** The method's learned variables with their momentum buffers. */
+  learned: Record<string, LearnedState>;
   shape: [number, number, number, number];
   labels: Int32Array;
   /** Logged curve points so far, re-emitted on resume (the records of an interrupted attempt are gone). */
@@ -32,9 +36,73 @@ interface StateFile {
   fingerprint: string;
   shape: [number, number, number, number];
   curve: CurvePoint[];
+  /** Absent in checkpoints written before optimiser kinds existed: SGD with `momentum.npy`. */
+  optimizer?: { kind: ImageOptimizer['kind']; step: number; buffers: string[] };
+  learned?: Record<string, number[]>;
 }
 
 const POINTER = 'latest';
+
+/**
+ * File name of an optimiser buffer, in checkpoints and in a stage's `state/` folder: SGD's momentum
+ * keeps the name `momentum.npy` the metadd stage reads; other kinds are prefixed (`adam_m.npy`).
+ */
+export function optimizerBufferFile(kind: ImageOptimizer['kind'], buffer: string): string {
+  return kind === 'sgd' ? `${buffer}.npy` : `${kind}_${buffer}.npy`;
+}
+
+/** Writes `state` into `dir` as one .npy per buffer plus `optimizer.json` ({ kind, step, buffers }). */
+export function writeOptimizerState(dir: string, state: OptimizerState, shape: number[]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, data] of Object.entries(state.buffers)) writeNpy(join(dir, optimizerBufferFile(state.kind, name)), data, shape);
+  const json = { kind: state.kind, step: state.step, buffers: Object.keys(state.buffers) };
+  writeFileSync(join(dir, 'optimizer.json'), `${JSON.stringify(json)}\n`);
+}
+
+/**
+ * The optimiser state written by `writeOptimizerState`, or, in a folder holding only `momentum.npy`
+ * (written before optimiser kinds existed), SGD's. Undefined when there is neither.
+ */
+export function readOptimizerState(dir: string): OptimizerState | undefined {
+  const jsonFile = join(dir, 'optimizer.json');
+  if (existsSync(jsonFile)) {
+    const json = JSON.parse(readFileSync(jsonFile, 'utf8')) as { kind: ImageOptimizer['kind']; step: number; buffers: string[] };
+    const buffers: Record<string, Float32Array> = {};
+    for (const name of json.buffers) buffers[name] = readNpy(join(dir, optimizerBufferFile(json.kind, name))).data as Float32Array;
+    return { kind: json.kind, step: json.step, buffers };
+  }
+  const legacy = join(dir, 'momentum.npy');
+  if (existsSync(legacy)) return { kind: 'sgd', step: 0, buffers: { momentum: readNpy(legacy).data as Float32Array } };
+  return undefined;
+}
+
+/** Writes learned variables as `learned_<name>.npy` and `learned_<name>_momentum.npy`, plus `learned.json` (names and shapes). */
+export function writeLearnedState(dir: string, learned: Record<string, LearnedState>): void {
+  mkdirSync(dir, { recursive: true });
+  const shapes: Record<string, number[]> = {};
+  for (const [name, l] of Object.entries(learned)) {
+    writeNpy(join(dir, `learned_${name}.npy`), l.value, l.shape);
+    writeNpy(join(dir, `learned_${name}_momentum.npy`), l.momentum, l.shape);
+    shapes[name] = l.shape;
+  }
+  writeFileSync(join(dir, 'learned.json'), `${JSON.stringify(shapes)}\n`);
+}
+
+/** What `writeLearnedState` wrote into `dir` ({} when it wrote nothing there). */
+export function readLearnedState(dir: string): Record<string, LearnedState> {
+  const jsonFile = join(dir, 'learned.json');
+  if (!existsSync(jsonFile)) return {};
+  const shapes = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, number[]>;
+  const out: Record<string, LearnedState> = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    out[name] = {
+      shape,
+      value: readNpy(join(dir, `learned_${name}.npy`)).data as Float32Array,
+      momentum: readNpy(join(dir, `learned_${name}_momentum.npy`)).data as Float32Array,
+    };
+  }
+  return out;
+}
 
 export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
   mkdirSync(dir, { recursive: true });
@@ -43,9 +111,22 @@ export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   writeNpy(join(tmp, 'images.npy'), ck.images, ck.shape);
-  writeNpy(join(tmp, 'momentum.npy'), ck.momentum, ck.shape);
+  for (const [buf, data] of Object.entries(ck.optimizer.buffers)) writeNpy(join(tmp, optimizerBufferFile(ck.optimizer.kind, buf)), data, ck.shape);
   writeNpy(join(tmp, 'labels.npy'), ck.labels, [ck.labels.length]);
-  const state: StateFile = { iteration: ck.iteration, fingerprint: ck.fingerprint, shape: ck.shape, curve: ck.curve };
+  const learned: Record<string, number[]> = {};
+  for (const [lname, l] of Object.entries(ck.learned)) {
+    writeNpy(join(tmp, `learned_${lname}.npy`), l.value, l.shape);
+    writeNpy(join(tmp, `learned_${lname}_momentum.npy`), l.momentum, l.shape);
+    learned[lname] = l.shape;
+  }
+  const state: StateFile = {
+    iteration: ck.iteration,
+    fingerprint: ck.fingerprint,
+    shape: ck.shape,
+    curve: ck.curve,
+    optimizer: { kind: ck.optimizer.kind, step: ck.optimizer.step, buffers: Object.keys(ck.optimizer.buffers) },
+    learned,
+  };
   writeFileSync(join(tmp, 'state.json'), JSON.stringify(state));
   const final = join(dir, name);
   rmSync(final, { recursive: true, force: true });
@@ -66,15 +147,26 @@ export function loadCheckpoint(dir: string, fingerprint: string): DriverCheckpoi
   const state = JSON.parse(readFileSync(join(folder, 'state.json'), 'utf8')) as StateFile;
   if (state.fingerprint !== fingerprint) return undefined;
   const images = readNpy(join(folder, 'images.npy'));
-  const momentum = readNpy(join(folder, 'momentum.npy'));
   const labels = readNpy(join(folder, 'labels.npy'));
+  const opt = state.optimizer ?? { kind: 'sgd' as const, step: 0, buffers: ['momentum'] };
+  const buffers: Record<string, Float32Array> = {};
+  for (const b of opt.buffers) buffers[b] = readNpy(join(folder, optimizerBufferFile(opt.kind, b))).data as Float32Array;
+  const learned: Record<string, LearnedState> = {};
+  for (const [lname, shape] of Object.entries(state.learned ?? {})) {
+    learned[lname] = {
+      shape,
+      value: readNpy(join(folder, `learned_${lname}.npy`)).data as Float32Array,
+      momentum: readNpy(join(folder, `learned_${lname}_momentum.npy`)).data as Float32Array,
+    };
+  }
   return {
     iteration: state.iteration,
     fingerprint: state.fingerprint,
     shape: state.shape,
     curve: state.curve,
     images: images.data as Float32Array,
-    momentum: momentum.data as Float32Array,
+    optimizer: { kind: opt.kind, step: opt.step, buffers },
+    learned,
     labels: labels.data as Int32Array,
   };
 }

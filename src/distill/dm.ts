@@ -42,7 +42,7 @@ export function createDm(cfg: DmConfig): DistillMethod<DmState, DmPrepared> {
   const strategy = dsaStrategyFor(cfg.dataset);
   return {
     name: 'dm',
-    optimizer: { lr: cfg.lr, momentum: cfg.momentum },
+    optimizer: { kind: 'sgd', lr: cfg.lr, momentum: cfg.momentum },
     stepsPerIteration: 1,
     init: (ctx, rng) => initialSet(ctx, cfg.init, rng),
     beginIteration(ctx, _iteration, rng) {

@@ -4,7 +4,7 @@ import type { Tracker } from '../tracking/records.js';
 import { createRng, deriveSeed, type Rng } from '../util/rng.js';
 import { loadCheckpoint, saveCheckpoint, type CurvePoint } from './checkpoint.js';
 import { nchwToTensor, tensorToNchw } from './layout.js';
-import type { DistillMethod, ExtraLoss, MethodContext, StepInfo } from './method.js';
+import type { DistillMethod, ExtraLoss, ImageOptimizer, LearnedState, MethodContext, OptimizerState, StepInfo } from './method.js';
 
 /**
  * Pixels beyond this magnitude mean the optimisation has diverged: normalised images live within a
@@ -16,8 +16,15 @@ export const EXPLOSION_LIMIT = 1e4;
 export interface StartPoint {
   images: Float32Array;
   labels: Int32Array;
-  /** The optimiser's momentum buffer (NCHW); null starts it at zero. */
-  momentum: Float32Array | null;
+  /**
+   * SGD's momentum buffer (NCHW); null or absent starts it at zero. Shorthand for an `optimizerState` of
+   * kind 'sgd' (which wins when both are given); refused by other optimiser kinds.
+   */
+  momentum?: Float32Array | null;
+  /** The pixel optimiser's state; null or absent: a fresh optimiser (zero buffers, step 0). */
+  optimizerState?: OptimizerState | null;
+  /** Learned variables to continue from (by name); absent ones start at the method's `init`. */
+  learned?: Record<string, LearnedState>;
   /** First iteration to run (the iteration index the earlier run stopped at). */
   iteration: number;
 }
@@ -51,7 +58,15 @@ export interface DistillResult {
   images: Float32Array;
   labels: Int32Array;
   shape: [number, number, number, number];
+  /** The pixel optimiser's final state (write it with checkpoint.ts `writeOptimizerState`). */
+  optimizerState: OptimizerState;
+  /**
+   * SGD's momentum buffer (`optimizerState.buffers.momentum`); for Adam its first moment `m`. Kept for
+   * callers that continue SGD runs only; `optimizerState` is the complete state.
+   */
   momentum: Float32Array;
+  /** The method's learned variables at the end (by name; {} when it has none). */
+  learned: Record<string, LearnedState>;
   /** The iteration the run stopped before (= options.end). */
   end: number;
   /** Each logged term (`loss`, `base`, the extra terms) at the last iteration. */
@@ -81,11 +96,125 @@ function logInterval(iterations: number): number {
   return Math.max(1, Math.ceil(iterations / 1000));
 }
 
+/** The pixel optimiser's buffers as tensors (NHWC, like the images) and its update. */
+interface PixelOptimizer {
+  /** Updates `syn` with the gradient `g` of global step `globalStep`. */
+  apply(syn: tf.Variable<tf.Rank.R4>, g: tf.Tensor, globalStep: number): void;
+  /** The learning rate of global step `globalStep` (for logging and messages). */
+  lrAt(globalStep: number): number;
+  state(): OptimizerState;
+  dispose(): void;
+}
+
+/** Names of each kind's buffers, in the order they are created. */
+const BUFFERS: Record<ImageOptimizer['kind'], string[]> = { sgd: ['momentum'], adam: ['m', 'v'] };
+
+function createPixelOptimizer(opt: ImageOptimizer, from: OptimizerState | null, shape: [number, number, number, number], totalSteps: number): PixelOptimizer {
+  const [n, c, h, w] = shape;
+  if (from && from.kind !== opt.kind) throw new Error(`cannot continue a '${from.kind}' optimiser state with a '${opt.kind}' optimiser`);
+  const bufs: Record<string, tf.Variable> = {};
+  for (const name of BUFFERS[opt.kind]) {
+    const data = from?.buffers[name];
+    if (from && !data) throw new Error(`the '${opt.kind}' optimiser state has no '${name}' buffer`);
+    bufs[name] = toVariable(data ? nchwToTensor(data, n, c, h, w) : tf.zeros([n, h, w, c]), false);
+  }
+  let step = from?.step ?? 0;
+  const state = (): OptimizerState => ({
+    kind: opt.kind,
+    step,
+    buffers: Object.fromEntries(Object.entries(bufs).map(([k, v]) => [k, tensorToNchw(v as tf.Tensor4D)])),
+  });
+  const dispose = (): void => tf.dispose(Object.values(bufs));
+  if (opt.kind === 'sgd') {
+    const mom = bufs.momentum;
+    return {
+      apply(syn, g) {
+        tf.tidy(() => {
+          mom.assign(tf.add(tf.mul(mom, opt.momentum), g));
+          syn.assign(tf.sub(syn, tf.mul(mom, opt.lr)) as tf.Tensor4D);
+        });
+      },
+      lrAt: () => opt.lr,
+      state,
+      dispose,
+    };
+  }
+  const lrAt = (t: number): number => (opt.schedule === 'cosine' ? 0.5 * opt.lr * (1 + Math.cos((Math.PI * t) / totalSteps)) : opt.lr);
+  return {
+    apply(syn, g, globalStep) {
+      step++;
+      // PyTorch's Adam: bias corrections in double precision, then
+      // m <- lerp(m, g, 1 - b1); v <- b2 v + (1 - b2) g^2; x <- x - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
+      const bc1 = 1 - Math.pow(opt.beta1, step);
+      const bc2Sqrt = Math.sqrt(1 - Math.pow(opt.beta2, step));
+      const stepSize = lrAt(globalStep) / bc1;
+      tf.tidy(() => {
+        bufs.m.assign(tf.add(bufs.m, tf.mul(tf.sub(g, bufs.m), 1 - opt.beta1)));
+        bufs.v.assign(tf.add(tf.mul(bufs.v, opt.beta2), tf.mul(tf.mul(g, g), 1 - opt.beta2)));
+        const denom = tf.add(tf.div(tf.sqrt(bufs.v), bc2Sqrt), opt.eps);
+        syn.assign(tf.sub(syn, tf.mul(tf.div(bufs.m, denom), stepSize)) as tf.Tensor4D);
+      });
+    },
+    lrAt,
+    state,
+    dispose,
+  };
+}
+
+/** A method's learned variable as the driver holds it. */
+interface LearnedVar {
+  spec: { name: string; shape: number[]; lr: number; momentum: number };
+  value: tf.Variable;
+  momentum: tf.Variable;
+}
+
+function createLearned<S, P>(method: DistillMethod<S, P>, from: Record<string, LearnedState> | undefined): LearnedVar[] {
+  const out: LearnedVar[] = [];
+  try {
+    for (const spec of method.learned ?? []) {
+      const size = spec.shape.reduce((a, b) => a * b, 1);
+      const saved = from?.[spec.name];
+      if (saved && saved.shape.join() !== spec.shape.join()) {
+        throw new Error(`${method.name}: learned '${spec.name}' is [${saved.shape.join(', ')}], expected [${spec.shape.join(', ')}]`);
+      }
+      if (spec.init.length !== size) throw new Error(`${method.name}: learned '${spec.name}' init has ${spec.init.length} values, expected ${size}`);
+      out.push({
+        spec,
+        value: toVariable(tf.tensor(saved?.value ?? spec.init, spec.shape, 'float32'), true),
+        momentum: toVariable(saved ? tf.tensor(saved.momentum, spec.shape, 'float32') : tf.zeros(spec.shape), false),
+      });
+    }
+  } catch (err) {
+    for (const l of out) tf.dispose([l.value, l.momentum]);
+    throw err;
+  }
+  return out;
+}
+
+function learnedStates(vars: LearnedVar[]): Record<string, LearnedState> {
+  return Object.fromEntries(
+    vars.map((l) => [l.spec.name, { shape: [...l.spec.shape], value: l.value.dataSync() as Float32Array, momentum: l.momentum.dataSync() as Float32Array }]),
+  );
+}
+
+/** The logged value of a learned variable: itself when it is one number, else its mean (`<name>_mean`). */
+function learnedTerms(vars: LearnedVar[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of vars) {
+    const d = l.value.dataSync();
+    if (d.length === 1) out[l.spec.name] = d[0];
+    else out[`${l.spec.name}_mean`] = Array.from(d).reduce((a, b) => a + b, 0) / d.length;
+  }
+  return out;
+}
+
 /**
  * Runs `method` from `start` (or its initialisation) up to iteration `end`: per step, one tape computes
- * L = L_base + extraLoss(syn) and its gradient w.r.t. the images, SGD with momentum updates them, the
- * loss terms are logged and the run stops with an error (writing nothing) when the loss or the images
- * stop being finite or explode. Tensor memory is released every step.
+ * L = L_base + extraLoss(syn) and its gradient w.r.t. the images and the method's learned variables,
+ * the pixel optimiser (SGD with momentum or Adam) updates the images and SGD with momentum each learned
+ * variable, the loss terms and learned values are logged and the run stops with an error (writing
+ * nothing) when the loss, the learned values or the images stop being finite or explode. Tensor memory
+ * is released every step.
  */
 export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: MethodContext, options: DriverOptions): Promise<DistillResult> {
   const { real, ipc } = ctx;
@@ -93,7 +222,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   let start = options.start;
   if (!start) {
     const init = method.init(ctx, initRng(options.runSeed));
-    start = { images: init.images, labels: init.labels, momentum: null, iteration: 0 };
+    start = { images: init.images, labels: init.labels, iteration: 0 };
   }
   const n = start.labels.length;
   if (n !== real.classes * ipc) throw new Error(`${method.name}: the set has ${n} images, expected classes * ipc = ${real.classes * ipc}`);
@@ -105,7 +234,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   if (ck) {
     const saved = loadCheckpoint(ck.dir, ck.fingerprint);
     if (saved && saved.iteration > start.iteration && saved.iteration <= options.end) {
-      start = { images: saved.images, labels: saved.labels, momentum: saved.momentum, iteration: saved.iteration };
+      start = { images: saved.images, labels: saved.labels, optimizerState: saved.optimizer, learned: saved.learned, iteration: saved.iteration };
       curve = saved.curve;
       first = saved.iteration;
       resumedFrom = saved.iteration;
@@ -114,9 +243,21 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
     }
   }
   const labels = start.labels;
+  const opt = method.optimizer;
+  let fromState = start.optimizerState ?? null;
+  if (!fromState && start.momentum) {
+    if (opt.kind !== 'sgd') throw new Error(`${method.name}: a momentum buffer cannot start a '${opt.kind}' optimiser; pass its optimizerState`);
+    fromState = { kind: 'sgd', step: 0, buffers: { momentum: start.momentum } };
+  }
+  const pixelOpt = createPixelOptimizer(opt, fromState, shape, options.end * method.stepsPerIteration);
+  let learned: LearnedVar[];
+  try {
+    learned = createLearned(method, start.learned);
+  } catch (err) {
+    pixelOpt.dispose();
+    throw err;
+  }
   const syn = toVariable(nchwToTensor(start.images, n, c, h, w), true) as tf.Variable<tf.Rank.R4>;
-  const mom = toVariable(start.momentum ? nchwToTensor(start.momentum, n, c, h, w) : tf.zeros([n, h, w, c]), false);
-  const { lr, momentum } = method.optimizer;
   const prefix = options.metricPrefix ?? '';
   const every = logInterval(options.end - (options.start?.iteration ?? 0));
   const total = options.end - first;
@@ -142,7 +283,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
           const prepared = tf.tidy(() => method.prepare(ctx, state, info, rng.child('prepare')) as unknown as tf.TensorContainer) as unknown as P;
           let values: Record<string, number>;
           try {
-            values = imageStep(method, ctx, state, prepared, syn, mom, labels, info, lr, momentum, options.extraLoss);
+            values = imageStep(method, ctx, state, prepared, syn, pixelOpt, learned, labels, info, options.extraLoss);
           } finally {
             tf.dispose(prepared as unknown as tf.TensorContainer);
           }
@@ -153,6 +294,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       } finally {
         method.endIteration(state);
       }
+      Object.assign(iterTerms, learnedTerms(learned));
       for (const [k, v] of Object.entries(iterTerms)) sums[k] = (sums[k] ?? 0) + v;
       lastTerms = iterTerms;
       counted++;
@@ -172,7 +314,8 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
           iteration: next,
           fingerprint: ck.fingerprint,
           images: tensorToNchw(syn),
-          momentum: tensorToNchw(mom as tf.Tensor4D),
+          optimizer: pixelOpt.state(),
+          learned: learnedStates(learned),
           shape,
           labels,
           curve,
@@ -183,11 +326,14 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       await new Promise((r) => setImmediate(r));
     }
     const meanTerms = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, counted)]));
+    const optimizerState = pixelOpt.state();
     return {
       images: tensorToNchw(syn),
       labels,
       shape,
-      momentum: tensorToNchw(mom as tf.Tensor4D),
+      optimizerState,
+      momentum: optimizerState.buffers[opt.kind === 'sgd' ? 'momentum' : 'm'],
+      learned: learnedStates(learned),
       end: options.end,
       lastTerms,
       meanTerms,
@@ -196,7 +342,8 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
     };
   } finally {
     syn.dispose();
-    mom.dispose();
+    pixelOpt.dispose();
+    for (const l of learned) tf.dispose([l.value, l.momentum]);
   }
 }
 
@@ -274,24 +421,25 @@ function imageStep<S, P>(
   state: S,
   prepared: P,
   syn: tf.Variable<tf.Rank.R4>,
-  mom: tf.Variable,
+  pixelOpt: PixelOptimizer,
+  learned: LearnedVar[],
   labels: Int32Array,
   info: StepInfo,
-  lr: number,
-  momentum: number,
   extraLoss: ExtraLoss | undefined,
 ): Record<string, number> {
+  const lr = pixelOpt.lrAt(info.globalStep);
+  const learnedArg: Record<string, tf.Tensor> = Object.fromEntries(learned.map((l) => [l.spec.name, l.value]));
   let kept: Record<string, tf.Scalar> = {};
   // An active extra loss that fits in one chunk shares the base method's tape (one forward of the set).
   const sameTape = extraLoss !== undefined && extraLoss.active && !(extraLoss.chunk > 0 && extraLoss.chunk < labels.length);
   const { value, grads } = tf.variableGrads(() => {
-    const base = method.loss(ctx, state, prepared, syn, labels, info);
+    const base = method.loss(ctx, state, prepared, syn, labels, info, learnedArg);
     if (!sameTape || !extraLoss) return base;
     const extra = extraLoss.compute(syn, labels, info);
     // The tape's scope releases everything but its result: keep the terms for logging.
     kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
     return tf.add(base, extra.total) as tf.Scalar;
-  }, [syn]);
+  }, [syn, ...learned.map((l) => l.value)]);
   let separate: { values: Record<string, number>; grad?: tf.Tensor4D } | undefined;
   try {
     if (extraLoss && !sameTape) separate = chunkedExtra(extraLoss, syn, labels, info);
@@ -319,10 +467,29 @@ function imageStep<S, P>(
           `lower the image learning rate (now ${lr}) or the extra-loss weights`,
       );
     }
-    tf.tidy(() => {
-      mom.assign(tf.add(tf.mul(mom, momentum), g));
-      syn.assign(tf.sub(syn, tf.mul(mom, lr)) as tf.Tensor4D);
-    });
+    for (const l of learned) {
+      const gl = grads[l.value.name];
+      // A learned variable the loss did not use has no gradient: it keeps its value, as in PyTorch.
+      if (!gl) continue;
+      const next = tf.tidy(() => {
+        const m = tf.add(tf.mul(l.momentum, l.spec.momentum), gl);
+        return [m, tf.sub(l.value, tf.mul(m, l.spec.lr))];
+      });
+      const ok = tf.tidy(() => tf.all(tf.isFinite(next[1])));
+      const finite = ok.dataSync()[0] === 1;
+      ok.dispose();
+      if (!finite) {
+        tf.dispose(next);
+        throw new Error(
+          `${method.name}: the learned '${l.spec.name}' became non-finite at iteration ${info.iteration} (step ${info.step}); ` +
+            `lower its learning rate (now ${l.spec.lr})`,
+        );
+      }
+      l.momentum.assign(next[0]);
+      l.value.assign(next[1]);
+      tf.dispose(next);
+    }
+    pixelOpt.apply(syn, g, info.globalStep);
     const [maxAbs, bad] = tf.tidy(() => [tf.max(tf.abs(syn)), tf.any(tf.logicalNot(tf.isFinite(syn)))]).map((t) => {
       const v = t.dataSync()[0];
       t.dispose();

@@ -73,7 +73,7 @@ export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmSt
 
   return {
     name: cfg.variant,
-    optimizer: { lr: cfg.lr, momentum: cfg.momentum },
+    optimizer: { kind: 'sgd', lr: cfg.lr, momentum: cfg.momentum },
     stepsPerIteration: cfg.outerLoop,
     init: (ctx, rng) => initialSet(ctx, cfg.init, rng),
     beginIteration(ctx, _iteration, rng) {

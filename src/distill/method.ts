@@ -29,10 +29,49 @@ export interface InitialSet {
   labels: Int32Array;
 }
 
-/** SGD with momentum on the pixels (PyTorch semantics: v = m v + g; x -= lr v). */
-export interface ImageOptimizer {
+/**
+ * The pixel optimiser. `sgd`: SGD with momentum, PyTorch semantics (v = m v + g; x -= lr v). `adam`:
+ * PyTorch Adam (no weight decay, no amsgrad) with bias correction; `schedule: 'cosine'` scales the lr of
+ * global step t (0-based) by 0.5 (1 + cos(pi t / T)), T = the run's total steps (end * stepsPerIteration).
+ */
+export type ImageOptimizer =
+  | { kind: 'sgd'; lr: number; momentum: number }
+  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number; schedule: 'constant' | 'cosine' };
+
+/**
+ * The pixel optimiser's state, NCHW buffers shaped like the set. `sgd`: `buffers.momentum`. `adam`:
+ * `buffers.m` and `buffers.v` (first and second moments) and `step`, the number of updates applied (the
+ * bias correction's exponent). `step` is 0 for SGD.
+ */
+export interface OptimizerState {
+  kind: ImageOptimizer['kind'];
+  buffers: Record<string, Float32Array>;
+  step: number;
+}
+
+/**
+ * A value the method learns alongside the images (MTT: the synthetic learning rate). The driver owns
+ * it like the images: differentiates the loss w.r.t. it in the same tape, updates it with its own SGD
+ * with momentum (PyTorch semantics), checkpoints it, logs it (a single element under its name, a
+ * larger tensor as `<name>_mean`) and returns it in the result.
+ */
+export interface LearnedVariableSpec {
+  /** Also the metric key and the key in `loss`'s `learned` argument. */
+  name: string;
+  shape: number[];
+  /** Initial value (row-major, `shape`'s element count). */
+  init: Float32Array;
   lr: number;
   momentum: number;
+  /** When set, the stage writes the final value (one number) into the set's meta.json under this key (MTT: `learned_lr`). */
+  meta?: string;
+}
+
+/** A learned variable's value and its momentum buffer (row-major). */
+export interface LearnedState {
+  shape: number[];
+  value: Float32Array;
+  momentum: Float32Array;
 }
 
 export interface StepInfo {
@@ -47,6 +86,8 @@ export interface StepInfo {
 export interface DistillMethod<S = unknown, P = unknown> {
   readonly name: string;
   readonly optimizer: ImageOptimizer;
+  /** Values learned with the images (extension of the contract; absent: none). */
+  readonly learned?: readonly LearnedVariableSpec[];
   /** Image updates per iteration (1 for DM; the outer loop for DC/DSA). */
   readonly stepsPerIteration: number;
   /** The starting synthetic set (real images or noise), every draw from `rng`. */
@@ -61,10 +102,12 @@ export interface DistillMethod<S = unknown, P = unknown> {
    */
   prepare(ctx: MethodContext, state: S, info: StepInfo, rng: Rng): P;
   /**
-   * The base loss L_base for one image update, differentiable w.r.t. `syn` ([N, H, W, C], NHWC). Runs
-   * inside the driver's gradient tape: every tensor it creates is released by the driver.
+   * The base loss L_base for one image update, differentiable w.r.t. `syn` ([N, H, W, C], NHWC) and the
+   * `learned` variables (by name; the driver always passes them, {} when the method declares none;
+   * optional so that methods without any can be called without it). Runs inside the driver's gradient
+   * tape: every tensor it creates is released by the driver.
    */
-  loss(ctx: MethodContext, state: S, prepared: P, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo): tf.Scalar;
+  loss(ctx: MethodContext, state: S, prepared: P, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, learned?: Record<string, tf.Tensor>): tf.Scalar;
   /**
    * After the image update of `info.step` (DC: train the network on the updated set unless it was the
    * last step of the iteration). `syn` is the updated set; the method must not keep it.

@@ -17,7 +17,7 @@ export interface MethodInfo {
  * Pixel optimiser of a metadd stage whose base has none ('random', no loss of its own): DC's image
  * optimiser, the gentlest of the reference ones (DM's lr 1 is scaled to DM's loss).
  */
-export const RANDOM_BASE_OPTIMIZER = { lr: 0.1, momentum: 0.5 } as const;
+export const RANDOM_BASE_OPTIMIZER = { kind: 'sgd', lr: 0.1, momentum: 0.5 } as const;
 
 /** Reference outer/inner loops by IPC (DatasetCondensation utils.get_loops). */
 const LOOPS: Record<number, [number, number]> = { 1: [1, 1], 10: [10, 50], 20: [20, 25], 30: [30, 20], 40: [40, 15], 50: [50, 10] };
@@ -50,6 +50,65 @@ function gradMatchKey(d: Distill, variant: 'dc' | 'dsa'): Record<string, unknown
   };
 }
 
+/**
+ * SRe2L's recover parameters. The teacher (its architecture and training) reaches the distill stage as
+ * its `teacher` input, whose key already holds them, and the relabel temperature only concerns the eval
+ * stages: neither is repeated here, so changing T never re-runs the recovery.
+ */
+function sre2lKey(d: Distill): Record<string, unknown> {
+  const p = d.sre2l;
+  if (normalizeArch(p.teacher.arch).norm !== 'batch') {
+    throw new Error("distill.sre2l.teacher.arch: SRe2L matches batch-norm statistics, so the teacher needs norm: batch");
+  }
+  return {
+    method: 'sre2l',
+    ipc: d.ipc,
+    iterations: p.iterations,
+    lr_img: p.lr_img,
+    beta1: p.beta1,
+    beta2: p.beta2,
+    eps: p.eps,
+    schedule: p.schedule,
+    r_bn: p.r_bn,
+    first_bn_multiplier: p.first_bn_multiplier,
+    jitter: p.jitter,
+    flip: p.flip,
+    init: p.init,
+  };
+}
+
+/**
+ * MTT's distill-stage parameters. The expert protocol (epochs, lr, batch, augmentation, training
+ * subset) reaches the stage through its expert inputs, whose keys hold it; only their count is here,
+ * for the method to know how many inputs to read.
+ */
+function mttKey(d: Distill): Record<string, unknown> {
+  const p = d.mtt;
+  if (p.max_start_epoch - 1 + p.expert_epochs_matched > p.expert_epochs) {
+    throw new Error(
+      `distill.mtt.max_start_epoch: a start epoch up to ${p.max_start_epoch - 1} plus expert_epochs_matched ${p.expert_epochs_matched} ` +
+        `passes the experts' last epoch (${p.expert_epochs}); lower max_start_epoch or raise expert_epochs`,
+    );
+  }
+  return {
+    method: 'mtt',
+    ipc: d.ipc,
+    iterations: p.iterations,
+    experts: p.experts,
+    max_start_epoch: p.max_start_epoch,
+    expert_epochs_matched: p.expert_epochs_matched,
+    syn_steps: p.syn_steps,
+    batch_syn: p.batch_syn,
+    lr_img: p.lr_img,
+    momentum: p.momentum,
+    lr_lr: p.lr_lr,
+    lr_teacher: p.lr_teacher,
+    init: p.init,
+    arch: normalizeArch(p.arch),
+    dsa: p.dsa,
+  };
+}
+
 export const METHODS: Record<Distill['method'], MethodInfo> = {
   random: {
     needsTensors: false,
@@ -71,4 +130,6 @@ export const METHODS: Record<Distill['method'], MethodInfo> = {
   },
   dc: { needsTensors: true, keyParams: (d) => gradMatchKey(d, 'dc') },
   dsa: { needsTensors: true, keyParams: (d) => gradMatchKey(d, 'dsa') },
+  sre2l: { needsTensors: true, keyParams: sre2lKey },
+  mtt: { needsTensors: true, keyParams: mttKey },
 };

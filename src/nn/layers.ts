@@ -177,6 +177,11 @@ export function normalize(kind: NormKind, params: Params, name: string, x: tf.Te
       if (!rm || !rv) {
         throw new Error(`batch norm layer ${name} in evaluation mode needs running statistics (ForwardOptions.bnState)`);
       }
+      if (opts.bnStats) {
+        // Recorded only, never used to normalise: SRe2L matches the input statistics of a frozen teacher.
+        const { mean, variance } = tf.moments(x, [0, 1, 2]);
+        opts.bnStats[name] = { mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count: n * h * w };
+      }
       return affineNormalize(x, rm, rv, gamma, beta) as tf.Tensor4D;
     }
   }

@@ -47,6 +47,24 @@ export function temperedTargets(probs: tf.Tensor2D, temperature: number): tf.Ten
   });
 }
 
+/**
+ * Knowledge distillation from a teacher's logits on the same (augmented) batch:
+ * T^2 * mean_n KL(softmax(teacher / T) || softmax(student / T)), i.e. PyTorch's
+ * `KLDivLoss(reduction='batchmean')(log_softmax(student / T), softmax(teacher / T)) * T^2`.
+ * SRe2L's relabel code leaves the T^2 out because it trains the student with AdamW, which is blind to
+ * a constant loss scale; with SGD (our evaluation protocol) the gradients w.r.t. the logits shrink as
+ * 1 / T without it, so we keep Hinton's T^2. The teacher side carries no gradient.
+ */
+export function kdLoss(studentLogits: tf.Tensor2D, teacherLogits: tf.Tensor2D, temperature: number): tf.Scalar {
+  if (!(temperature > 0)) throw new Error(`kdLoss: temperature must be > 0, got ${temperature}`);
+  const t = temperature;
+  const n = studentLogits.shape[0];
+  const logp = logSoftmax(stopGradient(tf.div(teacherLogits, t)) as tf.Tensor2D);
+  const logq = logSoftmax(tf.div(studentLogits, t) as tf.Tensor2D);
+  const kl = tf.sum(tf.mul(tf.exp(logp), tf.sub(logp, logq)));
+  return tf.mul(tf.div(kl, n), t * t) as tf.Scalar;
+}
+
 /** Number of rows whose argmax equals the label. */
 export function correctCount(logits: tf.Tensor2D, labels: tf.Tensor1D): number {
   return tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'int32')).dataSync()[0]);

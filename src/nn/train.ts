@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../util/rng.js';
 import { dsa, type DsaOptions } from './dsa.js';
 import { updateBnState } from './layers.js';
-import { correctCount, crossEntropy, softCrossEntropy } from './losses.js';
+import { correctCount, crossEntropy, kdLoss, softCrossEntropy } from './losses.js';
 import { disposeParams, sgdStep } from './sgd.js';
 import type { BnBatchStats, BnState, Model, Params } from './types.js';
 import { batchOf, type LabeledImages } from './data.js';
@@ -28,6 +28,18 @@ export interface TrainConfig {
   testEvery?: number;
   /** Batch size for evaluation (memory bound only; default 500). */
   evalBatch?: number;
+  /**
+   * Knowledge distillation (SRe2L's relabel): every training batch, after augmentation, is labelled by
+   * the teacher and the loss is `kdLoss` at `temperature` instead of the (hard or stored soft) labels.
+   */
+  kd?: KdTeacher;
+}
+
+/** A frozen teacher for knowledge distillation. */
+export interface KdTeacher {
+  /** Logits [N, classes] of the teacher for a batch (evaluation mode); called outside the gradient tape. */
+  logits(x: tf.Tensor4D): tf.Tensor2D;
+  temperature: number;
 }
 
 export interface TrainCurves {
@@ -134,6 +146,7 @@ export async function train(
   const names = model.paramSpecs.map((s) => s.name);
   const hasBn = model.bnSpecs.length > 0;
   const temperature = cfg.temperature ?? 1;
+  const kd = cfg.kd;
   const steps = Math.ceil(data.n / cfg.batch);
   const state = start;
 
@@ -149,6 +162,8 @@ export async function train(
       const idx = order.subarray(s * cfg.batch, Math.min(data.n, (s + 1) * cfg.batch));
       const b = batchOf(data, idx, model.input.classes);
       const xb = cfg.augment === 'dsa' ? dsa(b.x, augRng, { ...cfg.dsa, siamese: false }) : b.x;
+      // Soft targets of this very crop: computed before the tape, so nothing flows into the teacher.
+      const teacherLogits = kd ? tf.tidy(() => kd.logits(xb)) : undefined;
       const stats: Record<string, BnBatchStats> = {};
       const kept: { logits?: tf.Tensor2D } = {};
       const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
@@ -160,6 +175,7 @@ export async function train(
           tf.keep(st.mean);
           tf.keep(st.variance);
         }
+        if (teacherLogits && kd) return kdLoss(out, teacherLogits, kd.temperature);
         return b.soft ? softCrossEntropy(out, b.soft, temperature) : crossEntropy(out, b.y);
       })(names.map((n) => state.params[n]));
       const gradMap: Params = {};
@@ -180,6 +196,7 @@ export async function train(
       kept.logits?.dispose();
       for (const st of Object.values(stats)) tf.dispose([st.mean, st.variance]);
       if (xb !== b.x) xb.dispose();
+      teacherLogits?.dispose();
       tf.dispose([b.x, b.y]);
       b.soft?.dispose();
       hooks.onStep?.(epoch, s + 1, steps, loss);

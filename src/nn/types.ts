@@ -65,9 +65,11 @@ export interface ForwardOptions {
   /** Running statistics for evaluation-mode batch norm. Ignored by architectures without batch norm. */
   bnState?: BnState;
   /**
-   * When given, every batch-norm layer run in training mode writes its batch statistics here, keyed by
-   * the layer name (`block0.norm`). The tensors belong to the caller's scope: they are differentiable
-   * (SRe2L matches them to the running statistics) and are disposed with that scope unless kept.
+   * When given, every batch-norm layer writes the statistics of its input batch here, keyed by the layer
+   * name (`block0.norm`): in training mode the ones it normalises with, in evaluation mode statistics
+   * computed only to be recorded (it still normalises with `bnState`). The tensors belong to the
+   * caller's scope: they are differentiable (SRe2L matches them to the running statistics of a frozen
+   * teacher) and are disposed with that scope unless kept.
    */
   bnStats?: Record<string, BnBatchStats>;
 }

@@ -153,9 +153,9 @@ export interface Dataset {
  */
 export interface Distill {
   /**
-   * 'random': a class-balanced random subset of real images (the baseline every table needs). 'dm': distribution matching. 'dc': gradient matching. 'dsa': gradient matching with differentiable siamese augmentation.
+   * 'random': a class-balanced random subset of real images (the baseline every table needs). 'dm': distribution matching. 'dc': gradient matching. 'dsa': gradient matching with differentiable siamese augmentation. 'sre2l': squeeze, recover and relabel (a batch-norm teacher trained on real data; images recovered from it; evaluated with knowledge distillation from it). 'mtt': matching training trajectories (experts trained on real data; synthetic training steps matched to their parameter trajectories).
    */
-  method: 'random' | 'dm' | 'dc' | 'dsa';
+  method: 'random' | 'dm' | 'dc' | 'dsa' | 'sre2l' | 'mtt';
   /**
    * Images per class.
    */
@@ -163,6 +163,8 @@ export interface Distill {
   dm: DmParams;
   dc: DcParams;
   dsa: DsaParams;
+  sre2l: Sre2LParams;
+  mtt: MttParams;
 }
 /**
  * Distribution matching (Zhao & Bilen, WACV 2023; reference main_DM.py). Defaults are the reference's.
@@ -380,6 +382,242 @@ export interface DsaParams {
   batch_train: number;
 }
 /**
+ * SRe2L: squeeze, recover, relabel (Yin, Xing & Shen, NeurIPS 2023; reference VILA-Lab/SRe2L recover_cifar.py, relabel_cifar.py). Defaults are the reference's CIFAR ones unless a description says otherwise (docs/methods.md).
+ */
+export interface Sre2LParams {
+  /**
+   * Recover steps: Adam updates of the whole set, one per iteration (reference 1000 per batch; the whole set is one batch here).
+   */
+  iterations: number;
+  /**
+   * Adam learning rate on the pixels (reference CIFAR script 0.25).
+   */
+  lr_img: number;
+  /**
+   * Adam beta1 on the pixels (reference 0.5).
+   */
+  beta1: number;
+  /**
+   * Adam beta2 on the pixels (reference 0.9).
+   */
+  beta2: number;
+  /**
+   * Adam epsilon (reference 1e-8).
+   */
+  eps: number;
+  /**
+   * Image lr schedule: 'cosine' = lr * 0.5 (1 + cos(pi t / T)) over the run's T steps without warm-up (reference), or 'constant'.
+   */
+  schedule: 'cosine' | 'constant';
+  /**
+   * Weight of the batch-norm statistics term: sum over BN layers of ||mean - running_mean||_2 + ||var - running_var||_2 (reference CIFAR script 0.01; its argparse default is 0.05).
+   */
+  r_bn: number;
+  /**
+   * Extra weight of the first batch-norm layer's term (reference 10).
+   */
+  first_bn_multiplier: number;
+  /**
+   * Largest random cyclic shift (torch.roll) in pixels, drawn in [0, jitter] per axis at every step (reference CIFAR 4).
+   */
+  jitter: number;
+  /**
+   * Random horizontal flip (p 0.5) of the set at every step, except for datasets whose DSA strategy has no flip (MNIST, Fashion-MNIST). The ImageNet recover flips; the CIFAR recover script does not.
+   */
+  flip: boolean;
+  /**
+   * Start from N(0, 1) noise in the normalised space (reference) or from random real images.
+   */
+  init: 'noise' | 'real';
+  /**
+   * Relabel: evaluation students learn from the teacher's soft outputs on each augmented batch, loss T^2 KL(softmax(teacher / T) || softmax(student / T)); this is T (reference CIFAR relabel 30; its ImageNet KD script defaults to 3).
+   */
+  temperature: number;
+  teacher: Sre2LTeacher;
+}
+/**
+ * Squeeze: the teacher trained on the real training set (a cached pretrain stage shared by every cell with the same teacher). The reference squeezes a ResNet-18 for 200 epochs; the default here is ConvNet-3 with batch norm, trained like the MetaDD auxiliaries.
+ */
+export interface Sre2LTeacher {
+  /**
+   * Teacher architecture; it must have batch norm (norm: batch).
+   */
+  arch:
+    | ArchName
+    | {
+        name: ArchName;
+        /**
+         * Channels of each conv layer (ConvNet) or base width (others).
+         */
+        width?: number;
+        /**
+         * Number of conv blocks (ConvNet only).
+         */
+        depth?: number;
+        /**
+         * Normalisation layer.
+         */
+        norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
+        /**
+         * Activation function.
+         */
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        /**
+         * Pooling after each block (ConvNet only).
+         */
+        pool?: 'none' | 'max' | 'avg';
+        /**
+         * Classifier head: 'flatten' (reference) or 'gap' (global average pooling + linear, needed for exact CAMs).
+         */
+        head?: 'flatten' | 'gap';
+      };
+  /**
+   * Training epochs.
+   */
+  epochs: number;
+  /**
+   * SGD learning rate.
+   */
+  lr: number;
+  /**
+   * SGD momentum.
+   */
+  momentum: number;
+  /**
+   * L2 weight decay (PyTorch SGD semantics).
+   */
+  weight_decay: number;
+  /**
+   * Mini-batch size.
+   */
+  batch: number;
+  /**
+   * Training augmentation.
+   */
+  augment: 'none' | 'dsa';
+  /**
+   * Epoch after which lr x0.1; null: constant lr.
+   */
+  decay_epoch: number | null;
+  /**
+   * Train on the first N images of each class only; null: the whole training set.
+   */
+  train_limit: number | null;
+  /**
+   * Seed of the teacher, independent of the cell seed so that cells share it.
+   */
+  seed: number;
+}
+/**
+ * Matching training trajectories (Cazenavette et al., CVPR 2022; reference mtt-distillation buffer.py and distill.py). Defaults are the reference's. The experts are cached pretrain stages shared by every cell with the same expert protocol.
+ */
+export interface MttParams {
+  /**
+   * Image updates, each from a random expert and start epoch (reference 5000).
+   */
+  iterations: number;
+  /**
+   * Number of expert trajectories (pretrain stages with seeds 0..experts-1; reference 100).
+   */
+  experts: number;
+  /**
+   * Epochs each expert trains on the real data, one parameter snapshot per epoch (reference buffer.py train_epochs 50).
+   */
+  expert_epochs: number;
+  /**
+   * Constant SGD learning rate of the experts (reference buffer.py lr_teacher 0.01; momentum and weight decay 0 as in the reference).
+   */
+  expert_lr: number;
+  /**
+   * Mini-batch of the experts' training (reference batch_train 256).
+   */
+  expert_batch: number;
+  /**
+   * Augmentation of the experts' training: 'dsa' (the dataset's DSA strategy, as the reference) or none.
+   */
+  expert_augment: 'none' | 'dsa';
+  /**
+   * Train the experts on the first N images of each class only (a budget choice); null: the whole training set (reference).
+   */
+  expert_train_limit: number | null;
+  /**
+   * The start epoch t is drawn uniformly from 0..max_start_epoch-1 (reference randint(0, max_start_epoch); 25). Needs max_start_epoch - 1 + expert_epochs_matched <= expert_epochs.
+   */
+  max_start_epoch: number;
+  /**
+   * M: the target is the expert's parameters M epochs after the start (reference distill.py expert_epochs 3; the paper also uses 2).
+   */
+  expert_epochs_matched: number;
+  /**
+   * N: SGD steps of the student on synthetic mini-batches, differentiated through (reference 20). Memory grows with N x batch_syn.
+   */
+  syn_steps: number;
+  /**
+   * Synthetic images per student step (a reshuffle of the set cut into batches, as the reference); null: the whole set every step (reference default).
+   */
+  batch_syn: number | null;
+  /**
+   * SGD learning rate on the pixels (reference 1000).
+   */
+  lr_img: number;
+  /**
+   * SGD momentum on the pixels and on the learned learning rate (reference 0.5).
+   */
+  momentum: number;
+  /**
+   * SGD learning rate of the learned student learning rate syn_lr (reference 1e-5).
+   */
+  lr_lr: number;
+  /**
+   * Initial value of the learned student learning rate syn_lr (reference 0.01); its final value is written to the set's meta.json as learned_lr.
+   */
+  lr_teacher: number;
+  /**
+   * Start from random real images of each class (reference pix_init real) or from N(0, 1) noise.
+   */
+  init: 'real' | 'noise';
+  /**
+   * The experts' and the student's architecture (reference ConvNet-3: convnet).
+   */
+  arch:
+    | ArchName
+    | {
+        name: ArchName;
+        /**
+         * Channels of each conv layer (ConvNet) or base width (others).
+         */
+        width?: number;
+        /**
+         * Number of conv blocks (ConvNet only).
+         */
+        depth?: number;
+        /**
+         * Normalisation layer.
+         */
+        norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
+        /**
+         * Activation function.
+         */
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        /**
+         * Pooling after each block (ConvNet only).
+         */
+        pool?: 'none' | 'max' | 'avg';
+        /**
+         * Classifier head: 'flatten' (reference) or 'gap' (global average pooling + linear, needed for exact CAMs).
+         */
+        head?: 'flatten' | 'gap';
+      };
+  /**
+   * DSA on each synthetic mini-batch of the student's steps (the dataset's reference strategy, not siamese; reference on).
+   */
+  dsa: boolean;
+  /**
+   * Evaluate the set with the learning rate it learned (meta.json learned_lr) instead of eval.lr, as the reference evaluates MTT sets.
+   */
+  eval_learned_lr: boolean;
+}
+/**
  * MetaDD architecture-invariant alignment (docs/metadd.md): refine the base method's set with L = L_base + lambda_ai L_ai + lambda_var L_var through frozen auxiliary networks.
  */
 export interface Metadd {
@@ -388,9 +626,9 @@ export interface Metadd {
    */
   arm: 'none' | 'control' | 'metadd';
   /**
-   * 'refine': a metadd stage continues the base run from its final set, optimiser state and random stream.
+   * 'refine': a metadd stage continues the base run from its final set, optimiser state and random stream for K = metadd.iterations more iterations. 'joint': the MetaDD terms are active from the first iteration: the metadd stage runs the base method from its own initialisation for the base method's iterations (metadd.iterations is unused); the control arm is then the base run itself and reuses its set.
    */
-  mode: 'refine';
+  mode: 'refine' | 'joint';
   /**
    * K: iterations of the base method (its own unit) run by the metadd stage.
    */

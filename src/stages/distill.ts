@@ -1,11 +1,12 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageContext, StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
 import { loadDatasetArtifact } from '../data/artifact.js';
 import { gatherImages, randomSubsetIndices } from '../distill/random.js';
 import { writeImageSet } from '../distill/image-set.js';
-import { writeNpy } from '../store/npy.js';
+import { readLearnedState, readOptimizerState, writeLearnedState, writeOptimizerState } from '../distill/checkpoint.js';
+import type { DistillMethod, LearnedState, OptimizerState } from '../distill/method.js';
+import type { DistillResult } from '../distill/driver.js';
 import { hashJson } from '../store/hash.js';
 import { deriveSeed, type Rng } from '../util/rng.js';
 
@@ -16,8 +17,42 @@ export interface DistillParams {
   [key: string]: unknown;
 }
 
-/** Where an iterative run keeps its final optimiser state, for a metadd stage to continue from. */
-export const MOMENTUM_FILE = join('state', 'momentum.npy');
+/**
+ * Where an iterative run keeps its final state, for a metadd stage to continue from: the pixel
+ * optimiser's buffers (checkpoint.ts `writeOptimizerState`: `momentum.npy` for SGD, `adam_m.npy` and
+ * `adam_v.npy` for Adam, and `optimizer.json`) and the method's learned variables (`learned_<name>.npy`).
+ */
+export const STATE_DIR = 'state';
+
+/** SGD's momentum buffer inside STATE_DIR (what SGD-only readers load). */
+export const MOMENTUM_FILE = join(STATE_DIR, 'momentum.npy');
+
+/** The state an iterative run left in its set's folder (`optimizerState` undefined when it left none). */
+export function readContinuation(setDir: string): { optimizerState: OptimizerState | undefined; learned: Record<string, LearnedState> } {
+  const dir = join(setDir, STATE_DIR);
+  return { optimizerState: readOptimizerState(dir), learned: readLearnedState(dir) };
+}
+
+/** Writes what a later run needs to continue this one (`readContinuation`): optimiser buffers, learned variables. */
+export function writeContinuation(outDir: string, result: DistillResult): void {
+  writeOptimizerState(join(outDir, STATE_DIR), result.optimizerState, result.shape);
+  if (Object.keys(result.learned).length > 0) writeLearnedState(join(outDir, STATE_DIR), result.learned);
+}
+
+/** The meta.json entries of a run's learned variables: all under `learned`, and those a method publishes (MTT's learned_lr). */
+export function publishedLearned(method: Pick<DistillMethod, 'learned'>, result: Pick<DistillResult, 'learned'>): Record<string, unknown> {
+  const out: Record<string, unknown> = { learned: Object.fromEntries(Object.entries(result.learned).map(([k, l]) => [k, Array.from(l.value)])) };
+  for (const spec of method.learned ?? []) {
+    const l = result.learned[spec.name];
+    if (spec.meta && l) out[spec.meta] = l.value.length === 1 ? l.value[0] : Array.from(l.value);
+  }
+  return out;
+}
+
+/** Stage input name -> artifact directory: what `createMethod` reads a method's extra inputs from. */
+export function inputDirs(inputs: StageContext['inputs']): Record<string, string> {
+  return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.dir]));
+}
 
 /** Checkpoint an iterative run at most every this many seconds (a checkpoint never changes the result). */
 export const CHECKPOINT_SECONDS = 60;
@@ -71,7 +106,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   const m = ds.meta;
   const { seed, ...keyParams } = ctx.params;
   const params = keyParams as unknown as import('../distill/methods.js').IterativeParams;
-  const method = createMethod(params, m.name);
+  const method = createMethod(params, m.name, inputDirs(ctx.inputs));
   const real = makeRealData(ds.trainX, ds.trainY, m);
   const runSeed = runSeedFor(ctx.params, ctx.inputs.dataset.key);
   const mctx = { real, ipc: params.ipc, log: (s: string) => ctx.log(s) };
@@ -79,7 +114,8 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   ctx.track.param('ipc', params.ipc);
   ctx.track.param('iterations', params.iterations);
   ctx.track.param('seed', seed);
-  ctx.log(`${params.method}: ${m.classes} classes x ${params.ipc} images, ${params.iterations} iterations, image lr ${method.optimizer.lr}`);
+  const opt = method.optimizer;
+  ctx.log(`${params.method}: ${m.classes} classes x ${params.ipc} images, ${params.iterations} iterations, image ${opt.kind} lr ${opt.lr}`);
   const result = await runDistillation(method, mctx, {
     end: params.iterations,
     runSeed,
@@ -88,6 +124,8 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
     progress: ctx.progress,
     signal: ctx.signal,
   });
+  const learnedMeta = publishedLearned(method, result);
+  for (const [k, v] of Object.entries(learnedMeta)) if (typeof v === 'number') ctx.track.param(k, v);
   writeImageSet(
     ctx.outDir,
     {
@@ -100,16 +138,19 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
         classes: m.classes,
         iterations: result.end,
         run_seed: runSeed,
-        image_lr: method.optimizer.lr,
-        momentum: method.optimizer.momentum,
+        image_lr: opt.lr,
+        momentum: opt.kind === 'sgd' ? opt.momentum : null,
+        optimizer: opt,
+        ...learnedMeta,
         final_loss: result.lastTerms.loss ?? null,
         seconds_per_iteration: result.secondsPerIteration,
+        // The worker process runs this one stage: its peak RSS is the stage's (bench/methods.ts reads it).
+        peak_rss_mb: process.resourceUsage().maxRSS / 1024,
       },
     },
     m,
   );
-  mkdirSync(join(ctx.outDir, 'state'), { recursive: true });
-  writeNpy(join(ctx.outDir, MOMENTUM_FILE), result.momentum, result.shape);
+  writeContinuation(ctx.outDir, result);
   ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
   ctx.track.artifact('grid.png');
   ctx.log(`done: ${result.secondsPerIteration.toFixed(3)} s per iteration`);
@@ -122,7 +163,7 @@ export const distillStage: StageImpl<DistillParams> = {
   needsTensors: false,
   async run(ctx) {
     if (ctx.params.method === 'random') return runRandom(ctx);
-    if (['dm', 'dc', 'dsa'].includes(ctx.params.method)) return runIterative(ctx);
+    if (['dm', 'dc', 'dsa', 'mtt', 'sre2l'].includes(ctx.params.method)) return runIterative(ctx);
     throw new Error(`distillation method '${ctx.params.method}' is not implemented`);
   },
 };

@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASET_FILES, type DatasetMeta } from '../data/artifact.js';
-import { loadTrainState, saveTrainState } from '../nn/checkpoint.js';
+import { loadModel, loadTrainState, saveTrainState, type LoadedModel } from '../nn/checkpoint.js';
 import { fromNchw, type LabeledImages } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
-import { disposeTrainState, initTrainState, train, type TrainConfig } from '../nn/train.js';
+import { disposeParams } from '../nn/sgd.js';
+import { disposeTrainState, initTrainState, train, type KdTeacher, type TrainConfig } from '../nn/train.js';
 import { buildModel, type ArchInput } from '../nn/zoo.js';
 import type { ArchSpec } from '../nn/types.js';
 import { readNpy } from '../store/npy.js';
@@ -30,6 +31,16 @@ export interface EvalParams {
   test_every?: number;
   /** Temperature for soft labels, when the image set has them (default 1). */
   temperature?: number;
+  /**
+   * SRe2L's relabel: train with knowledge distillation from the input `teacher` (a pretrain artifact),
+   * which labels every augmented batch; absent/null: the set's own labels.
+   */
+  kd?: { temperature: number } | null;
+  /**
+   * MTT: train with the learning rate the set learned (its meta.json `learned_lr`), as the reference
+   * evaluates its sets, instead of `lr`. An error when the set has none.
+   */
+  lr_from_set?: boolean;
   /** Distinguishes otherwise identical evaluations; the draws come from ctx.rng. */
   seed: number;
 }
@@ -49,6 +60,10 @@ export interface EvalResult {
   /** The epoch each reported accuracy comes from (1-based). */
   epochs_reported: number[];
   soft_labels: boolean;
+  /** The KD temperature when the students learned from a teacher's soft outputs (SRe2L), else null. */
+  kd_temperature: number | null;
+  /** The SGD learning rate the models trained with (the set's learned one when `lr_from_set`). */
+  lr: number;
   dsa_strategy: string | null;
   curves: { test_accuracy: number[][]; test_epochs: number[][]; train_loss: number[][] };
 }
@@ -116,6 +131,14 @@ export function readImageSet(dir: string, expect: { channels: number; height: nu
   return fromNchw(images.data as Float32Array, y, [n, c, h, w], soft);
 }
 
+function learnedLr(meta: Record<string, unknown>, dir: string): number {
+  const v = meta.learned_lr;
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {
+    throw new Error(`eval: lr_from_set needs a positive learned_lr in ${join(dir, 'meta.json')} (found ${JSON.stringify(v)}); only MTT sets learn one`);
+  }
+  return v;
+}
+
 /**
  * Trains `models` fresh networks on an image set and tests them on the real test set (the reference
  * evaluation protocol, REFERENCE section 2). Model i draws its initialisation and its training from
@@ -138,9 +161,11 @@ export const evalStage: StageImpl<EvalParams> = {
     const model = buildModel(p.arch, shape);
     const strategy = p.augment === 'dsa' ? dsaStrategyFor(m.name) : null;
     const best = p.report_epoch === 'best';
+    const teacher = p.kd ? loadTeacher(ctx.inputs.teacher?.dir, shape) : null;
+    const lr = p.lr_from_set ? learnedLr(setView.meta, setView.dir) : p.lr;
     const cfg: TrainConfig = {
       epochs: p.epochs,
-      lr: p.lr,
+      lr,
       momentum: p.momentum,
       weightDecay: p.weight_decay,
       batch: p.batch,
@@ -149,10 +174,12 @@ export const evalStage: StageImpl<EvalParams> = {
       dsa: strategy ? { strategy } : undefined,
       temperature: p.temperature ?? 1,
       testEvery: best ? 1 : (p.test_every ?? 0),
+      kd: teacher && p.kd ? kdTeacher(teacher, p.kd.temperature) : undefined,
     };
+    const labelling = teacher ? ` (KD from a ${teacher.model.arch.name} teacher, T = ${p.kd?.temperature})` : trainSet.soft ? ' (soft labels)' : '';
     ctx.log(
-      `eval ${model.arch.name} on ${trainSet.n} images${trainSet.soft ? ' (soft labels)' : ''}: ${p.models} models x ` +
-        `${p.epochs} epochs, augment ${strategy ?? 'none'}, report ${p.report_epoch}`,
+      `eval ${model.arch.name} on ${trainSet.n} images${labelling}: ${p.models} models x ` +
+        `${p.epochs} epochs, lr ${lr}${p.lr_from_set ? ' (learned by the set)' : ''}, augment ${strategy ?? 'none'}, report ${p.report_epoch}`,
     );
 
     const doneFile = join(ctx.scratchDir, 'models.json');
@@ -160,48 +187,52 @@ export const evalStage: StageImpl<EvalParams> = {
     const steps = Math.ceil(trainSet.n / p.batch);
     const total = p.models * p.epochs * steps;
 
-    for (let i = done.length; i < p.models; i++) {
-      // The seed parameter separates otherwise identical evaluations even when ctx.rng comes from the
-      // spec's base seed alone.
-      const rng = ctx.rng.child(`seed-${p.seed}`).child(`model-${i}`);
-      const ckptDir = join(ctx.scratchDir, `model-${i}`);
-      const resumed = loadTrainState(ckptDir, model);
-      let state = resumed?.state ?? initTrainState(model, rng.child('init'));
-      if (resumed) ctx.log(`model ${i}: resuming at epoch ${state.epoch}`);
-      let lastSave = Date.now();
-      try {
-        state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
-          signal: ctx.signal,
-          onStep: (epoch, step, _steps, loss) => {
-            ctx.progress.update((i * p.epochs + epoch - 1) * steps + step, total, `model ${i + 1}/${p.models} epoch ${epoch} loss ${loss.toFixed(4)}`);
-          },
-          onEpoch: (s) => {
-            const e = s.epoch;
-            ctx.track.metric(`model_${i}/train_loss`, s.curves.trainLoss[e - 1], e);
-            if (s.curves.testEpochs.at(-1) === e) ctx.track.metric(`model_${i}/test_accuracy`, s.curves.testAccuracy.at(-1) ?? 0, e);
-            if (e < p.epochs && Date.now() - lastSave > 30_000) {
-              saveTrainState(ckptDir, model, s);
-              lastSave = Date.now();
-            }
-          },
-        });
-        const c = state.curves;
-        let k = c.testAccuracy.length - 1;
-        if (best) for (let j = 0; j < c.testAccuracy.length; j++) if (c.testAccuracy[j] > c.testAccuracy[k]) k = j;
-        const rec: ModelRecord = {
-          accuracy: c.testAccuracy[k],
-          epoch: c.testEpochs[k],
-          testAccuracy: c.testAccuracy,
-          testEpochs: c.testEpochs,
-          trainLoss: c.trainLoss,
-        };
-        done.push(rec);
-        writeJsonAtomic(doneFile, done);
-        ctx.track.metric('accuracy', rec.accuracy, i);
-        ctx.log(`model ${i + 1}/${p.models}: test accuracy ${(rec.accuracy * 100).toFixed(2)}% (epoch ${rec.epoch})`);
-      } finally {
-        disposeTrainState(state);
+    try {
+      for (let i = done.length; i < p.models; i++) {
+        // The seed parameter separates otherwise identical evaluations even when ctx.rng comes from the
+        // spec's base seed alone.
+        const rng = ctx.rng.child(`seed-${p.seed}`).child(`model-${i}`);
+        const ckptDir = join(ctx.scratchDir, `model-${i}`);
+        const resumed = loadTrainState(ckptDir, model);
+        let state = resumed?.state ?? initTrainState(model, rng.child('init'));
+        if (resumed) ctx.log(`model ${i}: resuming at epoch ${state.epoch}`);
+        let lastSave = Date.now();
+        try {
+          state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
+            signal: ctx.signal,
+            onStep: (epoch, step, _steps, loss) => {
+              ctx.progress.update((i * p.epochs + epoch - 1) * steps + step, total, `model ${i + 1}/${p.models} epoch ${epoch} loss ${loss.toFixed(4)}`);
+            },
+            onEpoch: (s) => {
+              const e = s.epoch;
+              ctx.track.metric(`model_${i}/train_loss`, s.curves.trainLoss[e - 1], e);
+              if (s.curves.testEpochs.at(-1) === e) ctx.track.metric(`model_${i}/test_accuracy`, s.curves.testAccuracy.at(-1) ?? 0, e);
+              if (e < p.epochs && Date.now() - lastSave > 30_000) {
+                saveTrainState(ckptDir, model, s);
+                lastSave = Date.now();
+              }
+            },
+          });
+          const c = state.curves;
+          let k = c.testAccuracy.length - 1;
+          if (best) for (let j = 0; j < c.testAccuracy.length; j++) if (c.testAccuracy[j] > c.testAccuracy[k]) k = j;
+          const rec: ModelRecord = {
+            accuracy: c.testAccuracy[k],
+            epoch: c.testEpochs[k],
+            testAccuracy: c.testAccuracy,
+            testEpochs: c.testEpochs,
+            trainLoss: c.trainLoss,
+          };
+          done.push(rec);
+          writeJsonAtomic(doneFile, done);
+          ctx.track.metric('accuracy', rec.accuracy, i);
+          ctx.log(`model ${i + 1}/${p.models}: test accuracy ${(rec.accuracy * 100).toFixed(2)}% (epoch ${rec.epoch})`);
+        } finally {
+          disposeTrainState(state);
+        }
       }
+    } finally {
+      if (teacher) disposeParams(teacher.params, teacher.bnState);
     }
 
     const acc = done.map((r) => r.accuracy);
@@ -218,6 +249,8 @@ export const evalStage: StageImpl<EvalParams> = {
       report_epoch: p.report_epoch,
       epochs_reported: done.map((r) => r.epoch),
       soft_labels: trainSet.soft !== undefined,
+      kd_temperature: p.kd?.temperature ?? null,
+      lr,
       dsa_strategy: strategy,
       curves: {
         test_accuracy: done.map((r) => r.testAccuracy),
@@ -236,6 +269,26 @@ export const evalStage: StageImpl<EvalParams> = {
     ctx.progress.update(total, total, `${(mean * 100).toFixed(2)} +- ${(std * 100).toFixed(2)}%`);
   },
 };
+
+/** The frozen teacher of a KD evaluation, checked against the dataset's shape. */
+function loadTeacher(dir: string | undefined, shape: { channels: number; height: number; width: number; classes: number }): LoadedModel {
+  if (!dir) throw new Error("eval: 'kd' is set but the stage has no input 'teacher' (a pretrain artifact)");
+  const t = loadModel(dir);
+  const i = t.model.input;
+  if (i.channels !== shape.channels || i.height !== shape.height || i.width !== shape.width || i.classes !== shape.classes) {
+    disposeParams(t.params, t.bnState);
+    throw new Error(
+      `eval: the teacher in ${dir} takes ${i.channels}x${i.height}x${i.width} images and ${i.classes} classes, ` +
+        `the dataset has ${shape.channels}x${shape.height}x${shape.width} and ${shape.classes}`,
+    );
+  }
+  return t;
+}
+
+/** Evaluation-mode logits of the teacher (running batch-norm statistics), as SRe2L's relabel does. */
+function kdTeacher(t: LoadedModel, temperature: number): KdTeacher {
+  return { temperature, logits: (x) => t.model.forward(t.params, x, { training: false, bnState: t.bnState }) };
+}
 
 function writeJsonAtomic(file: string, value: unknown): void {
   mkdirSync(join(file, '..'), { recursive: true });

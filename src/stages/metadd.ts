@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageContext, StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
-import { CHECKPOINT_SECONDS, MOMENTUM_FILE, drawRunSeed } from './distill.js';
+import { CHECKPOINT_SECONDS, drawRunSeed, inputDirs, publishedLearned, readContinuation, runSeedFor, writeContinuation } from './distill.js';
 import { loadDatasetArtifact, type DatasetMeta } from '../data/artifact.js';
 import { readImageSet, writeImageSet } from '../distill/image-set.js';
 import { gatherImages } from '../distill/random.js';
-import type { DistillMethod } from '../distill/method.js';
+import type { StartPoint } from '../distill/driver.js';
+import type { DistillMethod, ImageOptimizer } from '../distill/method.js';
 import type { AuxNet } from '../distill/metadd/aux.js';
 import type { ImageBatch, SetDiagnostics } from '../distill/metadd/diagnostics.js';
 import type { ArchSpec } from '../nn/types.js';
 import { hashJson } from '../store/hash.js';
-import { readNpy, writeNpy } from '../store/npy.js';
 import type { Tracker } from '../tracking/records.js';
 
 /** Parameters of the `metadd` stage (all of them go into its cache key; compileDag resolves every default). */
@@ -23,8 +23,9 @@ export interface MetaddParams {
   seed: number;
   /** 'control': weights 0 (they are 0 here too, so control stages of different lambdas are shared). */
   arm: 'control' | 'metadd';
-  mode: 'refine';
-  /** K: base-method iterations after the base run's last one. */
+  /** 'refine': continue the base set (input 'images'); 'joint': run the base method from its initialisation. */
+  mode: 'refine' | 'joint';
+  /** Refine: K, base-method iterations after the base run's last one. Joint: the base method's budget. */
   iterations: number;
   /** The auxiliary architectures (inputs aux0..auxM-1 in this order), for labels. */
   aux: ArchSpec[];
@@ -73,7 +74,7 @@ function logDiagnostics(track: Tracker, which: string, d: SetDiagnostics, labels
 }
 
 /**
- * MetaDD refine (docs/metadd.md): continue the base method's run from its final set, momentum and
+ * MetaDD refine (docs/metadd.md): continue the base method's run from its final set, optimiser state and
  * random stream for K more iterations with L = L_base + lambda_ai L_ai + lambda_var L_var through the
  * frozen auxiliary networks (control arm: weights 0), logging every term, the meta-feature ratios on
  * real, base and aligned images, and CAM overlays.
@@ -83,7 +84,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
   version: STAGE_VERSIONS.metadd,
   needsTensors: true,
   async run(ctx) {
-    const { runDistillation } = await import('../distill/driver.js');
+    const { initRng, runDistillation } = await import('../distill/driver.js');
     const { createMethod } = await import('../distill/methods.js');
     const { createNoBaseMethod } = await import('../distill/none.js');
     const { makeRealData } = await import('../distill/real-data.js');
@@ -94,17 +95,44 @@ export const metaddStage: StageImpl<MetaddParams> = {
     const p = ctx.params;
     const dsView = ctx.inputs.dataset;
     const setView = ctx.inputs.images;
-    if (!dsView || !setView) throw new Error("metadd: needs inputs 'dataset' and 'images'");
+    const joint = p.mode === 'joint';
+    if (!dsView || (!joint && !setView)) throw new Error(`metadd: needs inputs 'dataset'${joint ? '' : " and 'images'"}`);
     const ds = loadDatasetArtifact(dsView.dir);
     const m = ds.meta;
-    const base = readImageSet(setView.dir);
+    const real = makeRealData(ds.trainX, ds.trainY, m);
+    const mctx = { real, ipc: p.base.ipc, log: (s: string) => ctx.log(s) };
+    const sgd: ImageOptimizer = { kind: 'sgd', lr: p.image_lr, momentum: p.momentum };
+    let baseMethod: DistillMethod<unknown, unknown>;
+    if (p.base.method === 'random') {
+      baseMethod = createNoBaseMethod('random', sgd) as DistillMethod<unknown, unknown>;
+    } else {
+      const own = createMethod(p.base as unknown as Parameters<typeof createMethod>[0], m.name, inputDirs(ctx.inputs));
+      // The base method's optimiser kind (SRe2L's Adam keeps its betas and schedule): the stage only
+      // sets the learning rate (and SGD's momentum), so the base run's state can be continued.
+      const optimizer: ImageOptimizer = own.optimizer.kind === 'sgd' ? sgd : { ...own.optimizer, lr: p.image_lr };
+      baseMethod = { ...own, optimizer };
+    }
+    const optimizer = baseMethod.optimizer;
+    let base: { images: Float32Array; labels: Int32Array; shape: [number, number, number, number]; meta: Record<string, unknown> };
+    let continuation: Pick<StartPoint, 'optimizerState' | 'learned'> = {};
+    let runSeed: string;
+    if (joint) {
+      // The distill stage's own stream (same parameters, seed and dataset), so that with zero weights
+      // this stage is the base run to the byte; 'base' below is the method's initial set.
+      runSeed = runSeedFor({ ...p.base, seed: p.seed }, dsView.key);
+      const init = baseMethod.init(mctx, initRng(runSeed));
+      base = { images: init.images, labels: init.labels, shape: [init.labels.length, m.channels, m.height, m.width], meta: { iterations: 0 } };
+    } else {
+      if (!setView) throw new Error("metadd: needs input 'images'");
+      base = readImageSet(setView.dir);
+      // Optimiser buffers and learned variables (MTT's syn_lr) of the base run, absent for 'random'.
+      continuation = readContinuation(setView.dir);
+      runSeed = typeof base.meta.run_seed === 'string' ? base.meta.run_seed : drawRunSeed(ctx.rng);
+    }
     if (base.shape[0] !== m.classes * p.base.ipc) {
       throw new Error(`metadd: the base set has ${base.shape[0]} images, expected ${m.classes} classes x ipc ${p.base.ipc}`);
     }
     const start = typeof base.meta.iterations === 'number' ? base.meta.iterations : 0;
-    const momentumFile = join(setView.dir, MOMENTUM_FILE);
-    const momentum = existsSync(momentumFile) ? (readNpy(momentumFile).data as Float32Array) : null;
-    const runSeed = typeof base.meta.run_seed === 'string' ? base.meta.run_seed : drawRunSeed(ctx.rng);
 
     const nets: AuxNet[] = [];
     try {
@@ -116,11 +144,6 @@ export const metaddStage: StageImpl<MetaddParams> = {
       const labels = nets.map((n) => n.label);
       const digestBefore = auxDigest(nets);
 
-      const optimizer = { lr: p.image_lr, momentum: p.momentum };
-      const baseMethod: DistillMethod<unknown, unknown> =
-        p.base.method === 'random'
-          ? (createNoBaseMethod('random', optimizer) as DistillMethod<unknown, unknown>)
-          : { ...createMethod(p.base as unknown as Parameters<typeof createMethod>[0], m.name), optimizer };
       const weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var } : { lambdaAi: 0, lambdaVar: 0 };
       ctx.track.param('arm', p.arm);
       ctx.track.param('base_method', p.base.method);
@@ -134,14 +157,14 @@ export const metaddStage: StageImpl<MetaddParams> = {
       );
 
       const baseBatch: ImageBatch = { images: base.images, labels: base.labels, shape: base.shape };
-      const real = sampleReal(ds, p.diagnostics.real_per_class, ctx);
-      const diagReal = diagnoseSet(nets, real, p.tau);
+      const realSample = sampleReal(ds, p.diagnostics.real_per_class, ctx);
+      const diagReal = diagnoseSet(nets, realSample, p.tau);
       const diagBase = diagnoseSet(nets, baseBatch, p.tau);
       logDiagnostics(ctx.track, 'real', diagReal, labels, start);
-      logDiagnostics(ctx.track, 'base', diagBase, labels, start);
+      logDiagnostics(ctx.track, joint ? 'init' : 'base', diagBase, labels, start);
 
-      const result = await runDistillation(baseMethod, { real: makeRealData(ds.trainX, ds.trainY, m), ipc: p.base.ipc, log: (s) => ctx.log(s) }, {
-        start: { images: base.images, labels: base.labels, momentum, iteration: start },
+      const result = await runDistillation(baseMethod, mctx, {
+        start: { images: base.images, labels: base.labels, ...continuation, iteration: start },
         end: start + p.iterations,
         runSeed,
         extraLoss: metaddExtraLoss(nets, weights),
@@ -160,7 +183,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
       const overlays: string[] = [];
       if (p.diagnostics.overlays_per_class > 0) {
         const opts = { classes: m.classes, perClass: p.diagnostics.overlays_per_class, mean: m.mean, std: m.std };
-        for (const [name, set] of [['real', real], ['base', baseBatch], ['aligned', aligned]] as const) {
+        for (const [name, set] of [['real', realSample], [joint ? 'init' : 'base', baseBatch], ['aligned', aligned]] as const) {
           const file = `cams_${name}.png`;
           if (writeCamOverlay(join(ctx.outDir, file), nets, set, opts) > 0) overlays.push(file);
         }
@@ -181,7 +204,9 @@ export const metaddStage: StageImpl<MetaddParams> = {
             run_seed: runSeed,
             metadd: { arm: p.arm, mode: p.mode, iterations: p.iterations, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, tau: p.tau, aux: labels },
             image_lr: optimizer.lr,
-            momentum: optimizer.momentum,
+            momentum: optimizer.kind === 'sgd' ? optimizer.momentum : null,
+            optimizer,
+            ...publishedLearned(baseMethod, result),
             final_terms: result.lastTerms,
             mean_terms: result.meanTerms,
             seconds_per_iteration: result.secondsPerIteration,
@@ -191,9 +216,8 @@ export const metaddStage: StageImpl<MetaddParams> = {
         },
         m,
       );
-      mkdirSync(join(ctx.outDir, 'state'), { recursive: true });
-      writeNpy(join(ctx.outDir, MOMENTUM_FILE), result.momentum, result.shape);
-      const diagnostics = { tau: p.tau, aux: labels, real: diagReal, base: diagBase, aligned: diagAligned, overlays };
+      writeContinuation(ctx.outDir, result);
+      const diagnostics = { mode: p.mode, tau: p.tau, aux: labels, real: diagReal, [joint ? 'init' : 'base']: diagBase, aligned: diagAligned, overlays };
       writeFileSync(join(ctx.outDir, 'diagnostics.json'), `${JSON.stringify(diagnostics, null, 2)}\n`);
       ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
       ctx.track.metric('peak_rss_mb', peakRssMb, result.end);
