@@ -172,6 +172,16 @@ describe('SRe2L', () => {
     assert.equal(result.optimizerState.step, 30);
   });
 
+  it('clamps the pixels to the range of real ones after every step when the dataset records its normalisation', async () => {
+    // Noise init in N(0, 1) and a large lr put pixels outside [-2, 2]; mean 0.5, std 0.25 make that the valid range.
+    const free = await runDistillation(createSre2l(config({ lr: 1 })), methodContext(real, 2), { end: 3, runSeed: 'clamp' });
+    assert.ok(free.images.some((v) => Math.abs(v) > 2.01), 'without statistics nothing is clamped');
+    const normalised = { ...real, mean: [0.5], std: [0.25] };
+    const clamped = await runDistillation(createSre2l(config({ lr: 1 })), methodContext(normalised, 2), { end: 3, runSeed: 'clamp' });
+    assert.ok(clamped.images.every((v) => v >= -2 - 1e-6 && v <= 2 + 1e-6));
+    assert.ok(clamped.images.some((v) => Math.abs(Math.abs(v) - 2) < 1e-6), 'some pixels sit on the bounds');
+  });
+
   it('the same seed gives the same bytes, another seed other bytes', async () => {
     const ctx = methodContext(real, 1);
     const method = createSre2l(config({ jitter: 3 }));

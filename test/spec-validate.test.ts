@@ -197,3 +197,18 @@ test('a store path that escapes the project is refused', () => {
   assert.equal(issues.length, 1);
   assert.equal(issues[0].path, 'store');
 });
+
+test("an architecture option the zoo does not let a spec change is refused at validation, at its line and column", () => {
+  const spec = GOOD.replace('architectures: [convnet]', 'architectures: [convnet, {name: alexnet, width: 32}]').replace(
+    'distill: {method: random, ipc: 10}',
+    'distill: {method: random, ipc: 10, dm: {arch: {name: lenet, norm: batch}}}',
+  );
+  const { issues } = issuesOf({ 'spec.yaml': spec });
+  const alex = find(issues, 'eval.architectures.1');
+  assert.match(alex.message, /alexnet: option 'width' is fixed to 128 \(configurable: act, head\)/);
+  assert.deepEqual([alex.line, alex.col], [4, 33], "the position of `{name: alexnet` in `eval: {architectures: [convnet, {name: alexnet, width: 32}]}`");
+  assert.match(find(issues, 'distill.dm.arch').message, /lenet: option 'norm' is fixed to none/);
+  assert.equal(issues.length, 2);
+  // The same options where the zoo allows them are fine.
+  assert.deepEqual(issuesOf({ 'spec.yaml': spec.replace('{name: alexnet, width: 32}', '{name: vgg11, width: 16}').replace('norm: batch', 'act: tanh') }).issues, []);
+});

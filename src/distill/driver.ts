@@ -490,6 +490,13 @@ function imageStep<S, P>(
       tf.dispose(next);
     }
     pixelOpt.apply(syn, g, info.globalStep);
+    const constrain = method.constrain?.bind(method);
+    if (constrain) {
+      tf.tidy(() => {
+        const projected = constrain(ctx, syn);
+        if (projected !== syn) syn.assign(projected);
+      });
+    }
     const [maxAbs, bad] = tf.tidy(() => [tf.max(tf.abs(syn)), tf.any(tf.logicalNot(tf.isFinite(syn)))]).map((t) => {
       const v = t.dataSync()[0];
       t.dispose();

@@ -115,6 +115,11 @@ export interface DistillMethod<S = unknown, P = unknown> {
   afterStep?(ctx: MethodContext, state: S, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, rng: Rng): void | Promise<void>;
   /** Releases the state of an iteration. */
   endIteration(state: S): void;
+  /**
+   * Projects the images after every update (SRe2L: clamp to the range real pixels can take). Returns
+   * the projected set (the driver assigns it and releases every other tensor the call creates).
+   */
+  constrain?(ctx: MethodContext, syn: tf.Tensor4D): tf.Tensor4D;
 }
 
 export interface ExtraTerms {

@@ -13,12 +13,15 @@ export interface RealData {
   width: number;
   /** Training-image indices of each class, in dataset order. */
   byClass: Int32Array[];
+  /** Per-channel normalisation (x = (pixel - mean) / std, pixels in [0, 1]), when the dataset records it. */
+  mean?: number[];
+  std?: number[];
 }
 
 export function makeRealData(
   x: Float32Array,
   y: Int32Array,
-  shape: { classes: number; channels: number; height: number; width: number },
+  shape: { classes: number; channels: number; height: number; width: number; mean?: number[]; std?: number[] },
 ): RealData {
   const lists: number[][] = Array.from({ length: shape.classes }, () => []);
   for (let i = 0; i < y.length; i++) {
@@ -26,7 +29,8 @@ export function makeRealData(
     if (!(c >= 0 && c < shape.classes)) throw new Error(`training label ${c} at index ${i} is outside 0..${shape.classes - 1}`);
     lists[c].push(i);
   }
-  return { x, y, ...shape, byClass: lists.map((l) => Int32Array.from(l)) };
+  const { classes, channels, height, width, mean, std } = shape;
+  return { x, y, classes, channels, height, width, byClass: lists.map((l) => Int32Array.from(l)), ...(mean && std ? { mean, std } : {}) };
 }
 
 export function imageSize(d: RealData): number {

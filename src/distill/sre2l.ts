@@ -161,6 +161,15 @@ export function createSre2l(cfg: Sre2lConfig): DistillMethod<null, Sre2lPrepared
     endIteration() {
       // The teacher is frozen and belongs to the caller: nothing is allocated per iteration.
     },
+    constrain(ctx, syn) {
+      // The reference clips every channel to the range of real pixels after each step
+      // (x in [(0 - mean) / std, (1 - mean) / std]); a dataset without recorded statistics is left as is.
+      const { mean, std } = ctx.real;
+      if (!mean || !std) return syn;
+      const lo = tf.tensor1d(mean.map((m, c) => -m / std[c]));
+      const hi = tf.tensor1d(mean.map((m, c) => (1 - m) / std[c]));
+      return tf.minimum(tf.maximum(syn, lo), hi) as tf.Tensor4D;
+    },
   };
 }
 

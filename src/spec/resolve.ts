@@ -6,6 +6,7 @@ import { displayPath, splitPath, type Json, type JsonObject } from './paths.js';
 import type { ResolvedExperiment } from './resolved.generated.js';
 import { checkSweepPaths, countCells, expandSweep, type CellOrigin } from './sweep.js';
 import { validateAgainstSchema, type Locator } from './validate.js';
+import { resolveArch } from '../nn/arch-defaults.js';
 
 export type CellSpec = Omit<ResolvedExperiment, 'sweep'>;
 
@@ -149,7 +150,24 @@ function semanticIssues(
       out.push(at('distill.ipc', `IPC ${spec.distill.ipc} is more than the ${facts.minPerClass} training images of the smallest class`));
     }
   }
+  for (const [path, arch] of architecturesOf(spec)) {
+    try {
+      resolveArch(arch as Parameters<typeof resolveArch>[0]);
+    } catch (err) {
+      out.push(at(path, (err as Error).message));
+    }
+  }
   for (const check of options.checks ?? []) for (const p of check(spec)) out.push(at(p.path, p.message));
+  return out;
+}
+
+/** Every architecture a cell names, with its spec path (the schema checks names; the zoo's rules, which options an architecture lets a spec change, are checked here so that a run never starts with a network it cannot build). */
+function architecturesOf(spec: CellSpec): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  spec.eval.architectures.forEach((a, i) => out.push([`eval.architectures.${i}`, a]));
+  spec.metadd.aux.forEach((a, i) => out.push([`metadd.aux.${i}`, a]));
+  for (const m of ['dm', 'dc', 'dsa', 'mtt'] as const) out.push([`distill.${m}.arch`, spec.distill[m].arch]);
+  out.push(['distill.sre2l.teacher.arch', spec.distill.sre2l.teacher.arch]);
   return out;
 }
 

@@ -6,8 +6,8 @@
 export const STAGE_VERSIONS = {
   dataset: 1,
   pretrain: 1,
-  distill: 1,
-  metadd: 1,
+  distill: 2,
+  metadd: 2,
   eval: 1,
   report: 2,
 } as const;
