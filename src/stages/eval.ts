@@ -6,29 +6,20 @@ import { fromNchw, type LabeledImages } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeParams } from '../nn/sgd.js';
 import { disposeTrainState, initTrainState, train, type KdTeacher, type TrainConfig } from '../nn/train.js';
-import { buildModel, type ArchInput } from '../nn/zoo.js';
+import { buildModel } from '../nn/zoo.js';
 import type { ArchSpec } from '../nn/types.js';
 import { readNpy } from '../store/npy.js';
 import type { StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
+import type { TrainProtocol } from './protocol.js';
 
 /** Parameters of the `eval` stage (all of them go into its cache key). */
-export interface EvalParams {
-  arch: ArchInput;
+/** Parameters of the `eval` stage. `decay_epoch` null/absent: floor(epochs / 2) + 1 (docs/models.md). */
+export interface EvalParams extends TrainProtocol {
   /** Fresh networks trained on the image set. */
   models: number;
-  epochs: number;
-  lr: number;
-  momentum: number;
-  weight_decay: number;
-  batch: number;
-  augment: 'none' | 'dsa';
-  /** 1-based epoch after which lr x0.1; null/absent: floor(epochs / 2) + 1 (docs/models.md). */
-  decay_epoch?: number | null;
   /** 'final': accuracy after the last epoch (reference); 'best': the best epoch (reads the test set every epoch). */
   report_epoch: 'final' | 'best';
-  /** Test-accuracy curve resolution for 'final': every N epochs (0/absent: the last epoch only). */
-  test_every?: number;
   /** Temperature for soft labels, when the image set has them (default 1). */
   temperature?: number;
   /**
@@ -41,8 +32,6 @@ export interface EvalParams {
    * evaluates its sets, instead of `lr`. An error when the set has none.
    */
   lr_from_set?: boolean;
-  /** Distinguishes otherwise identical evaluations; the draws come from ctx.rng. */
-  seed: number;
 }
 
 /** `result.json` (docs/artifacts.md); `curves.test_epochs`, `dataset` and the rest are metadd extras. */

@@ -5,29 +5,20 @@ import { loadTrainState, saveModel, saveSnapshot, saveTrainState, snapshotDir } 
 import { fromNchw, limitPerClass } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeTrainState, initTrainState, train, type TrainConfig } from '../nn/train.js';
-import { buildModel, type ArchInput } from '../nn/zoo.js';
+import { buildModel } from '../nn/zoo.js';
 import type { StageImpl } from './contract.js';
+import type { TrainProtocol } from './protocol.js';
 import { STAGE_VERSIONS } from './versions.js';
 
-/** Parameters of the `pretrain` stage (all of them go into its cache key). */
-export interface PretrainParams {
-  arch: ArchInput;
-  epochs: number;
-  lr: number;
-  momentum: number;
-  weight_decay: number;
-  batch: number;
-  augment: 'none' | 'dsa';
-  /** 1-based epoch after which lr x0.1 (train.ts `decayEpoch`); null/absent: constant lr, as MTT's experts. */
-  decay_epoch?: number | null;
+/**
+ * Parameters of the `pretrain` stage (all of them go into its cache key). `decay_epoch` null/absent:
+ * constant lr, as MTT's experts.
+ */
+export interface PretrainParams extends TrainProtocol {
   /** Train on the first N images of each class only; null/absent: the whole training set. */
   train_limit?: number | null;
   /** Keep the parameters after every epoch (`snapshots/epoch_<e>`, e = 0 is the initialisation): MTT experts. */
   snapshots: boolean;
-  /** Test accuracy every N epochs as well as after the last (0/absent: after the last only). */
-  test_every?: number;
-  /** Distinguishes otherwise identical runs (e.g. the experts of MTT); the draws come from ctx.rng. */
-  seed: number;
 }
 
 export interface PretrainMeta {
