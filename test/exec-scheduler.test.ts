@@ -96,3 +96,30 @@ test('stages that unlock more work are dispatched first', async () => {
   await schedule({ nodes: b.nodes, order: b.order, cells: [], reportKey: '' }, store(), exec, { jobs: 1 });
   assert.deepEqual(exec.started, ['a', 'x', 'y', 'leaf1', 'leaf2', 'z']);
 });
+
+test('a ready stage that another process is computing is passed over for one nobody holds', async () => {
+  // x (more dependents: first by priority) and y are both ready; another process holds x's lock.
+  const b = new DagBuilder('cpu', { name: 't', file: 't.yaml' });
+  const x = b.add('dataset', { id: 'x' }, {}, 'x', false, 0);
+  b.add('eval', { id: 'x1' }, { images: x }, 'x1', false, 0);
+  b.add('dataset', { id: 'y' }, {}, 'y', false, 0);
+  const dag: Dag = { nodes: b.nodes, order: b.order, cells: [], reportKey: '' };
+  const s = store();
+  const release = await s.tryLock(x);
+  assert.ok(release, 'the test holds x');
+  const exec = new FakeExecutor();
+  const summary = schedule(dag, s, exec, { jobs: 1 });
+  // Give the other process's stage back once y has run.
+  const poll = setInterval(() => {
+    if (exec.started.includes('y')) {
+      clearInterval(poll);
+      void release();
+    }
+  }, 5);
+  await summary;
+  assert.deepEqual(exec.started, ['y', 'x', 'x1'], 'y first although x has the higher priority');
+  // Without the lock, priority decides.
+  const free = new FakeExecutor();
+  await schedule(dag, store(), free, { jobs: 1 });
+  assert.deepEqual(free.started, ['x', 'x1', 'y']);
+});

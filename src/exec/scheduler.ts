@@ -22,6 +22,9 @@ export interface StageResult {
   seconds?: number;
 }
 
+/** Ready stages probed for another process's lock per dispatch (bounds the cost on huge sweeps). */
+const LOCK_PROBE_LIMIT = 64;
+
 export interface ScheduleOptions {
   jobs: number;
   force?: boolean;
@@ -80,6 +83,25 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
     }
     ready.splice(lo, 0, key);
   };
+  /**
+   * The next ready stage: the first by priority that no other process is computing (another `metadd
+   * run` on the same store holds its lock), so that concurrent runs share the work instead of queueing
+   * behind each other; when every candidate is busy elsewhere, the first (its worker waits and then
+   * reads the other process's result).
+   */
+  const takeNext = async (): Promise<string> => {
+    const candidates = ready.slice(0, LOCK_PROBE_LIMIT);
+    for (const key of candidates) {
+      if (!options.force && store.has(key)) return take(key);
+      if (!(await store.isLocked(key))) return take(key);
+    }
+    return take(ready[0]);
+  };
+  // `ready` may have changed while a lock was probed (stages finished): remove by value.
+  const take = (key: string): string => {
+    ready.splice(ready.indexOf(key), 1);
+    return key;
+  };
   const running = new Map<string, Promise<void>>();
   const inner = new AbortController();
   const onAbort = (): void => inner.abort();
@@ -137,7 +159,7 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
   };
 
   while (!inner.signal.aborted) {
-    while (ready.length > 0 && running.size < options.jobs && !inner.signal.aborted) start(ready.shift() as string);
+    while (ready.length > 0 && running.size < options.jobs && !inner.signal.aborted) start(await takeNext());
     if (running.size === 0) {
       if (ready.length === 0) break;
       continue;
