@@ -7,6 +7,7 @@ import { DagBuilder, type Dag, type StageNode } from '../src/dag/compile.js';
 import { schedule, type Executor } from '../src/exec/scheduler.js';
 import { Store } from '../src/store/store.js';
 import type { WorkerEvent } from '../src/exec/events.js';
+import { explainWasmAbort } from '../src/exec/worker.js';
 
 /** An in-process executor that records the order and overlap of calls; stages named 'fail*' fail. */
 class FakeExecutor implements Executor {
@@ -122,4 +123,12 @@ test('a ready stage that another process is computing is passed over for one nob
   const free = new FakeExecutor();
   await schedule(dag, store(), free, { jobs: 1 });
   assert.deepEqual(free.started, ['x', 'x1', 'y']);
+});
+
+test('a WebAssembly heap abort becomes an error that says what to lower; other errors pass through', () => {
+  const abort = explainWasmAbort(new Error('Aborted(). Build with -sASSERTIONS for more info.')) as Error;
+  assert.match(abort.message, /^Aborted\(\): the WebAssembly backend aborted, almost always because its 4 GB heap is full; lower .*syn_steps or batch_syn/);
+  assert.match((explainWasmAbort(new Error('memory access out of bounds')) as Error).message, /4 GB heap/);
+  const other = new Error('distill: something else');
+  assert.equal(explainWasmAbort(other), other);
 });

@@ -29,6 +29,18 @@ async function initTensors(def: StageDef): Promise<string> {
 }
 
 /**
+ * The WASM backend reports an exhausted heap as a bare `Aborted()` or an out-of-bounds access, which
+ * names nothing the user can change: say what usually causes it and what to lower.
+ */
+export function explainWasmAbort(err: unknown): unknown {
+  if (!(err instanceof Error) || !/^Aborted\(|memory access out of bounds|out of memory/i.test(err.message)) return err;
+  return new Error(
+    `${err.message.split('.')[0]}: the WebAssembly backend aborted, almost always because its 4 GB heap is full; ` +
+      `lower what this stage holds at once (batch sizes; for MTT syn_steps or batch_syn; for MetaDD the number or width of the auxiliary networks)`,
+  );
+}
+
+/**
  * Runs one stage over the store: the unit of work of every executor. Takes the stage's lock (or
  * waits while another process computes it), runs the implementation into a temporary directory and
  * commits it atomically. An interrupted run leaves its checkpoints in the scratch directory.
@@ -97,7 +109,11 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     ctx.track.tag('metadd.stage_kind', def.kind);
     ctx.track.tag('metadd.cache_key', key);
     ctx.track.tag('metadd.backend', backend);
-    await impl.run(ctx);
+    try {
+      await impl.run(ctx);
+    } catch (err) {
+      throw explainWasmAbort(err);
+    }
     if (controller.signal.aborted) throw controller.signal.reason as Error;
     writeFileSync(join(tmp, 'stage.json'), `${JSON.stringify(def, null, 2)}\n`);
     await store.commit(key, def.kind, def.label, tmp, options.force === true);
