@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI_ENTRY } from '../src/exec/local.js';
 import { planSpec } from '../src/exec/plan-spec.js';
+import type { ArchSpec } from '../src/nn/types.js';
+import { archLabel } from '../src/nn/zoo.js';
 
 /**
  * Time per distillation iteration and peak memory per method at IPC 10 (bench/methods.yaml): runs the
@@ -33,6 +35,8 @@ for (const key of plan.dag.order) {
   const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as { iterations?: number; base_iterations?: number; seconds_per_iteration?: number; peak_rss_mb?: number };
   const its = (meta.iterations ?? 0) - (meta.base_iterations ?? 0);
   const fmt = (v: number | undefined, d: number): string => (typeof v === 'number' ? v.toFixed(d) : '-');
-  console.log(`| ${node.label} | ${its} | ${fmt(meta.seconds_per_iteration, 2)} | ${fmt(meta.peak_rss_mb, 0)} |`);
+  // Metadd stages of the same cell differ only by their auxiliaries: name them.
+  const aux = node.kind === 'metadd' ? ` (aux ${(node.params.aux as ArchSpec[]).map((a) => archLabel(a)).join(', ')})` : '';
+  console.log(`| ${node.label}${aux} | ${its} | ${fmt(meta.seconds_per_iteration, 2)} | ${fmt(meta.peak_rss_mb, 0)} |`);
 }
 if (storeArg < 0 && !process.argv.includes('--keep')) rmSync(store, { recursive: true, force: true });
