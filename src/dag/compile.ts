@@ -99,10 +99,10 @@ const DEFAULT_ROWS = ['distill.method', 'distill.ipc'];
  * The pixel optimiser of a metadd stage: the spec's, else the base method's (its resolved key
  * parameters), else, for a base without one ('random'), RANDOM_BASE_OPTIMIZER.
  */
-function metaddOptimizer(spec: CellSpec, baseKey: Record<string, unknown>): { kind: 'sgd'; lr: number; momentum: number } {
+function metaddOptimizer(spec: CellSpec, baseKey: Record<string, unknown>): { lr: number; momentum: number } {
   const lr = spec.metadd.image_lr ?? (typeof baseKey.lr_img === 'number' ? baseKey.lr_img : RANDOM_BASE_OPTIMIZER.lr);
   const momentum = spec.metadd.momentum ?? (typeof baseKey.momentum === 'number' ? baseKey.momentum : RANDOM_BASE_OPTIMIZER.momentum);
-  return { kind: 'sgd', lr, momentum };
+  return { lr, momentum };
 }
 
 /** An auxiliary architecture as its pretrain stage builds it: always with the gap head (exact CAMs). */
@@ -134,8 +134,7 @@ function protocolPretrainParams(arch: Parameters<typeof zooArch>[0], p: Pretrain
 /** The pretrain stage parameters of MTT's expert `i` (shared by every cell with the same expert protocol). */
 function mttExpertParams(spec: CellSpec, i: number): PretrainParams {
   const p = spec.distill.mtt;
-  return {
-    arch: zooArch(p.arch),
+  const protocol: PretrainProtocol = {
     epochs: p.expert_epochs,
     lr: p.expert_lr,
     // The reference's experts (buffer.py): plain SGD at a constant lr, no momentum, no weight decay.
@@ -145,10 +144,9 @@ function mttExpertParams(spec: CellSpec, i: number): PretrainParams {
     augment: p.expert_augment,
     decay_epoch: null,
     train_limit: p.expert_train_limit,
-    snapshots: true,
-    test_every: 0,
     seed: i,
   };
+  return { ...protocolPretrainParams(p.arch, protocol), snapshots: true };
 }
 
 /** The pretrain stage parameters of one auxiliary network. */
@@ -161,28 +159,35 @@ function sre2lTeacherParams(spec: CellSpec): PretrainParams {
   return protocolPretrainParams(spec.distill.sre2l.teacher.arch, spec.distill.sre2l.teacher);
 }
 
-type InputsOf = (spec: CellSpec, b: DagBuilder, datasetKey: string, cell: number) => Record<string, string>;
-
-/**
- * Extra inputs (input name -> stage key) of a method's distill stage, which the metadd stage continuing
- * it gets too (createMethod reads them in both). One entry per method that has any.
- */
-const METHOD_INPUTS: Partial<Record<CellSpec['distill']['method'], InputsOf>> = {
-  sre2l: (spec, b, datasetKey, cell) => ({
-    teacher: b.add('pretrain', { ...sre2lTeacherParams(spec) }, { dataset: datasetKey }, `pretrain sre2l teacher ${archLabel(normalizeArch(spec.distill.sre2l.teacher.arch))}`, true, cell),
-  }),
-  mtt: (spec, b, datasetKey, cell) =>
-    Object.fromEntries(
-      Array.from({ length: spec.distill.mtt.experts }, (_, i) => [
-        `expert${i}`,
-        b.add('pretrain', { ...mttExpertParams(spec, i) }, { dataset: datasetKey }, `pretrain mtt expert ${i}`, true, cell),
-      ]),
-    ),
-};
-
-function methodInputs(spec: CellSpec, b: DagBuilder, datasetKey: string, cell: number): Record<string, string> {
-  return METHOD_INPUTS[spec.distill.method]?.(spec, b, datasetKey, cell) ?? {};
+/** How a method's stages connect beyond dataset -> distill -> eval (one entry per method that needs more). */
+interface MethodWiring {
+  /** Extra inputs (input name -> stage key) of the distill stage; the metadd stage continuing it gets them too (createMethod reads them in both). */
+  inputs(spec: CellSpec, b: DagBuilder, datasetKey: string, cell: number): Record<string, string>;
+  /** What the method adds to the params and inputs of its sets' evaluations, given its extra inputs. */
+  evaluation(spec: CellSpec, inputs: Record<string, string>): { params: Record<string, unknown>; inputs: Record<string, string> };
 }
+
+const METHOD_WIRING: Partial<Record<CellSpec['distill']['method'], MethodWiring>> = {
+  sre2l: {
+    inputs: (spec, b, datasetKey, cell) => ({
+      teacher: b.add('pretrain', { ...sre2lTeacherParams(spec) }, { dataset: datasetKey }, `pretrain sre2l teacher ${archLabel(normalizeArch(spec.distill.sre2l.teacher.arch))}`, true, cell),
+    }),
+    // Relabel: the students learn from the teacher's soft outputs on every augmented batch (eval.ts
+    // `kd`), so the evaluations read the teacher, metadd-aligned sets included, and get keys of their own.
+    evaluation: (spec, inputs) => ({ params: { kd: { temperature: spec.distill.sre2l.temperature } }, inputs: { teacher: inputs.teacher } }),
+  },
+  mtt: {
+    inputs: (spec, b, datasetKey, cell) =>
+      Object.fromEntries(
+        Array.from({ length: spec.distill.mtt.experts }, (_, i) => [
+          `expert${i}`,
+          b.add('pretrain', { ...mttExpertParams(spec, i) }, { dataset: datasetKey }, `pretrain mtt expert ${i}`, true, cell),
+        ]),
+      ),
+    // MTT learns the students' learning rate with its images: the reference evaluates with it.
+    evaluation: (spec) => ({ params: spec.distill.mtt.eval_learned_lr ? { lr_from_set: true } : {}, inputs: {} }),
+  },
+};
 
 /**
  * Compiles the cells of a resolved spec into the stage DAG:
@@ -215,7 +220,8 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     const method = METHODS[spec.distill.method];
     const baseKey = method.keyParams(spec.distill);
     const baseLabel = `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
-    const extraInputs = methodInputs(spec, b, datasetKey, cell.index);
+    const wiring = METHOD_WIRING[spec.distill.method];
+    const extraInputs = wiring?.inputs(spec, b, datasetKey, cell.index) ?? {};
     const distillKey = b.add('distill', { ...baseKey, seed: spec.seed }, { dataset: datasetKey, ...extraInputs }, `distill ${baseLabel}`, method.needsTensors, cell.index);
     let setKey = distillKey;
     const auxKeys: string[] = [];
@@ -235,6 +241,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         auxKeys.push(b.add('pretrain', { ...auxPretrainParams(spec, arch) }, { dataset: datasetKey }, `pretrain aux ${archLabel(arch)}`, true, cell.index));
       }
       const control = md.arm === 'control';
+      const optimizer = metaddOptimizer(spec, baseKey);
       const params: MetaddParams = {
         base: baseKey as MetaddParams['base'],
         seed: spec.seed,
@@ -247,8 +254,8 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         lambda_ai: control ? 0 : md.lambda_ai,
         lambda_var: control ? 0 : md.lambda_var,
         tau: md.tau,
-        image_lr: metaddOptimizer(spec, baseKey).lr,
-        momentum: metaddOptimizer(spec, baseKey).momentum,
+        image_lr: optimizer.lr,
+        momentum: optimizer.momentum,
         diagnostics: { ...md.diagnostics },
       };
       // Joint mode starts from the method's own initialisation: no base set to read.
@@ -259,22 +266,15 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       setKey = metaddKey;
     }
     const { architectures, ...protocol } = spec.eval;
-    // SRe2L's relabel: its students learn from the teacher's soft outputs on every augmented batch
-    // (eval.ts `kd`), so its evals read the teacher, metadd-aligned sets included, and get keys of their own.
-    const relabel: { params: Record<string, unknown>; inputs: Record<string, string> } =
-      spec.distill.method === 'sre2l' && extraInputs.teacher
-        ? { params: { kd: { temperature: spec.distill.sre2l.temperature } }, inputs: { teacher: extraInputs.teacher } }
-        : { params: {}, inputs: {} };
-    // MTT learns the students' learning rate with its images: the reference evaluates with it.
-    const learnedLr = spec.distill.method === 'mtt' && spec.distill.mtt.eval_learned_lr ? { lr_from_set: true } : {};
+    const evaluation = wiring?.evaluation(spec, extraInputs) ?? { params: {}, inputs: {} };
     const evals = architectures.map((a) => {
       const arch = normalizeArch(a);
       const label = archLabel(arch);
       // The zoo's own spelling: the planner's defaults differ from the zoo's for some architectures.
       const key = b.add(
         'eval',
-        { arch: zooArch(arch), ...protocol, ...relabel.params, ...learnedLr, seed: spec.seed },
-        { dataset: datasetKey, images: setKey, ...relabel.inputs },
+        { arch: zooArch(arch), ...protocol, ...evaluation.params, seed: spec.seed },
+        { dataset: datasetKey, images: setKey, ...evaluation.inputs },
         `eval ${label} <- ${setLabel(spec)}`,
         true,
         cell.index,

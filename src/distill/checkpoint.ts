@@ -37,11 +37,14 @@ interface StateFile {
   shape: [number, number, number, number];
   curve: CurvePoint[];
   /** Absent in checkpoints written before optimiser kinds existed: SGD with `momentum.npy`. */
-  optimizer?: { kind: ImageOptimizer['kind']; step: number; buffers: string[] };
+  optimizer?: OptimizerFiles;
   learned?: Record<string, number[]>;
 }
 
 const POINTER = 'latest';
+
+/** State written before optimiser kinds existed: SGD's momentum alone, as `momentum.npy`. */
+const LEGACY_SGD: OptimizerFiles = { kind: 'sgd', step: 0, buffers: ['momentum'] };
 
 /**
  * File name of an optimiser buffer, in checkpoints and in a stage's `state/` folder: SGD's momentum
@@ -51,48 +54,37 @@ export function optimizerBufferFile(kind: ImageOptimizer['kind'], buffer: string
   return kind === 'sgd' ? `${buffer}.npy` : `${kind}_${buffer}.npy`;
 }
 
-/** Writes `state` into `dir` as one .npy per buffer plus `optimizer.json` ({ kind, step, buffers }). */
-export function writeOptimizerState(dir: string, state: OptimizerState, shape: number[]): void {
-  mkdirSync(dir, { recursive: true });
+/** What describes an optimiser state beside its buffer files (in `optimizer.json`, or a checkpoint's state.json). */
+interface OptimizerFiles {
+  kind: ImageOptimizer['kind'];
+  step: number;
+  buffers: string[];
+}
+
+/** Writes each buffer of `state` into `dir` as one .npy; returns what reads them back. */
+function writeOptimizerBuffers(dir: string, state: OptimizerState, shape: number[]): OptimizerFiles {
   for (const [name, data] of Object.entries(state.buffers)) writeNpy(join(dir, optimizerBufferFile(state.kind, name)), data, shape);
-  const json = { kind: state.kind, step: state.step, buffers: Object.keys(state.buffers) };
-  writeFileSync(join(dir, 'optimizer.json'), `${JSON.stringify(json)}\n`);
+  return { kind: state.kind, step: state.step, buffers: Object.keys(state.buffers) };
 }
 
-/**
- * The optimiser state written by `writeOptimizerState`, or, in a folder holding only `momentum.npy`
- * (written before optimiser kinds existed), SGD's. Undefined when there is neither.
- */
-export function readOptimizerState(dir: string): OptimizerState | undefined {
-  const jsonFile = join(dir, 'optimizer.json');
-  if (existsSync(jsonFile)) {
-    const json = JSON.parse(readFileSync(jsonFile, 'utf8')) as { kind: ImageOptimizer['kind']; step: number; buffers: string[] };
-    const buffers: Record<string, Float32Array> = {};
-    for (const name of json.buffers) buffers[name] = readNpy(join(dir, optimizerBufferFile(json.kind, name))).data as Float32Array;
-    return { kind: json.kind, step: json.step, buffers };
-  }
-  const legacy = join(dir, 'momentum.npy');
-  if (existsSync(legacy)) return { kind: 'sgd', step: 0, buffers: { momentum: readNpy(legacy).data as Float32Array } };
-  return undefined;
+function readOptimizerBuffers(dir: string, files: OptimizerFiles): OptimizerState {
+  const buffers: Record<string, Float32Array> = {};
+  for (const name of files.buffers) buffers[name] = readNpy(join(dir, optimizerBufferFile(files.kind, name))).data as Float32Array;
+  return { kind: files.kind, step: files.step, buffers };
 }
 
-/** Writes learned variables as `learned_<name>.npy` and `learned_<name>_momentum.npy`, plus `learned.json` (names and shapes). */
-export function writeLearnedState(dir: string, learned: Record<string, LearnedState>): void {
-  mkdirSync(dir, { recursive: true });
+/** Writes each learned variable and its momentum into `dir` (`learned_<name>.npy`, `learned_<name>_momentum.npy`); returns their shapes. */
+function writeLearnedFiles(dir: string, learned: Record<string, LearnedState>): Record<string, number[]> {
   const shapes: Record<string, number[]> = {};
   for (const [name, l] of Object.entries(learned)) {
     writeNpy(join(dir, `learned_${name}.npy`), l.value, l.shape);
     writeNpy(join(dir, `learned_${name}_momentum.npy`), l.momentum, l.shape);
     shapes[name] = l.shape;
   }
-  writeFileSync(join(dir, 'learned.json'), `${JSON.stringify(shapes)}\n`);
+  return shapes;
 }
 
-/** What `writeLearnedState` wrote into `dir` ({} when it wrote nothing there). */
-export function readLearnedState(dir: string): Record<string, LearnedState> {
-  const jsonFile = join(dir, 'learned.json');
-  if (!existsSync(jsonFile)) return {};
-  const shapes = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, number[]>;
+function readLearnedFiles(dir: string, shapes: Record<string, number[]>): Record<string, LearnedState> {
   const out: Record<string, LearnedState> = {};
   for (const [name, shape] of Object.entries(shapes)) {
     out[name] = {
@@ -104,6 +96,36 @@ export function readLearnedState(dir: string): Record<string, LearnedState> {
   return out;
 }
 
+/** Writes `state` into `dir` as one .npy per buffer plus `optimizer.json` ({ kind, step, buffers }). */
+export function writeOptimizerState(dir: string, state: OptimizerState, shape: number[]): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'optimizer.json'), `${JSON.stringify(writeOptimizerBuffers(dir, state, shape))}\n`);
+}
+
+/**
+ * The optimiser state written by `writeOptimizerState`, or, in a folder holding only `momentum.npy`
+ * (written before optimiser kinds existed), SGD's. Undefined when there is neither.
+ */
+export function readOptimizerState(dir: string): OptimizerState | undefined {
+  const jsonFile = join(dir, 'optimizer.json');
+  if (existsSync(jsonFile)) return readOptimizerBuffers(dir, JSON.parse(readFileSync(jsonFile, 'utf8')) as OptimizerFiles);
+  if (existsSync(join(dir, 'momentum.npy'))) return readOptimizerBuffers(dir, LEGACY_SGD);
+  return undefined;
+}
+
+/** Writes learned variables as `learned_<name>.npy` and `learned_<name>_momentum.npy`, plus `learned.json` (names and shapes). */
+export function writeLearnedState(dir: string, learned: Record<string, LearnedState>): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'learned.json'), `${JSON.stringify(writeLearnedFiles(dir, learned))}\n`);
+}
+
+/** What `writeLearnedState` wrote into `dir` ({} when it wrote nothing there). */
+export function readLearnedState(dir: string): Record<string, LearnedState> {
+  const jsonFile = join(dir, 'learned.json');
+  if (!existsSync(jsonFile)) return {};
+  return readLearnedFiles(dir, JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, number[]>);
+}
+
 export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
   mkdirSync(dir, { recursive: true });
   const name = `ckpt-${ck.iteration}`;
@@ -111,21 +133,14 @@ export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   writeNpy(join(tmp, 'images.npy'), ck.images, ck.shape);
-  for (const [buf, data] of Object.entries(ck.optimizer.buffers)) writeNpy(join(tmp, optimizerBufferFile(ck.optimizer.kind, buf)), data, ck.shape);
   writeNpy(join(tmp, 'labels.npy'), ck.labels, [ck.labels.length]);
-  const learned: Record<string, number[]> = {};
-  for (const [lname, l] of Object.entries(ck.learned)) {
-    writeNpy(join(tmp, `learned_${lname}.npy`), l.value, l.shape);
-    writeNpy(join(tmp, `learned_${lname}_momentum.npy`), l.momentum, l.shape);
-    learned[lname] = l.shape;
-  }
   const state: StateFile = {
     iteration: ck.iteration,
     fingerprint: ck.fingerprint,
     shape: ck.shape,
     curve: ck.curve,
-    optimizer: { kind: ck.optimizer.kind, step: ck.optimizer.step, buffers: Object.keys(ck.optimizer.buffers) },
-    learned,
+    optimizer: writeOptimizerBuffers(tmp, ck.optimizer, ck.shape),
+    learned: writeLearnedFiles(tmp, ck.learned),
   };
   writeFileSync(join(tmp, 'state.json'), JSON.stringify(state));
   const final = join(dir, name);
@@ -148,25 +163,14 @@ export function loadCheckpoint(dir: string, fingerprint: string): DriverCheckpoi
   if (state.fingerprint !== fingerprint) return undefined;
   const images = readNpy(join(folder, 'images.npy'));
   const labels = readNpy(join(folder, 'labels.npy'));
-  const opt = state.optimizer ?? { kind: 'sgd' as const, step: 0, buffers: ['momentum'] };
-  const buffers: Record<string, Float32Array> = {};
-  for (const b of opt.buffers) buffers[b] = readNpy(join(folder, optimizerBufferFile(opt.kind, b))).data as Float32Array;
-  const learned: Record<string, LearnedState> = {};
-  for (const [lname, shape] of Object.entries(state.learned ?? {})) {
-    learned[lname] = {
-      shape,
-      value: readNpy(join(folder, `learned_${lname}.npy`)).data as Float32Array,
-      momentum: readNpy(join(folder, `learned_${lname}_momentum.npy`)).data as Float32Array,
-    };
-  }
   return {
     iteration: state.iteration,
     fingerprint: state.fingerprint,
     shape: state.shape,
     curve: state.curve,
     images: images.data as Float32Array,
-    optimizer: { kind: opt.kind, step: opt.step, buffers },
-    learned,
+    optimizer: readOptimizerBuffers(folder, state.optimizer ?? LEGACY_SGD),
+    learned: readLearnedFiles(folder, state.learned ?? {}),
     labels: labels.data as Int32Array,
   };
 }

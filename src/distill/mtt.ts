@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { listSnapshots, readTensors, snapshotDir, type ModelJson } from '../nn/checkpoint.js';
+import { listSnapshots, paramSignature, readTensors, snapshotDir, type ModelJson } from '../nn/checkpoint.js';
 import { applyDsa, drawDsa, dsaStrategyFor, type DsaTransform } from '../nn/dsa.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { ArchSpec, Model, Params } from '../nn/types.js';
@@ -112,8 +112,7 @@ function checkExpert(dir: string, model: Model, checked: Set<string>): void {
   const file = join(dir, 'model.json');
   if (!existsSync(file)) throw new Error(`mtt: expert ${dir} has no model.json (is it a pretrain artifact?)`);
   const json = JSON.parse(readFileSync(file, 'utf8')) as ModelJson;
-  const spell = (specs: readonly { name: string; shape: number[] }[]): string => specs.map((s) => `${s.name}[${s.shape.join(',')}]`).join(' ');
-  if (spell(json.params) !== spell(model.paramSpecs)) {
+  if (paramSignature(json.params) !== paramSignature(model.paramSpecs)) {
     throw new Error(`mtt: expert ${dir} (${JSON.stringify(json.arch)}) does not have the student's parameters (${JSON.stringify(model.arch)})`);
   }
   checked.add(dir);

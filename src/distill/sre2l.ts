@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { loadModel, type LoadedModel } from '../nn/checkpoint.js';
+import { inputMismatch, loadModel, type LoadedModel } from '../nn/checkpoint.js';
 import { dsaStrategyFor, parseStrategy } from '../nn/dsa.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { BnBatchStats, BnState, Model } from '../nn/types.js';
@@ -105,14 +105,8 @@ export function recoverLoss(
 }
 
 function checkTeacher(ctx: MethodContext, teacher: LoadedModel): void {
-  const i = teacher.model.input;
-  const r = ctx.real;
-  if (i.channels !== r.channels || i.height !== r.height || i.width !== r.width || i.classes !== r.classes) {
-    throw new Error(
-      `sre2l: the teacher takes ${i.channels}x${i.height}x${i.width} images and ${i.classes} classes, ` +
-        `the dataset has ${r.channels}x${r.height}x${r.width} and ${r.classes}`,
-    );
-  }
+  const mismatch = inputMismatch(teacher.model, ctx.real);
+  if (mismatch) throw new Error(`sre2l: the teacher ${mismatch}`);
   if (teacher.model.bnSpecs.length === 0) {
     throw new Error(`sre2l: the teacher ${JSON.stringify(teacher.model.arch)} has no batch norm; set distill.sre2l.teacher.arch.norm to 'batch'`);
   }

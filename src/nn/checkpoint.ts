@@ -69,6 +69,21 @@ export interface LoadedModel {
   bnState: BnState;
 }
 
+/** Parameter names and shapes in order (`name[d0,d1] ...`): equal signatures mean interchangeable parameters. */
+export function paramSignature(specs: readonly { name: string; shape: readonly number[] }[]): string {
+  return specs.map((s) => `${s.name}[${s.shape.join(',')}]`).join(' ');
+}
+
+/**
+ * Why a loaded network cannot take a dataset's images ("takes 1x28x28 images and 10 classes, the
+ * dataset has 3x32x32 and 10"), or null when it can. Callers prefix who the network is.
+ */
+export function inputMismatch(model: Model, shape: { channels: number; height: number; width: number; classes: number }): string | null {
+  const i = model.input;
+  if (i.channels === shape.channels && i.height === shape.height && i.width === shape.width && i.classes === shape.classes) return null;
+  return `takes ${i.channels}x${i.height}x${i.width} images and ${i.classes} classes, the dataset has ${shape.channels}x${shape.height}x${shape.width} and ${shape.classes}`;
+}
+
 /**
  * Rebuild the network of a pretrain artifact (or one of its `snapshots/epoch_<e>` folders: pass
  * `paramsDir` to read the parameters from there while `dir` holds model.json).
@@ -83,9 +98,7 @@ export function loadModel(dir: string, paramsDir: string = dir): LoadedModel {
   }
   if (!json.input) throw new Error(`${file}: no 'input' shape; cannot rebuild the network`);
   const model = buildModel(json.arch, json.input);
-  const expected = model.paramSpecs.map((s) => `${s.name}[${s.shape.join(',')}]`).join(' ');
-  const stored = (json.params ?? []).map((s) => `${s.name}[${s.shape.join(',')}]`).join(' ');
-  if (expected !== stored) throw new Error(`${file}: parameter list does not match architecture ${JSON.stringify(json.arch)}`);
+  if (paramSignature(model.paramSpecs) !== paramSignature(json.params ?? [])) throw new Error(`${file}: parameter list does not match architecture ${JSON.stringify(json.arch)}`);
   const params = readTensors(join(paramsDir, 'params'), model.paramSpecs);
   const bnState = model.bnSpecs.length > 0 ? readTensors(join(paramsDir, 'buffers'), model.bnSpecs) : {};
   return { model, params, bnState };

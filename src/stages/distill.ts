@@ -22,10 +22,7 @@ export interface DistillParams {
  * optimiser's buffers (checkpoint.ts `writeOptimizerState`: `momentum.npy` for SGD, `adam_m.npy` and
  * `adam_v.npy` for Adam, and `optimizer.json`) and the method's learned variables (`learned_<name>.npy`).
  */
-export const STATE_DIR = 'state';
-
-/** SGD's momentum buffer inside STATE_DIR (what SGD-only readers load). */
-export const MOMENTUM_FILE = join(STATE_DIR, 'momentum.npy');
+const STATE_DIR = 'state';
 
 /** The state an iterative run left in its set's folder (`optimizerState` undefined when it left none). */
 export function readContinuation(setDir: string): { optimizerState: OptimizerState | undefined; learned: Record<string, LearnedState> } {

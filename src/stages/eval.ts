@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASET_FILES, type DatasetMeta } from '../data/artifact.js';
-import { loadModel, loadTrainState, saveTrainState, type LoadedModel } from '../nn/checkpoint.js';
+import { inputMismatch, loadModel, loadTrainState, saveTrainState, type LoadedModel } from '../nn/checkpoint.js';
 import { fromNchw, type LabeledImages } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeParams } from '../nn/sgd.js';
@@ -13,8 +13,10 @@ import type { StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
 import type { TrainProtocol } from './protocol.js';
 
-/** Parameters of the `eval` stage (all of them go into its cache key). */
-/** Parameters of the `eval` stage. `decay_epoch` null/absent: floor(epochs / 2) + 1 (docs/models.md). */
+/**
+ * Parameters of the `eval` stage (all of them go into its cache key). `decay_epoch` null/absent:
+ * floor(epochs / 2) + 1 (docs/models.md).
+ */
 export interface EvalParams extends TrainProtocol {
   /** Fresh networks trained on the image set. */
   models: number;
@@ -263,13 +265,10 @@ export const evalStage: StageImpl<EvalParams> = {
 function loadTeacher(dir: string | undefined, shape: { channels: number; height: number; width: number; classes: number }): LoadedModel {
   if (!dir) throw new Error("eval: 'kd' is set but the stage has no input 'teacher' (a pretrain artifact)");
   const t = loadModel(dir);
-  const i = t.model.input;
-  if (i.channels !== shape.channels || i.height !== shape.height || i.width !== shape.width || i.classes !== shape.classes) {
+  const mismatch = inputMismatch(t.model, shape);
+  if (mismatch) {
     disposeParams(t.params, t.bnState);
-    throw new Error(
-      `eval: the teacher in ${dir} takes ${i.channels}x${i.height}x${i.width} images and ${i.classes} classes, ` +
-        `the dataset has ${shape.channels}x${shape.height}x${shape.width} and ${shape.classes}`,
-    );
+    throw new Error(`eval: the teacher in ${dir} ${mismatch}`);
   }
   return t;
 }

@@ -74,10 +74,11 @@ function logDiagnostics(track: Tracker, which: string, d: SetDiagnostics, labels
 }
 
 /**
- * MetaDD refine (docs/metadd.md): continue the base method's run from its final set, optimiser state and
- * random stream for K more iterations with L = L_base + lambda_ai L_ai + lambda_var L_var through the
- * frozen auxiliary networks (control arm: weights 0), logging every term, the meta-feature ratios on
- * real, base and aligned images, and CAM overlays.
+ * MetaDD (docs/metadd.md). Refine: continue the base method's run from its final set, optimiser state
+ * and random stream for K more iterations with L = L_base + lambda_ai L_ai + lambda_var L_var through
+ * the frozen auxiliary networks (control arm: weights 0). Joint: run the base method from its own
+ * initialisation and stream for its whole budget with that L. Either way, log every term, the
+ * meta-feature ratios on real images, the starting set and the aligned set, and CAM overlays.
  */
 export const metaddStage: StageImpl<MetaddParams> = {
   kind: 'metadd',
