@@ -89,7 +89,8 @@ function datasetLabel(ds: CellSpec['dataset']): string {
 
 function setLabel(spec: CellSpec): string {
   const arm = spec.metadd.arm === 'none' ? '' : ` +${spec.metadd.arm}`;
-  return `${spec.distill.method}${arm} ipc=${spec.distill.ipc} seed=${spec.seed}`;
+  const ipc = METHODS[spec.distill.method].realData ? '' : ` ipc=${spec.distill.ipc}`;
+  return `${spec.distill.method}${arm}${ipc} seed=${spec.seed}`;
 }
 
 /** Rows of the report when the spec does not choose them. */
@@ -219,10 +220,11 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     );
     const method = METHODS[spec.distill.method];
     const baseKey = method.keyParams(spec.distill);
-    const baseLabel = `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
+    const baseLabel = method.realData ? spec.distill.method : `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
     const wiring = METHOD_WIRING[spec.distill.method];
     const extraInputs = wiring?.inputs(spec, b, datasetKey, cell.index) ?? {};
-    const distillKey = b.add('distill', { ...baseKey, seed: spec.seed }, { dataset: datasetKey, ...extraInputs }, `distill ${baseLabel}`, method.needsTensors, cell.index);
+    const distillParams = method.realData ? baseKey : { ...baseKey, seed: spec.seed };
+    const distillKey = b.add('distill', distillParams, { dataset: datasetKey, ...extraInputs }, `distill ${baseLabel}`, method.needsTensors, cell.index);
     let setKey = distillKey;
     const auxKeys: string[] = [];
     let metaddKey: string | undefined;
@@ -230,6 +232,12 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     // Joint mode with zero weights is the base run itself (same initialisation, stream and budget):
     // the control arm reuses the base set instead of recomputing identical bytes.
     const jointControl = md.mode === 'joint' && md.arm === 'control';
+    if (md.arm !== 'none' && method.realData) {
+      throw new Error(
+        `metadd.arm: '${md.arm}' aligns a distilled set, and distill.method '${spec.distill.method}' is the real training set; ` +
+          `give its cells metadd.arm: none (e.g. a sweep include {distill.method: ${spec.distill.method}, metadd.arm: none})`,
+      );
+    }
     if (md.arm !== 'none' && !jointControl) {
       if (md.mode === 'joint' && !method.needsTensors) {
         throw new Error(

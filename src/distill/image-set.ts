@@ -14,6 +14,9 @@ export interface ImageSet {
   meta: Record<string, unknown>;
 }
 
+/** File names of an image set inside its artifact folder. */
+export const IMAGE_SET_FILES = { images: 'images.npy', labels: 'labels.npy', softLabels: 'soft_labels.npy', meta: 'meta.json' } as const;
+
 /** Writes images.npy, labels.npy (+ soft_labels.npy), meta.json and grid.png (docs/artifacts.md). */
 export function writeImageSet(dir: string, set: ImageSet, norm: { mean: number[]; std: number[]; classes: number }): void {
   writeNpy(join(dir, 'images.npy'), set.images, set.shape);

@@ -11,6 +11,11 @@ export interface MethodInfo {
    * Throws an Error naming the spec field when a rule does not cover the cell.
    */
   keyParams(distill: Distill): Record<string, unknown>;
+  /**
+   * The set is the real training data itself ('whole'): it depends on neither the seed nor the IPC,
+   * so one stage serves every cell, and it is not a distilled set that MetaDD could align.
+   */
+  realData?: true;
 }
 
 /**
@@ -113,6 +118,12 @@ export const METHODS: Record<Distill['method'], MethodInfo> = {
   random: {
     needsTensors: false,
     keyParams: (d) => ({ method: d.method, ipc: d.ipc }),
+  },
+  // The whole training set is one set whatever the IPC: every IPC cell shares it.
+  whole: {
+    needsTensors: false,
+    keyParams: () => ({ method: 'whole' }),
+    realData: true,
   },
   dm: {
     needsTensors: true,

@@ -40,7 +40,7 @@ export const DEFAULT_ROWS = ['distill.method', 'distill.ipc'];
 export const DEFAULT_POOL = ['seed'];
 export const DEFAULT_AUX_PATH = 'metadd.aux';
 export const DEFAULT_AUX_WHEN: Match = { 'metadd.arm': ['metadd', 'control'] };
-const DEFAULT_BASELINES: Match[] = [{ 'distill.method': 'random' }];
+const DEFAULT_BASELINES: Match[] = [{ 'distill.method': ['random', 'whole'] }];
 /** Paths that name what is compared, not the setting it is compared at (see `best_within`). */
 const COMPETITORS = ['distill.method', 'metadd.arm'];
 
@@ -59,7 +59,7 @@ const PATH_LABELS: Record<string, string> = {
 };
 
 const VALUE_LABELS: Record<string, Record<string, string>> = {
-  'distill.method': { random: 'Random', dc: 'DC', dsa: 'DSA', dm: 'DM', mtt: 'MTT', sre2l: 'SRe2L' },
+  'distill.method': { random: 'Random', whole: 'Whole dataset', dc: 'DC', dsa: 'DSA', dm: 'DM', mtt: 'MTT', sre2l: 'SRe2L' },
   'metadd.arm': { none: 'base', control: '+K iters', metadd: '+MetaDD' },
   'dataset.name': { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', cifar100: 'CIFAR-100' },
 };

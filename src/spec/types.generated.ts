@@ -153,11 +153,11 @@ export interface Dataset {
  */
 export interface Distill {
   /**
-   * 'random': a class-balanced random subset of real images (the baseline every table needs). 'dm': distribution matching. 'dc': gradient matching. 'dsa': gradient matching with differentiable siamese augmentation. 'sre2l': squeeze, recover and relabel (a batch-norm teacher trained on real data; images recovered from it; evaluated with knowledge distillation from it). 'mtt': matching training trajectories (experts trained on real data; synthetic training steps matched to their parameter trajectories).
+   * 'random': a class-balanced random subset of real images (the baseline every table needs). 'whole': the whole training set (after dataset.train_limit), the upper bound of the papers' 'whole dataset' column; ipc is ignored and it has no MetaDD arms. 'dm': distribution matching. 'dc': gradient matching. 'dsa': gradient matching with differentiable siamese augmentation. 'sre2l': squeeze, recover and relabel (a batch-norm teacher trained on real data; images recovered from it; evaluated with knowledge distillation from it). 'mtt': matching training trajectories (experts trained on real data; synthetic training steps matched to their parameter trajectories).
    */
-  method: 'random' | 'dm' | 'dc' | 'dsa' | 'sre2l' | 'mtt';
+  method: 'random' | 'whole' | 'dm' | 'dc' | 'dsa' | 'sre2l' | 'mtt';
   /**
-   * Images per class.
+   * Images per class (ignored by 'whole').
    */
   ipc: number;
   dm?: DmParams;

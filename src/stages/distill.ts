@@ -1,9 +1,11 @@
+import { copyFileSync, linkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageContext, StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
-import { loadDatasetArtifact } from '../data/artifact.js';
+import { DATASET_FILES, loadDatasetArtifact } from '../data/artifact.js';
 import { gatherImages, randomSubsetIndices } from '../distill/random.js';
-import { writeImageSet } from '../distill/image-set.js';
+import { IMAGE_SET_FILES, writeImageSet } from '../distill/image-set.js';
+import { writeImageGrid } from '../report/png.js';
 import { readLearnedState, readOptimizerState, writeLearnedState, writeOptimizerState } from '../distill/checkpoint.js';
 import type { DistillMethod, LearnedState, OptimizerState } from '../distill/method.js';
 import type { DistillResult } from '../distill/driver.js';
@@ -12,8 +14,9 @@ import { deriveSeed, type Rng } from '../util/rng.js';
 
 export interface DistillParams {
   method: string;
-  ipc: number;
-  seed: number;
+  /** Absent for 'whole' (the registry's `realData` methods), whose set depends on neither. */
+  ipc?: number;
+  seed?: number;
   [key: string]: unknown;
 }
 
@@ -55,9 +58,11 @@ export function inputDirs(inputs: StageContext['inputs']): Record<string, string
 export const CHECKPOINT_SECONDS = 60;
 
 async function runRandom(ctx: StageContext<DistillParams>): Promise<void> {
+  const ipc = ctx.params.ipc;
+  if (ipc === undefined) throw new Error("distill 'random': missing parameter 'ipc'");
   const ds = loadDatasetArtifact(ctx.inputs.dataset.dir);
   const { classes, channels, height, width } = ds.meta;
-  const indices = randomSubsetIndices(ds.trainY, classes, ctx.params.ipc, ctx.rng);
+  const indices = randomSubsetIndices(ds.trainY, classes, ipc, ctx.rng);
   const images = gatherImages(ds.trainX, channels * height * width, indices);
   const labels = new Int32Array(indices.length);
   indices.forEach((idx, i) => (labels[i] = ds.trainY[idx]));
@@ -67,12 +72,56 @@ async function runRandom(ctx: StageContext<DistillParams>): Promise<void> {
       images,
       labels,
       shape: [indices.length, channels, height, width],
-      meta: { method: 'random', ipc: ctx.params.ipc, classes, iterations: 0, source_indices: Array.from(indices) },
+      meta: { method: 'random', ipc, classes, iterations: 0, source_indices: Array.from(indices) },
     },
     ds.meta,
   );
   ctx.track.param('method', 'random');
-  ctx.track.param('ipc', ctx.params.ipc);
+  ctx.track.param('ipc', ipc);
+  ctx.track.artifact('grid.png');
+  ctx.progress.update(1, 1);
+}
+
+/** Images per class in the preview grid of the whole training set. */
+const WHOLE_GRID_PER_CLASS = 10;
+
+/** A hard link where the file system allows one (the store never rewrites a file in place), else a copy. */
+function linkOrCopy(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
+
+/**
+ * The whole training set as an image set: the dataset artifact's training arrays have the image-set
+ * format (float32 NCHW, normalised; int32 labels), so they are linked, not rewritten (60,000 MNIST
+ * images are 188 MB).
+ */
+async function runWhole(ctx: StageContext<DistillParams>): Promise<void> {
+  const ds = loadDatasetArtifact(ctx.inputs.dataset.dir);
+  const { classes, channels, height, width, train_count } = ds.meta;
+  linkOrCopy(join(ctx.inputs.dataset.dir, DATASET_FILES.trainX), join(ctx.outDir, IMAGE_SET_FILES.images));
+  linkOrCopy(join(ctx.inputs.dataset.dir, DATASET_FILES.trainY), join(ctx.outDir, IMAGE_SET_FILES.labels));
+  const perClass = Math.min(WHOLE_GRID_PER_CLASS, ...Array.from({ length: classes }, (_, c) => ds.trainY.filter((y) => y === c).length));
+  const firsts = new Int32Array(classes * perClass);
+  const taken = new Array<number>(classes).fill(0);
+  ds.trainY.forEach((y, i) => {
+    if (taken[y] < perClass) firsts[y * perClass + taken[y]++] = i;
+  });
+  const preview = gatherImages(ds.trainX, channels * height * width, firsts);
+  writeImageGrid(join(ctx.outDir, 'grid.png'), preview, [firsts.length, channels, height, width], {
+    mean: ds.meta.mean,
+    std: ds.meta.std,
+    labels: Int32Array.from(firsts, (i) => ds.trainY[i]),
+  });
+  writeFileSync(
+    join(ctx.outDir, IMAGE_SET_FILES.meta),
+    `${JSON.stringify({ method: 'whole', classes, images: train_count, iterations: 0, grid: `first ${perClass} training images of each class` }, null, 2)}\n`,
+  );
+  ctx.track.param('method', 'whole');
+  ctx.track.param('images', train_count);
   ctx.track.artifact('grid.png');
   ctx.progress.update(1, 1);
 }
@@ -110,7 +159,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   ctx.track.param('method', params.method);
   ctx.track.param('ipc', params.ipc);
   ctx.track.param('iterations', params.iterations);
-  ctx.track.param('seed', seed);
+  if (seed !== undefined) ctx.track.param('seed', seed);
   const opt = method.optimizer;
   ctx.log(`${params.method}: ${m.classes} classes x ${params.ipc} images, ${params.iterations} iterations, image ${opt.kind} lr ${opt.lr}`);
   const result = await runDistillation(method, mctx, {
@@ -160,6 +209,7 @@ export const distillStage: StageImpl<DistillParams> = {
   needsTensors: false,
   async run(ctx) {
     if (ctx.params.method === 'random') return runRandom(ctx);
+    if (ctx.params.method === 'whole') return runWhole(ctx);
     if (['dm', 'dc', 'dsa', 'mtt', 'sre2l'].includes(ctx.params.method)) return runIterative(ctx);
     throw new Error(`distillation method '${ctx.params.method}' is not implemented`);
   },
