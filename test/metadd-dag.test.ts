@@ -95,6 +95,18 @@ describe('MetaDD in the DAG', () => {
     assert.equal(byKind(s, 'pretrain').filter((n) => byKind(a, 'pretrain').some((m) => m.key === n.key)).length, 0);
   });
 
+  it('L_pos (our extension) enters the key only with a nonzero weight, so the paper-loss stages keep theirs', () => {
+    const plain = compile(SPEC);
+    const zero = compile(SPEC, ['metadd.lambda_pos=0']);
+    const pos = compile(SPEC, ['metadd.lambda_pos=5']);
+    const keys = (d: Dag, arm: string) => byKind(d, 'metadd').filter((n) => (n.params as unknown as MetaddParams).arm === arm).map((n) => n.key);
+    assert.deepEqual(keys(zero, 'metadd'), keys(plain, 'metadd'));
+    assert.ok(byKind(plain, 'metadd').every((n) => !('lambda_pos' in n.params)));
+    assert.equal(keys(pos, 'metadd').filter((k) => keys(plain, 'metadd').includes(k)).length, 0);
+    assert.ok(byKind(pos, 'metadd').filter((n) => (n.params as unknown as MetaddParams).arm === 'metadd').every((n) => (n.params as unknown as MetaddParams).lambda_pos === 5));
+    assert.deepEqual(keys(pos, 'control'), keys(plain, 'control'), 'the control arm has no weights');
+  });
+
   it('joint mode: metadd stages run the base budget from scratch; the joint control arm is the base set itself', () => {
     const dag = compile(SPEC, ['metadd.mode=joint']);
     const pretrain = byKind(dag, 'pretrain');

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { auxOutputs, type AuxNet } from '../src/distill/metadd/aux.js';
-import { architectureInvariantLoss, camVarianceLoss } from '../src/distill/metadd/losses.js';
+import { architectureInvariantLoss, camVarianceLoss, metaFeatureLoss } from '../src/distill/metadd/losses.js';
+import { metaddExtraLoss } from '../src/distill/metadd/extra.js';
 import { buildModel } from '../src/nn/zoo.js';
 import { createRng } from '../src/util/rng.js';
 import { finiteDifference, useCpu } from './distill-helpers.js';
@@ -37,6 +38,56 @@ describe('MetaDD losses', () => {
     }
     assert.ok(Math.abs(got - expected) < 1e-6, `${got} vs ${expected}`);
     assert.equal(tf.tidy(() => camVarianceLoss([tf.ones([1, 2, 2]), tf.ones([1, 2, 2])]).dataSync()[0]), 0);
+  });
+
+  it('L_pos (our extension) is 1 - sum of the pixelwise min / sum of the max, per image (float64)', () => {
+    const rng = createRng('pos');
+    const [n, h, w] = [3, 4, 5];
+    const maps = [0, 1, 2].map(() => Float32Array.from({ length: n * h * w }, () => rng.next()));
+    const got = tf.tidy(() => metaFeatureLoss(maps.map((m) => tf.tensor3d(m, [n, h, w]))).dataSync()[0]);
+    let expected = 0;
+    for (let i = 0; i < n; i++) {
+      let inter = 0;
+      let union = 0;
+      for (let p = i * h * w; p < (i + 1) * h * w; p++) {
+        const v = maps.map((m) => m[p]);
+        inter += Math.min(...v);
+        union += Math.max(...v);
+      }
+      expected += (1 - inter / (union + 1e-6)) / n;
+    }
+    assert.ok(Math.abs(got - expected) < 1e-6, `${got} vs ${expected}`);
+    // Hand-made maps: networks that agree share everything; disjoint regions share nothing.
+    const same = tf.tensor3d([[[0, 0.5], [1, 0.25]]]);
+    assert.ok(Math.abs(tf.tidy(() => metaFeatureLoss([same, same]).dataSync()[0])) < 1e-6);
+    const left = tf.tensor3d([[[1, 0], [1, 0]]]);
+    const right = tf.tensor3d([[[0, 1], [0, 1]]]);
+    assert.ok(Math.abs(tf.tidy(() => metaFeatureLoss([left, right]).dataSync()[0]) - 1) < 1e-6);
+    // Half overlap: intersection 1 pixel, union 3 pixels.
+    const a = tf.tensor3d([[[1, 1], [0, 0]]]);
+    const b = tf.tensor3d([[[1, 0], [1, 0]]]);
+    assert.ok(Math.abs(tf.tidy(() => metaFeatureLoss([a, b]).dataSync()[0]) - (1 - 1 / 3)) < 1e-5);
+    tf.dispose([same, left, right, a, b]);
+  });
+
+  it('the plug-in weighs L_pos only when asked: lambda_pos alone makes it active, total = lambda_pos L_pos', () => {
+    const nets = [smoothAux(3, 1, 'w-a'), smoothAux(4, 1, 'w-b')];
+    const rng = createRng('w-x');
+    const x = tf.tensor4d(Float32Array.from({ length: 2 * 64 }, () => rng.normal()), [2, 8, 8, 1]);
+    const STEP = { iteration: 0, step: 0, globalStep: 0 };
+    const paper = metaddExtraLoss(nets, { lambdaAi: 0, lambdaVar: 0 });
+    const pos = metaddExtraLoss(nets, { lambdaAi: 0, lambdaVar: 0, lambdaPos: 3 });
+    assert.equal(paper.active, false);
+    assert.equal(pos.active, true);
+    tf.tidy(() => {
+      const r = pos.compute(x, Int32Array.from([0, 2]), STEP);
+      const lPos = r.terms.pos.dataSync()[0];
+      assert.ok(lPos > 0 && lPos < 1, `L_pos ${lPos}`);
+      assert.ok(Math.abs(r.total.dataSync()[0] - 3 * lPos) < 1e-5);
+      assert.equal(paper.compute(x, Int32Array.from([0, 2]), STEP).total.dataSync()[0], 0);
+    });
+    for (const n of nets) tf.dispose(Object.values(n.params));
+    x.dispose();
   });
 
   it('L_ai = mean over networks of CE + KL(p_bar || p_m) (float64)', () => {
@@ -74,15 +125,16 @@ describe('MetaDD losses', () => {
     assert.ok(Math.abs(same.kl.dataSync()[0]) < 1e-7);
   });
 
-  it('gradients of L_var and L_ai w.r.t. the pixels agree with finite differences', () => {
+  it('gradients of L_var, L_ai and L_pos w.r.t. the pixels agree with finite differences', () => {
     const nets = [smoothAux(4, 2, 'fd-a'), smoothAux(3, 1, 'fd-b'), smoothAux(5, 2, 'fd-c')];
     const rng = createRng('fd-x');
     const x0 = Float32Array.from({ length: 2 * 64 }, () => rng.normal());
     const y = tf.tensor1d([1, 2], 'int32');
-    const terms = (x: tf.Tensor4D): { var: tf.Scalar; ai: tf.Scalar; cams: tf.Tensor3D[] } => {
+    const terms = (x: tf.Tensor4D): { var: tf.Scalar; ai: tf.Scalar; pos: tf.Scalar; cams: tf.Tensor3D[] } => {
       const outs = nets.map((n) => auxOutputs(n, x, y));
       return {
         var: camVarianceLoss(outs.map((o) => o.cams)),
+        pos: metaFeatureLoss(outs.map((o) => o.cams)),
         ai: architectureInvariantLoss(
           outs.map((o) => o.logits),
           y,
@@ -102,7 +154,7 @@ describe('MetaDD losses', () => {
         }
       }
     });
-    for (const which of ['var', 'ai'] as const) {
+    for (const which of ['var', 'ai', 'pos'] as const) {
       const f = (x: Float32Array): number => tf.tidy(() => terms(tf.tensor4d(x, [2, 8, 8, 1]))[which].dataSync()[0]);
       const g = tf.tidy(() => tf.grad((x: tf.Tensor) => terms(x as tf.Tensor4D)[which])(tf.tensor4d(x0, [2, 8, 8, 1])).dataSync());
       const scale = Math.max(...Array.from(g, Math.abs));

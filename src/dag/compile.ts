@@ -261,6 +261,8 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         // The control arm ignores the weights: zero them so control cells of every lambda share one stage.
         lambda_ai: control ? 0 : md.lambda_ai,
         lambda_var: control ? 0 : md.lambda_var,
+        // Our extension: only a nonzero weight enters the key, so the paper's loss keeps its keys.
+        ...(!control && md.lambda_pos > 0 ? { lambda_pos: md.lambda_pos } : {}),
         tau: md.tau,
         image_lr: optimizer.lr,
         momentum: optimizer.momentum,

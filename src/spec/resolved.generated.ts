@@ -649,6 +649,10 @@ export interface Metadd {
    */
   lambda_var: number;
   /**
+   * Weight of L_pos, our extension (the paper names the term but never defines it): 1 - the fuzzy intersection over union of the normalised CAMs (sum of the pixelwise minimum over networks / sum of the maximum), averaged over images; it rewards the region all networks use. 0 (default): the paper's loss. docs/metadd.md.
+   */
+  lambda_pos: number;
+  /**
    * CAM threshold of the meta-feature and heterogeneous-feature masks (diagnostics).
    */
   tau: number;

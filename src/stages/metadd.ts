@@ -31,6 +31,8 @@ export interface MetaddParams {
   aux: ArchSpec[];
   lambda_ai: number;
   lambda_var: number;
+  /** Our extension L_pos; absent (the planner leaves out a 0) or 0: the paper's loss. */
+  lambda_pos?: number;
   tau: number;
   image_lr: number;
   momentum: number;
@@ -145,16 +147,17 @@ export const metaddStage: StageImpl<MetaddParams> = {
       const labels = nets.map((n) => n.label);
       const digestBefore = auxDigest(nets);
 
-      const weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var } : { lambdaAi: 0, lambdaVar: 0 };
+      const weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var, lambdaPos: p.lambda_pos ?? 0 } : { lambdaAi: 0, lambdaVar: 0, lambdaPos: 0 };
       ctx.track.param('arm', p.arm);
       ctx.track.param('base_method', p.base.method);
       ctx.track.param('aux', labels.join(','));
       ctx.track.param('lambda_ai', weights.lambdaAi);
       ctx.track.param('lambda_var', weights.lambdaVar);
+      ctx.track.param('lambda_pos', weights.lambdaPos);
       ctx.track.param('iterations', p.iterations);
       ctx.log(
         `${p.arm} on ${p.base.method} (iterations ${start}..${start + p.iterations}), aux ${labels.join(', ')}, ` +
-          `lambda_ai ${weights.lambdaAi}, lambda_var ${weights.lambdaVar}, image lr ${optimizer.lr}`,
+          `lambda_ai ${weights.lambdaAi}, lambda_var ${weights.lambdaVar}, lambda_pos ${weights.lambdaPos}, image lr ${optimizer.lr}`,
       );
 
       const baseBatch: ImageBatch = { images: base.images, labels: base.labels, shape: base.shape };
@@ -203,7 +206,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
             iterations: result.end,
             base_iterations: start,
             run_seed: runSeed,
-            metadd: { arm: p.arm, mode: p.mode, iterations: p.iterations, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, tau: p.tau, aux: labels },
+            metadd: { arm: p.arm, mode: p.mode, iterations: p.iterations, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos, tau: p.tau, aux: labels },
             image_lr: optimizer.lr,
             momentum: optimizer.kind === 'sgd' ? optimizer.momentum : null,
             optimizer,

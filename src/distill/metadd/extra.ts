@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExtraLoss } from '../method.js';
 import { auxOutputs, type AuxNet } from './aux.js';
-import { architectureInvariantLoss, camVarianceLoss } from './losses.js';
+import { architectureInvariantLoss, camVarianceLoss, metaFeatureLoss } from './losses.js';
 
 /**
  * Images per tape for the MetaDD terms. Both terms are means of per-image quantities (batch norm runs
@@ -14,17 +14,20 @@ export const METADD_CHUNK = 10;
 export interface MetaddWeights {
   lambdaAi: number;
   lambdaVar: number;
+  /** Our extension L_pos (losses.ts `metaFeatureLoss`); absent: 0, the paper's loss. */
+  lambdaPos?: number;
 }
 
 /**
- * The MetaDD plug-in: lambda_ai L_ai + lambda_var L_var of the current synthetic images through the
+ * The MetaDD plug-in: lambda_ai L_ai + lambda_var L_var (+ lambda_pos L_pos) of the current synthetic images through the
  * frozen auxiliary networks, for the driver to add to any method's L_base. The terms are always
  * computed and logged; with both weights 0 (the control arm) they are only measured, without a
  * tape, so the gradient and the update are exactly the base method's.
  */
 export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights, chunk = METADD_CHUNK): ExtraLoss {
   if (nets.length === 0) throw new Error('MetaDD needs at least one auxiliary network');
-  const active = weights.lambdaAi !== 0 || weights.lambdaVar !== 0;
+  const lambdaPos = weights.lambdaPos ?? 0;
+  const active = weights.lambdaAi !== 0 || weights.lambdaVar !== 0 || lambdaPos !== 0;
   const compute: ExtraLoss['compute'] = (syn, labels) => {
     const y = tf.tensor1d(labels, 'int32');
     const outs = nets.map((net) => auxOutputs(net, syn, y));
@@ -32,9 +35,13 @@ export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights, chunk = 
       outs.map((o) => o.logits),
       y,
     );
-    const lVar = camVarianceLoss(outs.map((o) => o.cams));
-    const total = active ? (tf.add(tf.mul(ai.total, weights.lambdaAi), tf.mul(lVar, weights.lambdaVar)) as tf.Scalar) : tf.scalar(0);
-    return { total, terms: { ai: ai.total, ai_ce: ai.ce, ai_kl: ai.kl, var: lVar } };
+    const cams = outs.map((o) => o.cams);
+    const lVar = camVarianceLoss(cams);
+    const lPos = metaFeatureLoss(cams);
+    let total: tf.Scalar = active ? (tf.add(tf.mul(ai.total, weights.lambdaAi), tf.mul(lVar, weights.lambdaVar)) as tf.Scalar) : tf.scalar(0);
+    // Only a nonzero weight puts L_pos on the tape: the paper's loss keeps its exact bytes.
+    if (lambdaPos !== 0) total = tf.add(total, tf.mul(lPos, lambdaPos)) as tf.Scalar;
+    return { total, terms: { ai: ai.total, ai_ce: ai.ce, ai_kl: ai.kl, var: lVar, pos: lPos } };
   };
   return { active, chunk, compute };
 }

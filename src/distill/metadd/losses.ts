@@ -19,6 +19,23 @@ export function camVarianceLoss(cams: tf.Tensor3D[]): tf.Scalar {
   });
 }
 
+/**
+ * L_pos, our extension (the paper names a positive term but never defines it; docs/metadd.md):
+ * 1 - sum_p min_m c^m(p) / (sum_p max_m c^m(p) + eps) per image, averaged over images. The ratio is the
+ * fuzzy intersection over union of the M normalised CAMs, the continuous form of the meta-feature ratio
+ * (|pixels all CAMs >= tau| / |pixels any CAM >= tau|): it rewards the region every network uses,
+ * which L_var does not (L_var also falls when the networks' regions merely even out).
+ */
+export function metaFeatureLoss(cams: tf.Tensor3D[], eps = 1e-6): tf.Scalar {
+  if (cams.length === 0) throw new Error('metaFeatureLoss: no networks');
+  return tf.tidy(() => {
+    const stacked = tf.stack(cams); // [M, N, H, W]
+    const inter = tf.sum(tf.min(stacked, 0), [1, 2]); // [N]
+    const union = tf.sum(tf.max(stacked, 0), [1, 2]);
+    return tf.sub(1, tf.mean(tf.div(inter, tf.add(union, eps)))) as tf.Scalar;
+  });
+}
+
 /** log softmax over the classes; the subtracted max is a constant (no Equal node in the gradient). */
 function logSoftmax(logits: tf.Tensor2D): tf.Tensor2D {
   const shifted = tf.sub(logits, stopGradient(tf.max(logits, 1, true)));
