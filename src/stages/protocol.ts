@@ -1,21 +1,16 @@
+import type { Eval } from '../spec/resolved.generated.js';
 import type { ArchInput } from '../nn/zoo.js';
 
 /**
- * The training protocol shared by the stages that train a network (`pretrain`, `eval`): what the spec
- * writes under metadd.pretrain, distill.sre2l.teacher and eval, in the spec's own field names.
+ * The training protocol shared by the stages that train a network (`pretrain`, `eval`): the fields the
+ * spec writes under eval, metadd.pretrain and distill.sre2l.teacher, with the schema's own types (the
+ * generated `Eval`), plus the network and the seed that separates otherwise identical runs.
+ * `decay_epoch` null/absent: the stage's own rule (train.ts `decayEpoch`); `test_every` 0/absent: test
+ * after the last epoch only.
  */
-export interface TrainProtocol {
-  arch: ArchInput;
-  epochs: number;
-  lr: number;
-  momentum: number;
-  weight_decay: number;
-  batch: number;
-  augment: 'none' | 'dsa';
-  /** 1-based epoch after which lr x0.1 (train.ts `decayEpoch`); null/absent: the stage's own rule. */
-  decay_epoch?: number | null;
-  /** Test accuracy every N epochs as well as after the last (0/absent: after the last only). */
-  test_every?: number;
-  /** Distinguishes otherwise identical runs; the draws come from ctx.rng. */
-  seed: number;
-}
+export type TrainProtocol = Pick<Eval, 'epochs' | 'lr' | 'momentum' | 'weight_decay' | 'batch' | 'augment'> &
+  Partial<Pick<Eval, 'decay_epoch' | 'test_every'>> & {
+    arch: ArchInput;
+    /** Distinguishes otherwise identical runs; the draws come from ctx.rng. */
+    seed: number;
+  };
