@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveSpec } from '../src/spec/resolve.js';
+import { SpecError } from '../src/spec/errors.js';
 import { compileDag } from '../src/dag/compile.js';
 import { loadDatasetArtifact } from '../src/data/artifact.js';
 import { readImageSet } from '../src/distill/image-set.js';
@@ -63,7 +64,7 @@ describe("distill method 'whole' (the whole training set)", () => {
     assert.ok([...dag.nodes.values()].every((n) => !n.label.includes('ipc=')), 'labels do not show an IPC that plays no part');
   });
 
-  it('refuses MetaDD arms on it, naming the field and the way out', () => {
+  it('refuses MetaDD arms on it at validation, located, naming the way out', () => {
     assert.throws(
       () =>
         compile(yaml`
@@ -76,7 +77,14 @@ describe("distill method 'whole' (the whole training set)", () => {
             axes:
               metadd.arm: [none, metadd]
         `),
-      /metadd\.arm: 'metadd' aligns a distilled set.*metadd\.arm: none/,
+      (err: unknown) => {
+        assert.ok(err instanceof SpecError);
+        const issue = err.issues[0];
+        assert.equal(issue.path, 'metadd.arm');
+        assert.equal(issue.line, 8, 'located at the sweep value that made the cell');
+        assert.match(issue.message, /'metadd' aligns a distilled set.*metadd\.arm: none/);
+        return true;
+      },
     );
   });
 });

@@ -7,6 +7,7 @@ import type { ResolvedExperiment } from './resolved.generated.js';
 import { checkSweepPaths, countCells, expandSweep, type CellOrigin } from './sweep.js';
 import { validateAgainstSchema, type Locator } from './validate.js';
 import { resolveArch } from '../nn/arch-defaults.js';
+import { METHODS } from '../distill/registry.js';
 
 export type CellSpec = Omit<ResolvedExperiment, 'sweep'>;
 
@@ -146,9 +147,18 @@ function semanticIssues(
     }
     if (facts instanceof Error) {
       out.push(at(ds.path !== undefined ? 'dataset.path' : 'dataset.name', facts.message));
-    } else if (spec.distill.ipc > facts.minPerClass) {
+    } else if (!METHODS[spec.distill.method].realData && spec.distill.ipc > facts.minPerClass) {
       out.push(at('distill.ipc', `IPC ${spec.distill.ipc} is more than the ${facts.minPerClass} training images of the smallest class`));
     }
+  }
+  if (METHODS[spec.distill.method].realData && spec.metadd.arm !== 'none') {
+    out.push(
+      at(
+        'metadd.arm',
+        `'${spec.metadd.arm}' aligns a distilled set, and distill.method '${spec.distill.method}' is the real training set; ` +
+          `give its cells metadd.arm: none (e.g. a sweep include {distill.method: ${spec.distill.method}, metadd.arm: none})`,
+      ),
+    );
   }
   for (const [path, arch] of architecturesOf(spec)) {
     try {
