@@ -64,6 +64,27 @@ describe("distill method 'whole' (the whole training set)", () => {
     assert.ok([...dag.nodes.values()].every((n) => !n.label.includes('ipc=')), 'labels do not show an IPC that plays no part');
   });
 
+  it('labels name the dataset when the spec has several (two whole sets would read alike)', () => {
+    const dag = compile(yaml`
+      name: w
+      dataset: {name: mnist}
+      distill: {method: whole, ipc: 1}
+      eval: {architectures: [convnet], epochs: 2, models: 1}
+      sweep:
+        axes:
+          dataset.name: [mnist, fashion-mnist]
+    `);
+    const labels = [...dag.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label);
+    assert.deepEqual(labels, ['eval convnet <- mnist whole seed=0', 'eval convnet <- fashion-mnist whole seed=0']);
+    const single = compile(yaml`
+      name: w
+      dataset: {name: mnist}
+      distill: {method: whole, ipc: 1}
+      eval: {architectures: [convnet], epochs: 2, models: 1}
+    `);
+    assert.deepEqual([...single.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label), ['eval convnet <- whole seed=0']);
+  });
+
   it('refuses MetaDD arms on it at validation, located, naming the way out', () => {
     assert.throws(
       () =>

@@ -87,10 +87,12 @@ function datasetLabel(ds: CellSpec['dataset']): string {
   return ds.path ? `${ds.name}:${ds.path}` : ds.name;
 }
 
-function setLabel(spec: CellSpec): string {
+/** A stage's label names its dataset only when the spec has several (labels are not part of keys). */
+function setLabel(spec: CellSpec, withDataset: boolean): string {
   const arm = spec.metadd.arm === 'none' ? '' : ` +${spec.metadd.arm}`;
   const ipc = METHODS[spec.distill.method].realData ? '' : ` ipc=${spec.distill.ipc}`;
-  return `${spec.distill.method}${arm}${ipc} seed=${spec.seed}`;
+  const dataset = withDataset ? `${datasetLabel(spec.dataset)} ` : '';
+  return `${dataset}${spec.distill.method}${arm}${ipc} seed=${spec.seed}`;
 }
 
 /** Rows of the report when the spec does not choose them. */
@@ -200,6 +202,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
   const b = new DagBuilder(options.backend, specRef);
   const digests = new Map<string, string>();
   const cells: CellPlan[] = [];
+  const withDataset = new Set(resolved.cells.map((c) => datasetLabel(c.spec.dataset))).size > 1;
   for (const cell of resolved.cells) {
     const spec = cell.spec;
     const dsId = JSON.stringify(spec.dataset);
@@ -220,7 +223,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     );
     const method = METHODS[spec.distill.method];
     const baseKey = method.keyParams(spec.distill);
-    const baseLabel = method.realData ? spec.distill.method : `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`;
+    const baseLabel = (withDataset ? `${datasetLabel(spec.dataset)} ` : '') + (method.realData ? spec.distill.method : `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`);
     const wiring = METHOD_WIRING[spec.distill.method];
     const extraInputs = wiring?.inputs(spec, b, datasetKey, cell.index) ?? {};
     const distillParams = method.realData ? baseKey : { ...baseKey, seed: spec.seed };
@@ -272,7 +275,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       const inputs: Record<string, string> = md.mode === 'joint' ? { dataset: datasetKey } : { dataset: datasetKey, images: distillKey };
       auxKeys.forEach((k, i) => (inputs[`aux${i}`] = k));
       Object.assign(inputs, extraInputs);
-      metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec)}`, true, cell.index);
+      metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec, withDataset)}`, true, cell.index);
       setKey = metaddKey;
     }
     const { architectures, ...protocol } = spec.eval;
@@ -285,7 +288,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         'eval',
         { arch: zooArch(arch), ...protocol, ...evaluation.params, seed: spec.seed },
         { dataset: datasetKey, images: setKey, ...evaluation.inputs },
-        `eval ${label} <- ${setLabel(spec)}`,
+        `eval ${label} <- ${setLabel(spec, withDataset)}`,
         true,
         cell.index,
       );
