@@ -12,7 +12,9 @@ import { planSpec } from '../src/exec/plan-spec.js';
  * quickstart, Node start-up included), then time and peak memory per distillation method and of the
  * MetaDD stage (bench/methods.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
  * by side with PyTorch when bench/.venv exists). Results go to stdout; copy them into
- * docs/benchmarks.md with the machine and date. `--core` runs only the first two.
+ * docs/benchmarks.md with the machine and date. `--core` runs only the first two. The accuracy
+ * benchmark (ConvNet-3 on the whole training sets, about an hour of one core per dataset) is its own
+ * command: `node dist/bench/accuracy.js`.
  */
 function benchCachedQuickstart(repeats = 5): BenchResult | string {
   const spec = fileURLToPath(new URL('../../experiments/quickstart.yaml', import.meta.url));
