@@ -19,24 +19,24 @@ export const IMAGE_SET_FILES = { images: 'images.npy', labels: 'labels.npy', sof
 
 /** Writes images.npy, labels.npy (+ soft_labels.npy), meta.json and grid.png (docs/artifacts.md). */
 export function writeImageSet(dir: string, set: ImageSet, norm: { mean: number[]; std: number[]; classes: number }): void {
-  writeNpy(join(dir, 'images.npy'), set.images, set.shape);
-  writeNpy(join(dir, 'labels.npy'), set.labels, [set.labels.length]);
-  if (set.softLabels) writeNpy(join(dir, 'soft_labels.npy'), set.softLabels, [set.labels.length, norm.classes]);
-  writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(set.meta, null, 2)}\n`);
+  writeNpy(join(dir, IMAGE_SET_FILES.images), set.images, set.shape);
+  writeNpy(join(dir, IMAGE_SET_FILES.labels), set.labels, [set.labels.length]);
+  if (set.softLabels) writeNpy(join(dir, IMAGE_SET_FILES.softLabels), set.softLabels, [set.labels.length, norm.classes]);
+  writeFileSync(join(dir, IMAGE_SET_FILES.meta), `${JSON.stringify(set.meta, null, 2)}\n`);
   writeImageGrid(join(dir, 'grid.png'), set.images, set.shape, { mean: norm.mean, std: norm.std, labels: set.labels });
 }
 
 export function readImageSet(dir: string): ImageSet {
-  const images = readNpy(join(dir, 'images.npy'));
-  const labels = readNpy(join(dir, 'labels.npy'));
+  const images = readNpy(join(dir, IMAGE_SET_FILES.images));
+  const labels = readNpy(join(dir, IMAGE_SET_FILES.labels));
   if (images.dtype !== 'float32' || images.shape.length !== 4) {
     throw new Error(`${join(dir, 'images.npy')}: expected float32 [N, C, H, W], got ${images.dtype} [${images.shape.join(', ')}]`);
   }
   if (labels.dtype !== 'int32' || labels.shape[0] !== images.shape[0]) {
     throw new Error(`${join(dir, 'labels.npy')}: expected int32 [${images.shape[0]}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
-  const softPath = join(dir, 'soft_labels.npy');
-  const metaPath = join(dir, 'meta.json');
+  const softPath = join(dir, IMAGE_SET_FILES.softLabels);
+  const metaPath = join(dir, IMAGE_SET_FILES.meta);
   return {
     images: images.data as Float32Array,
     labels: labels.data as Int32Array,
