@@ -6,11 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { normalizeArch } from '../src/dag/arch.js';
 import { createDm } from '../src/distill/dm.js';
-import { runDistillation } from '../src/distill/driver.js';
+import { baseGradientNorm, runDistillation } from '../src/distill/driver.js';
 import { nchwToTensor } from '../src/distill/layout.js';
 import { auxOutputs, type AuxNet } from '../src/distill/metadd/aux.js';
-import { metaddExtraLoss } from '../src/distill/metadd/extra.js';
-import { architectureInvariantLoss, camVarianceLoss } from '../src/distill/metadd/losses.js';
+import { metaddExtraLoss, termGradientNorms } from '../src/distill/metadd/extra.js';
+import { architectureInvariantLoss, camVarianceLoss, metaFeatureLoss } from '../src/distill/metadd/losses.js';
 import type { RealData } from '../src/distill/real-data.js';
 import { buildModel } from '../src/nn/zoo.js';
 import { distillStage, type DistillParams } from '../src/stages/distill.js';
@@ -121,6 +121,52 @@ describe('MetaDD alignment (driver)', () => {
   });
 });
 
+describe('MetaDD relative weights (calibration)', () => {
+  before(useCpu);
+
+  it("baseGradientNorm is the norm of the gradient the driver's next update applies (same draws)", async () => {
+    const real = tinyData({ classes: 3, perClass: 12 });
+    const ctx = methodContext(real, 2);
+    // Plain SGD at lr 1 without momentum: the first update moves the images by exactly the gradient.
+    const dm = createDm({ ...DM, momentum: 0 });
+    const base = await runDistillation(dm, ctx, { end: 3, runSeed: 'cal' });
+    const norm = baseGradientNorm(dm, ctx, { images: base.images, labels: base.labels, iteration: 3, runSeed: 'cal' });
+    const next = await runDistillation(dm, ctx, { end: 4, runSeed: 'cal', start: { images: base.images, labels: base.labels, iteration: 3 } });
+    let sq = 0;
+    for (let i = 0; i < base.images.length; i++) sq += (base.images[i] - next.images[i]) ** 2;
+    assert.ok(norm > 0);
+    assert.ok(Math.abs(Math.sqrt(sq) - norm) < 1e-4 * norm, `update ${Math.sqrt(sq)} vs measured ${norm}`);
+    // Another iteration draws another network: another gradient.
+    const other = baseGradientNorm(dm, ctx, { images: base.images, labels: base.labels, iteration: 4, runSeed: 'cal' });
+    assert.notEqual(other, norm);
+  });
+
+  it('termGradientNorms (chunked) equal the norms of whole-set gradients of each term', () => {
+    const real = tinyData({ classes: 3, perClass: 12 });
+    const nets = [randomAux(4, 2, 'aux-h', real), randomAux(3, 1, 'aux-i', real)];
+    const rng = createRng('tg');
+    const n = 7;
+    const images = Float32Array.from({ length: n * real.channels * real.height * real.width }, () => rng.normal());
+    const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+    const x = nchwToTensor(images, n, real.channels, real.height, real.width);
+    const got = termGradientNorms(nets, x, labels, 3);
+    const y = tf.tensor1d(labels, 'int32');
+    const direct = (f: (outs: ReturnType<typeof auxOutputs>[]) => tf.Scalar): number =>
+      tf.tidy(() => tf.norm(tf.grad((xi: tf.Tensor) => f(nets.map((net) => auxOutputs(net, xi as tf.Tensor4D, y))))(x)).dataSync()[0]);
+    const want = {
+      ai: direct((o) => architectureInvariantLoss(o.map((q) => q.logits), y).total),
+      var: direct((o) => camVarianceLoss(o.map((q) => q.cams))),
+      pos: direct((o) => metaFeatureLoss(o.map((q) => q.cams))),
+    };
+    for (const k of ['ai', 'var', 'pos'] as const) {
+      assert.ok(want[k] > 0, `${k}: zero gradient`);
+      assert.ok(Math.abs(got[k] - want[k]) < 1e-4 * want[k], `${k}: chunked ${got[k]} vs whole ${want[k]}`);
+    }
+    tf.dispose([x, y]);
+    for (const net of nets) tf.dispose(Object.values(net.params));
+  });
+});
+
 describe('metadd stage', () => {
   let root: string;
   before(async () => {
@@ -210,6 +256,17 @@ describe('metadd stage', () => {
     assert.equal(meta.metadd.arm, 'metadd');
     assert.equal(meta.base_iterations, 3);
     assert.equal(meta.iterations, 6);
+
+    // Relative weights: each term's weight is r x ||grad L_base|| / ||grad L_t|| at the first update.
+    const rel = await runStage(metaddStage, 'metadd', metaddParams(baseKey, 'metadd', { lambda_ai: 0, lambda_var: 0, relative_weights: { ai: 0.2, var: 0.1, pos: 0 } }), inputs, 'md-rel');
+    const cal = (rel.view.meta as { calibration: { base_grad_norm: number; term_grad_norms: { ai: number; var: number; pos: number }; lambda_ai: number; lambda_var: number; lambda_pos: number } }).calibration;
+    assert.ok(cal.base_grad_norm > 0 && cal.term_grad_norms.ai > 0 && cal.term_grad_norms.var > 0);
+    assert.ok(Math.abs(cal.lambda_ai * cal.term_grad_norms.ai - 0.2 * cal.base_grad_norm) < 1e-6 * cal.base_grad_norm);
+    assert.ok(Math.abs(cal.lambda_var * cal.term_grad_norms.var - 0.1 * cal.base_grad_norm) < 1e-6 * cal.base_grad_norm);
+    assert.equal(cal.lambda_pos, 0);
+    assert.equal((rel.view.meta as { metadd: { lambda_ai: number } }).metadd.lambda_ai, cal.lambda_ai, 'the derived weight is the one used');
+    assert.ok(!bytesEqual(img(rel.view.dir), img(control.view.dir)));
+    assert.equal((md.view.meta as { calibration: unknown }).calibration, null, 'absolute weights: no calibration');
 
     // Joint mode: the base method from its own initialisation with the terms on from iteration 0.
     const jointInputs = { dataset, aux0: aux0.view, aux1: aux1.view };

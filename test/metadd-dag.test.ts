@@ -107,6 +107,23 @@ describe('MetaDD in the DAG', () => {
     assert.deepEqual(keys(pos, 'control'), keys(plain, 'control'), 'the control arm has no weights');
   });
 
+  it('relative weights replace the lambdas in the key (control arm unchanged); a random base is refused, located', () => {
+    const plain = compile(SPEC);
+    const rel = compile(SPEC, ['metadd.relative_weights={ai: 0.3}']);
+    const arm = (d: Dag, a: string) => byKind(d, 'metadd').filter((n) => (n.params as unknown as MetaddParams).arm === a);
+    for (const n of arm(rel, 'metadd')) {
+      const p = n.params as unknown as MetaddParams;
+      assert.deepEqual(p.relative_weights, { ai: 0.3, var: 0.2, pos: 0 });
+      assert.deepEqual([p.lambda_ai, p.lambda_var], [0, 0], 'the stage derives the weights');
+    }
+    assert.ok(arm(plain, 'metadd').every((n) => !('relative_weights' in n.params)), 'absolute weights: keys as before');
+    assert.deepEqual(arm(rel, 'control').map((n) => n.key), arm(plain, 'control').map((n) => n.key));
+    assert.throws(
+      () => compile(SPEC.replace('distill: {method: dm, ipc: 10, dm: {iterations: 50}}', 'distill: {method: random, ipc: 10}'), ['metadd.relative_weights={ai: 0.3}']),
+      (err: unknown) => err instanceof SpecError && err.issues.some((i) => i.path === 'metadd.relative_weights' && /no loss/.test(i.message)),
+    );
+  });
+
   it('joint mode: metadd stages run the base budget from scratch; the joint control arm is the base set itself', () => {
     const dag = compile(SPEC, ['metadd.mode=joint']);
     const pretrain = byKind(dag, 'pretrain');

@@ -262,10 +262,12 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         iterations: md.mode === 'joint' ? (baseKey.iterations as number) : md.iterations,
         aux: auxArchs.map(zooArch),
         // The control arm ignores the weights: zero them so control cells of every lambda share one stage.
-        lambda_ai: control ? 0 : md.lambda_ai,
-        lambda_var: control ? 0 : md.lambda_var,
+        lambda_ai: control || md.relative_weights ? 0 : md.lambda_ai,
+        lambda_var: control || md.relative_weights ? 0 : md.lambda_var,
         // Our extension: only a nonzero weight enters the key, so the paper's loss keeps its keys.
-        ...(!control && md.lambda_pos > 0 ? { lambda_pos: md.lambda_pos } : {}),
+        ...(!control && md.lambda_pos > 0 && !md.relative_weights ? { lambda_pos: md.lambda_pos } : {}),
+        // Relative weights replace the lambdas (the stage derives them); absent otherwise, keys unchanged.
+        ...(!control && md.relative_weights ? { relative_weights: { ...md.relative_weights } } : {}),
         tau: md.tau,
         image_lr: optimizer.lr,
         momentum: optimizer.momentum,

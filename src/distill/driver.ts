@@ -347,6 +347,39 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   }
 }
 
+/**
+ * The norm of the base method's pixel gradient at the first image update of iteration `at.iteration`:
+ * the same draws (network, real batch, augmentation) that update would use, nothing updated, no state
+ * kept. What MetaDD's relative weights are scaled against (docs/metadd.md).
+ */
+export function baseGradientNorm<S, P>(
+  method: DistillMethod<S, P>,
+  ctx: MethodContext,
+  at: { images: Float32Array; labels: Int32Array; iteration: number; runSeed: string; learned?: Record<string, LearnedState> },
+): number {
+  const { channels: c, height: h, width: w } = ctx.real;
+  const n = at.labels.length;
+  const learned = createLearned(method, at.learned);
+  const state = method.beginIteration(ctx, at.iteration, iterationRng(at.runSeed, at.iteration));
+  try {
+    const info: StepInfo = { iteration: at.iteration, step: 0, globalStep: at.iteration * method.stepsPerIteration };
+    const rng = stepRng(at.runSeed, at.iteration, 0);
+    const prepared = tf.tidy(() => method.prepare(ctx, state, info, rng.child('prepare')) as unknown as tf.TensorContainer) as unknown as P;
+    try {
+      return tf.tidy(() => {
+        const learnedArg: Record<string, tf.Tensor> = Object.fromEntries(learned.map((l) => [l.spec.name, l.value]));
+        const grad = tf.grad((x: tf.Tensor) => method.loss(ctx, state, prepared, x as tf.Tensor4D, at.labels, info, learnedArg))(nchwToTensor(at.images, n, c, h, w));
+        return tf.norm(grad).dataSync()[0];
+      });
+    } finally {
+      tf.dispose(prepared as unknown as tf.TensorContainer);
+    }
+  } finally {
+    method.endIteration(state);
+    for (const l of learned) tf.dispose([l.value, l.momentum]);
+  }
+}
+
 /** A variable initialised from `t` (tf.variable copies its initial value, so `t` is released). */
 function toVariable(t: tf.Tensor, trainable: boolean): tf.Variable {
   const v = tf.variable(t, trainable);

@@ -160,6 +160,14 @@ function semanticIssues(
       ),
     );
   }
+  if (spec.metadd.relative_weights && spec.metadd.arm === 'metadd' && spec.distill.method === 'random') {
+    out.push(
+      at(
+        'metadd.relative_weights',
+        "relative weights are fractions of the base method's pixel gradient, and distill.method 'random' has no loss; use the absolute metadd.lambda_ai / lambda_var for it",
+      ),
+    );
+  }
   for (const [path, arch] of architecturesOf(spec)) {
     try {
       resolveArch(arch as Parameters<typeof resolveArch>[0]);

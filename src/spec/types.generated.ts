@@ -653,6 +653,23 @@ export interface Metadd {
    */
   lambda_pos?: number;
   /**
+   * Weights as fractions of the base method's pixel gradient instead of lambda_ai/lambda_var/lambda_pos: at the stage's first image update the effective weight of each term is r x ||grad L_base|| / ||grad L_term|| (measured on the starting set with that update's draws, recorded in the set's meta.json). One meaning across bases whose loss scales and optimisers differ (DM, DC/DSA, MTT's pixel lr 1000, SRe2L's Adam). null (default): the absolute lambdas. Not for distill.method random (no loss to scale against).
+   */
+  relative_weights?: {
+    /**
+     * L_ai's pixel-gradient norm as a fraction of L_base's.
+     */
+    ai?: number;
+    /**
+     * L_var's pixel-gradient norm as a fraction of L_base's.
+     */
+    var?: number;
+    /**
+     * L_pos's (our extension) pixel-gradient norm as a fraction of L_base's.
+     */
+    pos?: number;
+  } | null;
+  /**
    * CAM threshold of the meta-feature and heterogeneous-feature masks (diagnostics).
    */
   tau?: number;

@@ -33,6 +33,11 @@ export interface MetaddParams {
   lambda_var: number;
   /** Our extension L_pos; absent (the planner leaves out a 0) or 0: the paper's loss. */
   lambda_pos?: number;
+  /**
+   * Weights as fractions of the base method's pixel-gradient norm (the lambdas above are then 0 and
+   * unused): measured at the first image update, recorded in meta.json `calibration`.
+   */
+  relative_weights?: { ai: number; var: number; pos: number };
   tau: number;
   image_lr: number;
   momentum: number;
@@ -87,12 +92,13 @@ export const metaddStage: StageImpl<MetaddParams> = {
   version: STAGE_VERSIONS.metadd,
   needsTensors: true,
   async run(ctx) {
-    const { initRng, runDistillation } = await import('../distill/driver.js');
+    const { baseGradientNorm, initRng, runDistillation } = await import('../distill/driver.js');
     const { createMethod } = await import('../distill/methods.js');
     const { createNoBaseMethod } = await import('../distill/none.js');
     const { makeRealData } = await import('../distill/real-data.js');
     const { loadAuxNet, disposeAuxNet } = await import('../distill/metadd/aux.js');
-    const { metaddExtraLoss } = await import('../distill/metadd/extra.js');
+    const { metaddExtraLoss, termGradientNorms } = await import('../distill/metadd/extra.js');
+    const { nchwToTensor } = await import('../distill/layout.js');
     const { diagnoseSet, writeCamOverlay } = await import('../distill/metadd/diagnostics.js');
 
     const p = ctx.params;
@@ -147,7 +153,20 @@ export const metaddStage: StageImpl<MetaddParams> = {
       const labels = nets.map((n) => n.label);
       const digestBefore = auxDigest(nets);
 
-      const weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var, lambdaPos: p.lambda_pos ?? 0 } : { lambdaAi: 0, lambdaVar: 0, lambdaPos: 0 };
+      let weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var, lambdaPos: p.lambda_pos ?? 0 } : { lambdaAi: 0, lambdaVar: 0, lambdaPos: 0 };
+      let calibration: Record<string, unknown> | null = null;
+      if (p.arm === 'metadd' && p.relative_weights) {
+        const r = p.relative_weights;
+        const baseNorm = baseGradientNorm(baseMethod, mctx, { images: base.images, labels: base.labels, iteration: start, runSeed, learned: continuation.learned });
+        if (!(baseNorm > 0)) throw new Error(`metadd: the base method's pixel gradient is ${baseNorm} at iteration ${start}: relative weights have nothing to scale against`);
+        const syn = nchwToTensor(base.images, ...base.shape);
+        const norms = termGradientNorms(nets, syn, base.labels);
+        syn.dispose();
+        const scaled = (fraction: number, norm: number): number => (fraction > 0 && norm > 0 ? (fraction * baseNorm) / norm : 0);
+        weights = { lambdaAi: scaled(r.ai, norms.ai), lambdaVar: scaled(r.var, norms.var), lambdaPos: scaled(r.pos, norms.pos) };
+        calibration = { iteration: start, base_grad_norm: baseNorm, term_grad_norms: norms, relative_weights: r, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos };
+        ctx.log(`relative weights ${JSON.stringify(r)}: ||grad L_base|| ${baseNorm.toExponential(3)}, terms ${JSON.stringify(norms)} -> lambda_ai ${weights.lambdaAi.toExponential(3)}, lambda_var ${weights.lambdaVar.toExponential(3)}, lambda_pos ${weights.lambdaPos.toExponential(3)}`);
+      }
       ctx.track.param('arm', p.arm);
       ctx.track.param('base_method', p.base.method);
       ctx.track.param('aux', labels.join(','));
@@ -211,6 +230,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
             momentum: optimizer.kind === 'sgd' ? optimizer.momentum : null,
             optimizer,
             ...publishedLearned(baseMethod, result),
+            calibration,
             final_terms: result.lastTerms,
             mean_terms: result.meanTerms,
             seconds_per_iteration: result.secondsPerIteration,

@@ -45,3 +45,47 @@ export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights, chunk = 
   };
   return { active, chunk, compute };
 }
+
+/** Pixel-gradient norms of the three MetaDD terms over a whole set (NHWC), chunked like the plug-in. */
+export interface TermGradientNorms {
+  ai: number;
+  var: number;
+  pos: number;
+}
+
+/**
+ * ||d L_t / d x|| for t = ai, var, pos over the set `syn` (each term a mean over the images, so a chunk's
+ * gradient is weighted by its share of them, as in the driver). What relative weights divide by.
+ */
+export function termGradientNorms(nets: AuxNet[], syn: tf.Tensor4D, labels: Int32Array, chunk = METADD_CHUNK): TermGradientNorms {
+  const n = labels.length;
+  const size = chunk > 0 ? chunk : n;
+  const terms = {
+    ai: (cams: tf.Tensor3D[], logits: tf.Tensor2D[], y: tf.Tensor1D) => architectureInvariantLoss(logits, y).total,
+    var: (cams: tf.Tensor3D[]) => camVarianceLoss(cams),
+    pos: (cams: tf.Tensor3D[]) => metaFeatureLoss(cams),
+  };
+  const out: TermGradientNorms = { ai: 0, var: 0, pos: 0 };
+  for (const [name, term] of Object.entries(terms) as [keyof TermGradientNorms, (c: tf.Tensor3D[], l: tf.Tensor2D[], y: tf.Tensor1D) => tf.Scalar][]) {
+    let sumSquares = 0;
+    for (let s = 0; s < n; s += size) {
+      const e = Math.min(n, s + size);
+      const frac = (e - s) / n;
+      sumSquares += tf.tidy(() => {
+        const y = tf.tensor1d(labels.subarray(s, e), 'int32');
+        const x = tf.slice(syn, [s, 0, 0, 0], [e - s, -1, -1, -1]);
+        const grad = tf.grad((xc: tf.Tensor) => {
+          const outs = nets.map((net) => auxOutputs(net, xc as tf.Tensor4D, y));
+          return term(
+            outs.map((o) => o.cams),
+            outs.map((o) => o.logits),
+            y,
+          );
+        })(x);
+        return tf.sum(tf.square(tf.mul(grad, frac))).dataSync()[0];
+      });
+    }
+    out[name] = Math.sqrt(sumSquares);
+  }
+  return out;
+}
