@@ -44,6 +44,9 @@ export interface MetaddParams {
   diagnostics: { real_per_class: number; overlays_per_class: number };
 }
 
+/** Relative weights: ||grad L_base|| is the mean over the first update of this many iterations. */
+const CALIBRATION_DRAWS = 3;
+
 function auxDigest(nets: AuxNet[]): string {
   const h = createHash('sha256');
   for (const net of nets) {
@@ -157,14 +160,19 @@ export const metaddStage: StageImpl<MetaddParams> = {
       let calibration: Record<string, unknown> | null = null;
       if (p.arm === 'metadd' && p.relative_weights) {
         const r = p.relative_weights;
-        const baseNorm = baseGradientNorm(baseMethod, mctx, { images: base.images, labels: base.labels, iteration: start, runSeed, learned: continuation.learned });
+        // The mean over the first draws the stage will use (a DM network changes every iteration).
+        const draws = Math.max(1, Math.min(CALIBRATION_DRAWS, p.iterations));
+        let baseNorm = 0;
+        for (let i = 0; i < draws; i++) {
+          baseNorm += baseGradientNorm(baseMethod, mctx, { images: base.images, labels: base.labels, iteration: start + i, runSeed, learned: continuation.learned }) / draws;
+        }
         if (!(baseNorm > 0)) throw new Error(`metadd: the base method's pixel gradient is ${baseNorm} at iteration ${start}: relative weights have nothing to scale against`);
         const syn = nchwToTensor(base.images, ...base.shape);
         const norms = termGradientNorms(nets, syn, base.labels);
         syn.dispose();
         const scaled = (fraction: number, norm: number): number => (fraction > 0 && norm > 0 ? (fraction * baseNorm) / norm : 0);
         weights = { lambdaAi: scaled(r.ai, norms.ai), lambdaVar: scaled(r.var, norms.var), lambdaPos: scaled(r.pos, norms.pos) };
-        calibration = { iteration: start, base_grad_norm: baseNorm, term_grad_norms: norms, relative_weights: r, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos };
+        calibration = { iterations: [start, start + draws], base_grad_norm: baseNorm, term_grad_norms: norms, relative_weights: r, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos };
         ctx.log(`relative weights ${JSON.stringify(r)}: ||grad L_base|| ${baseNorm.toExponential(3)}, terms ${JSON.stringify(norms)} -> lambda_ai ${weights.lambdaAi.toExponential(3)}, lambda_var ${weights.lambdaVar.toExponential(3)}, lambda_pos ${weights.lambdaPos.toExponential(3)}`);
       }
       ctx.track.param('arm', p.arm);
