@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { normalizeArch } from '../src/dag/arch.js';
-import { runDistillation } from '../src/distill/driver.js';
+import { baseGradientNorm, runDistillation } from '../src/distill/driver.js';
 import { nchwToTensor } from '../src/distill/layout.js';
 import type { DistillMethod, MethodContext } from '../src/distill/method.js';
 import { createMethod, type IterativeParams } from '../src/distill/methods.js';
@@ -219,6 +219,23 @@ describe('MTT', () => {
     assert.ok(imagesOnly < 0.9 * before, `images only: ${before} -> ${imagesOnly}`);
     assert.ok(lrOnly < before, `syn_lr only (${init} -> ${lrAfter}): ${before} -> ${lrOnly}`);
     assert.equal(result.lastTerms[SYN_LR], lrAfter);
+  });
+
+  it('baseGradientNorm (MetaDD relative weights) reads the learned syn_lr and is the next update over the pixel lr', async () => {
+    const real = tinyData({ classes: 3, perClass: 12, seed: 'tiny-train' });
+    const ctx = methodContext(real, 1);
+    const method = createMtt(mttConfig(experts, { lr: 10, momentum: 0 })) as DistillMethod<unknown, unknown>;
+    const base = await runDistillation(method, ctx, { end: 2, runSeed: 'mtt-cal' });
+    const at = { images: base.images, labels: base.labels, iteration: 2, runSeed: 'mtt-cal', learned: base.learned };
+    const norm = baseGradientNorm(method, ctx, at);
+    const next = await runDistillation(method, ctx, { end: 3, runSeed: 'mtt-cal', start: { ...at, optimizerState: base.optimizerState } });
+    let sq = 0;
+    for (let i = 0; i < base.images.length; i++) sq += (base.images[i] - next.images[i]) ** 2;
+    assert.ok(norm > 0);
+    assert.ok(Math.abs(Math.sqrt(sq) / 10 - norm) < 1e-3 * norm, `update / lr ${Math.sqrt(sq) / 10} vs measured ${norm}`);
+    // Another syn_lr, another gradient: the learned value is read, not its initial value.
+    const other = baseGradientNorm(method, ctx, { ...at, learned: { [SYN_LR]: { ...base.learned[SYN_LR], value: Float32Array.of(base.learned[SYN_LR].value[0] * 3) } } });
+    assert.ok(Math.abs(other - norm) > 1e-3 * norm);
   });
 
   it('same seed, same bytes; resuming from a checkpoint equals an uninterrupted run (DSA on)', async () => {
