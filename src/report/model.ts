@@ -34,7 +34,8 @@ export interface EntryText {
 
 export function entryText(e: Entry | undefined, digits: number): EntryText | undefined {
   if (!e?.stat) return undefined;
-  return { mean: pct(e.stat.mean, digits), std: pct(e.stat.std, digits), best: e.best, partial: e.status === 'partial' };
+  // One run has no spread: print the mean alone rather than a "± 0.0" that reads as a measured zero.
+  return { mean: pct(e.stat.mean, digits), std: e.stat.n > 1 ? pct(e.stat.std, digits) : undefined, best: e.best, partial: e.status === 'partial' };
 }
 
 /** The cross-architecture average is printed without a spread: its std would be across architectures, not runs. */
