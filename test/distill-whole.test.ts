@@ -17,6 +17,16 @@ function compile(text: string) {
   return compileDag(resolveSpec(join(root, 'spec.yaml'), { sets: [] }), { backend: 'wasm', datasetDigest: () => 'digest' });
 }
 
+/** A one-architecture evaluation of the whole set, with the given sweep axes (YAML flow mapping body). */
+function wholeSpec(axes?: string): string {
+  return yaml`
+    name: w
+    dataset: {name: mnist}
+    distill: {method: whole, ipc: 1}
+    eval: {architectures: [convnet], epochs: 2, models: 1}
+  ` + (axes ? `sweep: {axes: {${axes}}}\n` : '');
+}
+
 describe("distill method 'whole' (the whole training set)", () => {
   let dir: string;
   before(() => {
@@ -45,16 +55,7 @@ describe("distill method 'whole' (the whole training set)", () => {
   });
 
   it('plans one set for every IPC and seed, evaluated per seed', () => {
-    const dag = compile(yaml`
-      name: w
-      dataset: {name: mnist}
-      distill: {method: whole, ipc: 1}
-      eval: {architectures: [convnet], epochs: 2, models: 1}
-      sweep:
-        axes:
-          distill.ipc: [1, 10]
-          seed: [0, 1]
-    `);
+    const dag = compile(wholeSpec('distill.ipc: [1, 10], seed: [0, 1]'));
     const kinds = [...dag.nodes.values()].map((n) => n.kind);
     assert.equal(kinds.filter((k) => k === 'distill').length, 1, 'IPC and seed do not change the whole set');
     assert.equal(kinds.filter((k) => k === 'eval').length, 2, 'one evaluation per seed');
@@ -65,23 +66,10 @@ describe("distill method 'whole' (the whole training set)", () => {
   });
 
   it('labels name the dataset when the spec has several (two whole sets would read alike)', () => {
-    const dag = compile(yaml`
-      name: w
-      dataset: {name: mnist}
-      distill: {method: whole, ipc: 1}
-      eval: {architectures: [convnet], epochs: 2, models: 1}
-      sweep:
-        axes:
-          dataset.name: [mnist, fashion-mnist]
-    `);
+    const dag = compile(wholeSpec('dataset.name: [mnist, fashion-mnist]'));
     const labels = [...dag.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label);
     assert.deepEqual(labels, ['eval convnet <- mnist whole seed=0', 'eval convnet <- fashion-mnist whole seed=0']);
-    const single = compile(yaml`
-      name: w
-      dataset: {name: mnist}
-      distill: {method: whole, ipc: 1}
-      eval: {architectures: [convnet], epochs: 2, models: 1}
-    `);
+    const single = compile(wholeSpec());
     assert.deepEqual([...single.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label), ['eval convnet <- whole seed=0']);
   });
 

@@ -87,12 +87,18 @@ function datasetLabel(ds: CellSpec['dataset']): string {
   return ds.path ? `${ds.name}:${ds.path}` : ds.name;
 }
 
-/** A stage's label names its dataset only when the spec has several (labels are not part of keys). */
-function setLabel(spec: CellSpec, withDataset: boolean): string {
-  const arm = spec.metadd.arm === 'none' ? '' : ` +${spec.metadd.arm}`;
-  const ipc = METHODS[spec.distill.method].realData ? '' : ` ipc=${spec.distill.ipc}`;
+/**
+ * What a stage label says about the image set: the dataset only when the spec has several, the method,
+ * the MetaDD arm of an aligned set, the IPC unless the method ignores it, and the seed of a set that
+ * depends on one (`distill` of 'whole' does not; its evaluations do). Labels are not part of keys.
+ */
+function setLabel(spec: CellSpec, withDataset: boolean, stage: 'distill' | 'downstream'): string {
+  const realData = METHODS[spec.distill.method].realData === true;
   const dataset = withDataset ? `${datasetLabel(spec.dataset)} ` : '';
-  return `${dataset}${spec.distill.method}${arm}${ipc} seed=${spec.seed}`;
+  const arm = stage === 'distill' || spec.metadd.arm === 'none' ? '' : ` +${spec.metadd.arm}`;
+  const ipc = realData ? '' : ` ipc=${spec.distill.ipc}`;
+  const seed = stage === 'distill' && realData ? '' : ` seed=${spec.seed}`;
+  return `${dataset}${spec.distill.method}${arm}${ipc}${seed}`;
 }
 
 /** Rows of the report when the spec does not choose them. */
@@ -223,11 +229,10 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     );
     const method = METHODS[spec.distill.method];
     const baseKey = method.keyParams(spec.distill);
-    const baseLabel = (withDataset ? `${datasetLabel(spec.dataset)} ` : '') + (method.realData ? spec.distill.method : `${spec.distill.method} ipc=${spec.distill.ipc} seed=${spec.seed}`);
     const wiring = METHOD_WIRING[spec.distill.method];
     const extraInputs = wiring?.inputs(spec, b, datasetKey, cell.index) ?? {};
     const distillParams = method.realData ? baseKey : { ...baseKey, seed: spec.seed };
-    const distillKey = b.add('distill', distillParams, { dataset: datasetKey, ...extraInputs }, `distill ${baseLabel}`, method.needsTensors, cell.index);
+    const distillKey = b.add('distill', distillParams, { dataset: datasetKey, ...extraInputs }, `distill ${setLabel(spec, withDataset, 'distill')}`, method.needsTensors, cell.index);
     let setKey = distillKey;
     const auxKeys: string[] = [];
     let metaddKey: string | undefined;
@@ -235,12 +240,6 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     // Joint mode with zero weights is the base run itself (same initialisation, stream and budget):
     // the control arm reuses the base set instead of recomputing identical bytes.
     const jointControl = md.mode === 'joint' && md.arm === 'control';
-    if (md.arm !== 'none' && method.realData) {
-      throw new Error(
-        `metadd.arm: '${md.arm}' aligns a distilled set, and distill.method '${spec.distill.method}' is the real training set; ` +
-          `give its cells metadd.arm: none (e.g. a sweep include {distill.method: ${spec.distill.method}, metadd.arm: none})`,
-      );
-    }
     if (md.arm !== 'none' && !jointControl) {
       if (md.mode === 'joint' && !method.needsTensors) {
         throw new Error(
@@ -277,7 +276,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       const inputs: Record<string, string> = md.mode === 'joint' ? { dataset: datasetKey } : { dataset: datasetKey, images: distillKey };
       auxKeys.forEach((k, i) => (inputs[`aux${i}`] = k));
       Object.assign(inputs, extraInputs);
-      metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec, withDataset)}`, true, cell.index);
+      metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec, withDataset, 'downstream')}`, true, cell.index);
       setKey = metaddKey;
     }
     const { architectures, ...protocol } = spec.eval;
@@ -290,7 +289,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         'eval',
         { arch: zooArch(arch), ...protocol, ...evaluation.params, seed: spec.seed },
         { dataset: datasetKey, images: setKey, ...evaluation.inputs },
-        `eval ${label} <- ${setLabel(spec, withDataset)}`,
+        `eval ${label} <- ${setLabel(spec, withDataset, 'downstream')}`,
         true,
         cell.index,
       );
