@@ -15,8 +15,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { conv2dBackpropFilterNHWC, initBackend, type BackpropFilterStrategy } from '../src/engine/index.js';
+import { initBackend } from '../src/engine/index.js';
+import { buildModel, crossEntropy } from '../src/nn/index.js';
+import { createRng } from '../src/util/rng.js';
 import { makeConvNet3, trainStep } from './convnet3.js';
+import { xnnpackBackpropFilter } from './xnnpack_backprop_filter.js';
 
 export interface BenchResult {
   name: string;
@@ -31,8 +34,8 @@ export interface BenchOptions {
   batch?: number;
   repeats?: number;
   widths?: number[];
-  /** Also time both Conv2DBackpropFilter formulations separately. */
-  strategies?: boolean;
+  /** Also time the XNNPACK-only Conv2DBackpropFilter the engine used before its SIMD kernel. */
+  previous?: boolean;
 }
 
 function median(xs: number[]): number {
@@ -101,22 +104,52 @@ export async function benchKernels(opts: BenchOptions = {}): Promise<BenchResult
       results.push(
         timeIt(`${tag}/backprop_filter`, fresh, ({ x, dy }) => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs) as tf.Tensor, repeats, gflop),
       );
-      if (opts.strategies ?? true) {
-        for (const s of ['patches', 'conv'] as BackpropFilterStrategy[]) {
-          results.push(
-            timeIt(`${tag}/backprop_filter[${s}]`, fresh, ({ x, dy }) => conv2dBackpropFilterNHWC(x, dy, wShape, 1, pad, undefined, s), repeats, gflop),
-          );
-        }
+      if (opts.previous ?? true) {
+        results.push(
+          timeIt(`${tag}/backprop_filter[xnnpack]`, fresh, ({ x, dy }) => xnnpackBackpropFilter(x, dy, wShape, pad), repeats, gflop),
+        );
       }
     }
     const net = makeConvNet3({ width });
     const xs = tf.randomNormal([batch, 28, 28, 1]) as tf.Tensor4D;
-    const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32') as tf.Tensor1D, 10) as tf.Tensor2D;
+    const classIds = tf.randomUniform([batch], 0, 10, 'int32') as tf.Tensor1D;
+    const labels = tf.oneHot(classIds, 10) as tf.Tensor2D;
+    const zoo = zooConvNet3(width);
     // The parameters are new tensors after every update, as in training.
     results.push(timeIt(`w${width}/train_step`, () => [], () => trainStep(net, xs, labels, 0.01), repeats));
-    tf.dispose([xs, labels, ...net.params]);
+    results.push(timeIt(`w${width}/train_step[zoo]`, () => [], () => zooTrainStep(zoo, xs, classIds, 0.01), repeats));
+    tf.dispose([xs, labels, classIds, ...net.params, ...Object.values(zoo.params)]);
   }
   return results;
+}
+
+interface ZooNet {
+  model: ReturnType<typeof buildModel>;
+  params: Record<string, tf.Tensor>;
+}
+
+/** The framework's own ConvNet-3 (src/nn, what pretrain and eval train), for the `train_step[zoo]` rows. */
+function zooConvNet3(width: number): ZooNet {
+  const model = buildModel({ name: 'convnet', width }, { channels: 1, height: 28, width: 28, classes: 10 });
+  return { model, params: model.init(createRng('bench-kernels')) };
+}
+
+/** One plain SGD step of the zoo model, like `trainStep`; the parameters are replaced by new tensors. */
+function zooTrainStep(net: ZooNet, x: tf.Tensor4D, labels: tf.Tensor1D, lr: number): number {
+  const names = Object.keys(net.params);
+  const { value, grads } = tf.tidy(() =>
+    tf.valueAndGrads((...ps: tf.Tensor[]) =>
+      crossEntropy(net.model.forward(Object.fromEntries(names.map((n, i) => [n, ps[i]])), x, { training: true }), labels),
+    )(names.map((n) => net.params[n])),
+  );
+  const loss = value.dataSync()[0];
+  names.forEach((n, i) => {
+    const next = tf.tidy(() => tf.sub(net.params[n], tf.mul(grads[i], lr)));
+    net.params[n].dispose();
+    net.params[n] = next;
+  });
+  tf.dispose([value, ...grads]);
+  return loss;
 }
 
 interface TorchResult {
@@ -144,7 +177,8 @@ function markdown(ours: BenchResult[], torch: TorchResult[] | undefined): string
   const byName = new Map((torch ?? []).map((r) => [r.name, r.median_ms]));
   const lines = ['| kernel | tfjs-wasm median ms | GFLOP/s | PyTorch 1-thread ms | ratio (ours / torch) |', '|---|---:|---:|---:|---:|'];
   for (const r of ours) {
-    const t = byName.get(r.name);
+    // Variant rows (`name[variant]`) compare against PyTorch's row of the same operation.
+    const t = byName.get(r.name) ?? byName.get(r.name.replace(/\[[^\]]*\]$/, ''));
     const rate = r.gflop !== undefined ? (r.gflop / (r.medianMs / 1000)).toFixed(1) : '';
     lines.push(
       `| ${r.name} | ${r.medianMs.toFixed(1)} | ${rate} | ${t !== undefined ? t.toFixed(1) : ''} | ${t !== undefined ? (r.medianMs / t).toFixed(2) : ''} |`,

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { conv2dBackpropFilterNHWC, originalKernel, replacedKernels } from '../src/engine/index.js';
+import { originalKernel, replacedKernels } from '../src/engine/index.js';
+import { CHUNK_POSITIONS } from '../src/engine/kernels/conv2d_backprop_filter.js';
 import { initTestBackends, randomValues, relErr, runOn, sizeOf } from './engine-util.js';
 
 const TOL = 1e-4;
@@ -70,21 +71,54 @@ describe('Conv2DBackpropFilter (wasm) vs cpu', () => {
           strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape,
         } as unknown as tf.NamedAttrMap) as tf.Tensor,
       );
-      // Both formulations, whichever the heuristic picks for this shape.
-      for (const s of ['patches', 'conv'] as const) {
-        const ref = runOn('cpu', () =>
-          tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
-            strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor,
-        )[0];
-        const got = runOn('wasm', () =>
-          conv2dBackpropFilterNHWC(x as tf.Tensor4D, dy as tf.Tensor4D, filterShape, c.stride, c.pad, undefined, s),
-        )[0];
-        assert.ok(relErr(got, ref) < TOL, `${s}: relErr ${relErr(got, ref)}`);
-      }
       tf.dispose([x, dy]);
     });
   }
+
+  // The SIMD kernel's own edges: position counts that are not a multiple of its chunk (one short chunk,
+  // many chunks with a remainder), channel counts around its 4 x 8 tile (padding rows and columns), a
+  // ConvNet-3 layer-2 shape at full width, and a filter larger than the input (taps with no valid column).
+  const simdCases: ConvCase[] = [
+    { x: [1, 3, 5, 4], k: [3, 3], co: 8, stride: 1, pad: 1 },
+    { x: [3, 13, 11, 7], k: [3, 3], co: 9, stride: 1, pad: 1 },
+    { x: [2, 16, 16, 128], k: [3, 3], co: 128, stride: 1, pad: 1 },
+    { x: [2, 10, 10, 33], k: [3, 3], co: 15, stride: 2, pad: 'same' },
+    { x: [2, 3, 3, 2], k: [5, 5], co: 3, stride: 1, pad: 2 },
+  ];
+  for (const c of simdCases) {
+    test(`SIMD kernel edges: ${label(c)}`, () => {
+      const x = input(c.x);
+      const dy = input(outShape(c));
+      agree(label(c), () =>
+        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+          strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: [...c.k, c.x[3], c.co],
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+      );
+      tf.dispose([x, dy]);
+    });
+  }
+
+  test('the edge cases cover a short chunk and several chunks with a remainder', () => {
+    const positions = simdCases.map((c) => outShape(c).slice(0, 3).reduce((p, d) => p * d, 1));
+    assert.ok(positions.some((p) => p < CHUNK_POSITIONS));
+    assert.ok(positions.some((p) => p > 2 * CHUNK_POSITIONS && p % CHUNK_POSITIONS !== 0));
+  });
+
+  test('the SIMD kernel writes its output only: tensors allocated around it keep their bytes', () => {
+    runOn('wasm', () => {
+      const before = input([4096]);
+      const x = input([2, 7, 7, 6]);
+      const dy = input([2, 7, 7, 10]);
+      const after = input([4096]);
+      const snapshot = [before.dataSync().slice(), x.dataSync().slice(), dy.dataSync().slice(), after.dataSync().slice()];
+      const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+        strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 6, 10],
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      [before, x, dy, after].forEach((t, i) => assert.deepEqual(t.dataSync(), snapshot[i]));
+      assert.equal(dw.size, 3 * 3 * 6 * 10);
+      return [];
+    });
+  });
 
   test('NCHW data format', () => {
     const x = input([2, 5, 9, 9]);

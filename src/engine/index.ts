@@ -14,7 +14,7 @@ export {
 } from './backend.js';
 export { engineGradients, registerGradients } from './gradients/index.js';
 export { registerCpuKernels, registerWasmKernels } from './kernels/index.js';
-export { conv2dBackpropFilterNHWC, type BackpropFilterStrategy } from './kernels/conv2d_backprop_filter.js';
+export { conv2dBackpropFilterNHWC } from './kernels/conv2d_backprop_filter.js';
 export { conv2dBackpropInputNHWC } from './kernels/conv2d_backprop_input.js';
 export { logSoftmax, softmaxCrossEntropy } from './ops.js';
 export { originalGradient, originalKernel, replacedGradients, replacedKernels } from './registry.js';

@@ -1,0 +1,84 @@
+/**
+ * Our own wasm SIMD kernels (AssemblyScript in ./assembly, compiled by `npm run build:wasm` into
+ * dist/src/engine/simd/kernels.wasm), instantiated on the tfjs wasm backend's own memory so that they read
+ * and write tensors where they live: no copies in or out. Hand-written because no library offers these
+ * reductions in a form tfjs can call, and every formulation through tfjs's XNNPACK kernels repacks a large
+ * operand per call (docs/engine.md).
+ */
+import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** The parts of tfjs-backend-wasm's BackendWasm the kernels use (its typings do not export them). */
+export interface WasmBackendInternals {
+  wasm: {
+    asm?: { memory?: WebAssembly.Memory };
+    _malloc(bytes: number): number;
+    _free(offset: number): void;
+  };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+export interface SimdKernels {
+  conv2dBackpropFilter(
+    x: number, dy: number, dw: number, scratch: number, chunk: number,
+    batch: number, inH: number, inW: number, inC: number,
+    outH: number, outW: number, outC: number,
+    kh: number, kw: number, sh: number, sw: number, top: number, left: number,
+  ): void;
+  conv2dBackpropFilterScratchBytes(inC: number, outC: number, kh: number, kw: number, chunk: number): number;
+}
+
+const WASM_FILE = new URL('./kernels.wasm', import.meta.url);
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
+let compiled: WebAssembly.Module | undefined;
+
+function compile(): WebAssembly.Module {
+  if (compiled === undefined) {
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = new Uint8Array(readFileSync(WASM_FILE));
+    } catch (err) {
+      throw new Error(
+        `metadd engine: ${WASM_FILE.pathname} is missing (${(err as Error).message}); ` +
+          'build with `npm run build`, which compiles the AssemblyScript kernels before the TypeScript',
+        { cause: err },
+      );
+    }
+    compiled = new WebAssembly.Module(bytes);
+  }
+  return compiled;
+}
+
+/** The kernels bound to this backend's heap (one instance per heap). */
+export function simdKernels(backend: WasmBackendInternals): SimdKernels {
+  const memory = backend.wasm.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error('metadd engine: the tfjs wasm backend does not expose its memory (Module.asm.memory); tfjs-backend-wasm 4.x is required');
+  }
+  let kernels = instances.get(memory);
+  if (kernels === undefined) {
+    const instance = new WebAssembly.Instance(compile(), { env: { memory } });
+    kernels = instance.exports as unknown as SimdKernels;
+    instances.set(memory, kernels);
+  }
+  return kernels;
+}
+
+/** The heap offset of a tensor's data. */
+export function heapOffset(backend: WasmBackendInternals, t: tf.TensorInfo): number {
+  const info = backend.dataIdMap.get(t.dataId);
+  if (info === undefined) throw new Error('metadd engine: tensor data is not on the wasm backend');
+  return info.memoryOffset;
+}
+
+/** Runs `fn` with `bytes` of 16-byte-aligned scratch on the heap, freed afterwards. */
+export function withScratch<T>(backend: WasmBackendInternals, bytes: number, fn: (offset: number) => T): T {
+  const raw = backend.wasm._malloc(bytes + 15) >>> 0;
+  if (raw === 0) throw new Error(`metadd engine: the wasm heap could not allocate ${bytes} bytes of scratch`);
+  try {
+    return fn(Math.ceil(raw / 16) * 16);
+  } finally {
+    backend.wasm._free(raw);
+  }
+}
