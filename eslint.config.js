@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.metadd/**', '.venv/**', 'bench/.venv/**', 'reports/**', 'coverage/**',
+  { ignores: ['dist/**', 'node_modules/**', '.tmp/**', '.metadd/**', '.venv/**', 'bench/.venv/**', 'reports/**', 'coverage/**',
     // AssemblyScript (compiled by asc, with its own types: v128, f32, usize), not TypeScript for tsc.
     'src/engine/simd/assembly/**'] },
   js.configs.recommended,

@@ -7,6 +7,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { originalKernel, replacedKernels } from '../src/engine/index.js';
 import { CHUNK_POSITIONS } from '../src/engine/kernels/conv2d_backprop_filter.js';
+import { conv2dBackpropInputSimd, conv2dBackpropInputXnnpack } from '../src/engine/kernels/conv2d_backprop_input.js';
 import { initTestBackends, randomValues, relErr, runOn, sizeOf } from './engine-util.js';
 
 const TOL = 1e-4;
@@ -138,6 +139,29 @@ describe('Conv2DBackpropInput (wasm) vs cpu', () => {
       const w = input([...c.k, c.x[3], c.co]);
       const dy = input(outShape(c));
       agree(label(c), () => tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.stride, c.pad));
+      tf.dispose([w, dy]);
+    });
+  }
+
+  // Both routes on every shape, whichever the channel threshold picks: the SIMD kernel's edges (position
+  // counts not a multiple of its 4-position tile, K = KH*KW*Ci not a multiple of 4, strides, asymmetric and
+  // negative padding) and the XNNPACK route on few channels.
+  const routeCases: ConvCase[] = [
+    ...convCases,
+    { x: [1, 7, 9, 4], k: [3, 3], co: 6, stride: 2, pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
+    { x: [3, 5, 5, 2], k: [3, 3], co: 9, stride: 2, pad: 'same' },
+    { x: [1, 3, 3, 1], k: [5, 5], co: 3, stride: 1, pad: 3 },
+    { x: [2, 28, 28, 1], k: [3, 3], co: 128, stride: 1, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+  ];
+  for (const c of routeCases) {
+    test(`both routes: ${label(c)}`, () => {
+      const w = input([...c.k, c.x[3], c.co]);
+      const dy = input(outShape(c));
+      const ref = runOn('cpu', () => tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.stride, c.pad))[0];
+      for (const route of [conv2dBackpropInputSimd, conv2dBackpropInputXnnpack]) {
+        const got = runOn('wasm', () => route(c.x, dy as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad))[0];
+        assert.ok(relErr(got, ref) < TOL, `${route.name}: relErr ${relErr(got, ref).toExponential(2)}`);
+      }
       tf.dispose([w, dy]);
     });
   }

@@ -3,8 +3,9 @@
  * output for the same parameters changes, so the store recomputes exactly those stages.
  * Kept apart from the implementations so that planning does not load TensorFlow.js.
  *
- * pretrain 2, distill 3, metadd 3, eval 2: the wasm Conv2DBackpropFilter became our SIMD kernel, whose
- * float32 sums run in another order than XNNPACK's (same values to ~1e-5, not the same bytes).
+ * pretrain 2, distill 3, metadd 3, eval 2: the wasm Conv2DBackpropFilter, and Conv2DBackpropInput for up to
+ * 4 input channels, became our SIMD kernels, whose float32 sums run in another order than XNNPACK's (same
+ * values to ~1e-5, not the same bytes).
  */
 export const STAGE_VERSIONS = {
   dataset: 1,

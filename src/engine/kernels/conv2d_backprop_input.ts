@@ -1,5 +1,7 @@
 /**
- * Conv2DBackpropInput for the wasm backend as a forward convolution.
+ * Conv2DBackpropInput for the wasm backend: our SIMD kernel for layers with
+ * few input channels (src/engine/simd/assembly/conv2d_backprop_input.ts),
+ * a forward convolution on XNNPACK for the rest.
  *
  * dx[i] = sum over k of dy_d[i - top' + k] * flip(W)[k], with
  * flip(W)[kh,kw,co,ci] = W[KH-1-kh, KW-1-kw, ci, co], top' = KH-1-top, and dy_d
@@ -11,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { asTensor } from '../registry.js';
+import { heapOffset, simdKernels, withScratch, type WasmBackendInternals } from '../simd/module.js';
 import { convGeometry, fromNHWC, nhwcShape, padOrCrop, toNHWC, type PadAttr, type RoundingMode } from './conv_util.js';
 
 /**
@@ -35,8 +38,36 @@ function zeroInsert(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   return tf.reshape(padded, [b, h * sh, w * sw, c]);
 }
 
-/** dx for NHWC dy and a [KH, KW, Ci, Co] filter. */
-export function conv2dBackpropInputNHWC(
+/**
+ * Input channels up to which the SIMD kernel runs. XNNPACK's forward convolution with that few output
+ * channels runs at 2-3 GFLOP/s (docs/engine.md).
+ */
+export const SIMD_MAX_INPUT_CHANNELS = 4;
+
+/** dx by our SIMD kernel (any Ci; used up to SIMD_MAX_INPUT_CHANNELS). */
+export function conv2dBackpropInputSimd(
+  inputShape: [number, number, number, number],
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  strides: number | [number, number],
+  pad: PadAttr,
+  dimRoundingMode?: RoundingMode,
+): tf.Tensor4D {
+  const backend = tf.backend() as unknown as WasmBackendInternals;
+  const g = convGeometry(inputShape, filter.shape, strides, pad, dimRoundingMode);
+  const kernels = simdKernels(backend);
+  const out = backend.makeOutput([...inputShape], 'float32');
+  withScratch(backend, kernels.conv2dBackpropInputScratchBytes(g.inC, g.outC, g.kh, g.kw), (scratch) =>
+    kernels.conv2dBackpropInput(
+      heapOffset(backend, dy), heapOffset(backend, filter), heapOffset(backend, out), scratch,
+      g.batch, g.inH, g.inW, g.inC, g.outH, g.outW, g.outC, g.kh, g.kw, g.sh, g.sw, g.top, g.left,
+    ),
+  );
+  return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
+}
+
+/** dx as a forward convolution on XNNPACK (any Ci; used above SIMD_MAX_INPUT_CHANNELS). */
+export function conv2dBackpropInputXnnpack(
   inputShape: [number, number, number, number],
   dy: tf.Tensor4D,
   filter: tf.Tensor4D,
@@ -66,6 +97,19 @@ export function conv2dBackpropInputNHWC(
     if (r0 === 0 && c0 === 0 && full.shape[1] === g.inH && full.shape[2] === g.inW) return full;
     return padOrCrop(full, -r0, -(full.shape[1] - r0 - g.inH), -c0, -(full.shape[2] - c0 - g.inW));
   });
+}
+
+/** dx for NHWC dy and a [KH, KW, Ci, Co] filter, by whichever route is faster for the shape. */
+export function conv2dBackpropInputNHWC(
+  inputShape: [number, number, number, number],
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  strides: number | [number, number],
+  pad: PadAttr,
+  dimRoundingMode?: RoundingMode,
+): tf.Tensor4D {
+  const route = inputShape[3] <= SIMD_MAX_INPUT_CHANNELS ? conv2dBackpropInputSimd : conv2dBackpropInputXnnpack;
+  return route(inputShape, dy, filter, strides, pad, dimRoundingMode);
 }
 
 const conv2dBackpropInputKernel: tf.KernelFunc = ({ inputs, attrs }) => {

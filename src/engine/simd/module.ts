@@ -27,6 +27,13 @@ export interface SimdKernels {
     kh: number, kw: number, sh: number, sw: number, top: number, left: number,
   ): void;
   conv2dBackpropFilterScratchBytes(inC: number, outC: number, kh: number, kw: number, chunk: number): number;
+  conv2dBackpropInput(
+    dy: number, w: number, dx: number, scratch: number,
+    batch: number, inH: number, inW: number, inC: number,
+    outH: number, outW: number, outC: number,
+    kh: number, kw: number, sh: number, sw: number, top: number, left: number,
+  ): void;
+  conv2dBackpropInputScratchBytes(inC: number, outC: number, kh: number, kw: number): number;
 }
 
 const WASM_FILE = new URL('./kernels.wasm', import.meta.url);

@@ -1,2 +1,3 @@
 // Entry of kernels.wasm (AssemblyScript; built by `npm run build:wasm`, loaded by ../module.ts).
 export { conv2dBackpropFilter, conv2dBackpropFilterScratchBytes } from './conv2d_backprop_filter';
+export { conv2dBackpropInput, conv2dBackpropInputScratchBytes } from './conv2d_backprop_input';
