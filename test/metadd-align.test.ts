@@ -149,7 +149,8 @@ describe('MetaDD relative weights (calibration)', () => {
     const images = Float32Array.from({ length: n * real.channels * real.height * real.width }, () => rng.normal());
     const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
     const x = nchwToTensor(images, n, real.channels, real.height, real.width);
-    const got = termGradientNorms(nets, x, labels, 3);
+    const got = termGradientNorms(nets, x, labels, ['ai', 'var', 'pos'], 3);
+    assert.deepEqual(Object.keys(termGradientNorms(nets, x, labels, ['var'], 3)), ['var'], 'only the requested terms');
     const y = tf.tensor1d(labels, 'int32');
     const direct = (f: (outs: ReturnType<typeof auxOutputs>[]) => tf.Scalar): number =>
       tf.tidy(() => tf.norm(tf.grad((xi: tf.Tensor) => f(nets.map((net) => auxOutputs(net, xi as tf.Tensor4D, y))))(x)).dataSync()[0]);
@@ -160,7 +161,8 @@ describe('MetaDD relative weights (calibration)', () => {
     };
     for (const k of ['ai', 'var', 'pos'] as const) {
       assert.ok(want[k] > 0, `${k}: zero gradient`);
-      assert.ok(Math.abs(got[k] - want[k]) < 1e-4 * want[k], `${k}: chunked ${got[k]} vs whole ${want[k]}`);
+      const g = got[k] ?? Number.NaN;
+      assert.ok(Math.abs(g - want[k]) < 1e-4 * want[k], `${k}: chunked ${g} vs whole ${want[k]}`);
     }
     tf.dispose([x, y]);
     for (const net of nets) tf.dispose(Object.values(net.params));
@@ -259,8 +261,10 @@ describe('metadd stage', () => {
 
     // Relative weights: each term's weight is r x ||grad L_base|| / ||grad L_t|| at the first update.
     const rel = await runStage(metaddStage, 'metadd', metaddParams(baseKey, 'metadd', { lambda_ai: 0, lambda_var: 0, relative_weights: { ai: 0.2, var: 0.1, pos: 0 } }), inputs, 'md-rel');
-    const cal = (rel.view.meta as { calibration: { base_grad_norm: number; term_grad_norms: { ai: number; var: number; pos: number }; lambda_ai: number; lambda_var: number; lambda_pos: number } }).calibration;
+    const cal = (rel.view.meta as { calibration: { base_grad_norm: number; term_grad_norms: { ai: number; var: number; pos?: number }; lambda_ai: number; lambda_var: number; lambda_pos: number } }).calibration;
     assert.ok(cal.base_grad_norm > 0 && cal.term_grad_norms.ai > 0 && cal.term_grad_norms.var > 0);
+    assert.equal(cal.term_grad_norms.pos, undefined, 'a term with fraction 0 is not measured');
+    assert.equal(cal.lambda_pos, 0);
     assert.ok(Math.abs(cal.lambda_ai * cal.term_grad_norms.ai - 0.2 * cal.base_grad_norm) < 1e-6 * cal.base_grad_norm);
     assert.ok(Math.abs(cal.lambda_var * cal.term_grad_norms.var - 0.1 * cal.base_grad_norm) < 1e-6 * cal.base_grad_norm);
     assert.equal(cal.lambda_pos, 0);

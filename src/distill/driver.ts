@@ -3,6 +3,7 @@ import type { ProgressReporter } from '../stages/contract.js';
 import type { Tracker } from '../tracking/records.js';
 import { createRng, deriveSeed, type Rng } from '../util/rng.js';
 import { loadCheckpoint, saveCheckpoint, type CurvePoint } from './checkpoint.js';
+import { rowChunks } from './chunks.js';
 import { nchwToTensor, tensorToNchw } from './layout.js';
 import type { DistillMethod, ExtraLoss, ImageOptimizer, LearnedState, MethodContext, OptimizerState, StepInfo } from './method.js';
 
@@ -402,19 +403,15 @@ function rows(x: tf.Tensor4D, s: number, e: number): tf.Tensor4D {
  * set). Inactive: measured without a tape.
  */
 function chunkedExtra(extra: ExtraLoss, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo): { values: Record<string, number>; grad?: tf.Tensor4D } {
-  const n = labels.length;
-  const size = extra.chunk > 0 ? extra.chunk : n;
   const values: Record<string, number> = {};
   const grads: tf.Tensor4D[] = [];
   const add = (k: string, v: number, frac: number): void => {
     values[k] = (values[k] ?? 0) + v * frac;
   };
   try {
-    for (let s = 0; s < n; s += size) {
-      const e = Math.min(n, s + size);
-      const frac = (e - s) / n;
-      const lab = labels.subarray(s, e);
-      const x = rows(syn, s, e);
+    for (const { start, end, share: frac } of rowChunks(labels.length, extra.chunk)) {
+      const lab = labels.subarray(start, end);
+      const x = rows(syn, start, end);
       try {
         if (!extra.active) {
           tf.tidy(() => {

@@ -168,9 +168,11 @@ export const metaddStage: StageImpl<MetaddParams> = {
         }
         if (!(baseNorm > 0)) throw new Error(`metadd: the base method's pixel gradient is ${baseNorm} at iteration ${start}: relative weights have nothing to scale against`);
         const syn = nchwToTensor(base.images, ...base.shape);
-        const norms = termGradientNorms(nets, syn, base.labels);
+        // Only the terms with a positive fraction are measured: the others get weight 0 whatever their norm.
+        const measured = (['ai', 'var', 'pos'] as const).filter((t) => r[t] > 0);
+        const norms = termGradientNorms(nets, syn, base.labels, measured);
         syn.dispose();
-        const scaled = (fraction: number, norm: number): number => (fraction > 0 && norm > 0 ? (fraction * baseNorm) / norm : 0);
+        const scaled = (fraction: number, norm: number | undefined): number => (fraction > 0 && norm !== undefined && norm > 0 ? (fraction * baseNorm) / norm : 0);
         weights = { lambdaAi: scaled(r.ai, norms.ai), lambdaVar: scaled(r.var, norms.var), lambdaPos: scaled(r.pos, norms.pos) };
         calibration = { iterations: [start, start + draws], base_grad_norm: baseNorm, term_grad_norms: norms, relative_weights: r, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos };
         ctx.log(`relative weights ${JSON.stringify(r)}: ||grad L_base|| ${baseNorm.toExponential(3)}, terms ${JSON.stringify(norms)} -> lambda_ai ${weights.lambdaAi.toExponential(3)}, lambda_var ${weights.lambdaVar.toExponential(3)}, lambda_pos ${weights.lambdaPos.toExponential(3)}`);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { rowChunks } from '../chunks.js';
 import type { ExtraLoss } from '../method.js';
 import { auxOutputs, type AuxNet } from './aux.js';
 import { architectureInvariantLoss, camVarianceLoss, metaFeatureLoss } from './losses.js';
@@ -46,34 +47,36 @@ export function metaddExtraLoss(nets: AuxNet[], weights: MetaddWeights, chunk = 
   return { active, chunk, compute };
 }
 
-/** Pixel-gradient norms of the three MetaDD terms over a whole set (NHWC), chunked like the plug-in. */
-export interface TermGradientNorms {
-  ai: number;
-  var: number;
-  pos: number;
-}
+/** The MetaDD terms whose weight relative weights set. */
+export type RelativeTerm = 'ai' | 'var' | 'pos';
+
+const RELATIVE_TERMS: Record<RelativeTerm, (cams: tf.Tensor3D[], logits: tf.Tensor2D[], y: tf.Tensor1D) => tf.Scalar> = {
+  ai: (_cams, logits, y) => architectureInvariantLoss(logits, y).total,
+  var: (cams) => camVarianceLoss(cams),
+  pos: (cams) => metaFeatureLoss(cams),
+};
 
 /**
- * ||d L_t / d x|| for t = ai, var, pos over the set `syn` (each term a mean over the images, so a chunk's
- * gradient is weighted by its share of them, as in the driver). What relative weights divide by.
+ * ||d L_t / d x|| over the set `syn` (NHWC) for each requested term t (each term a mean over the images,
+ * so a chunk's gradient is weighted by its share of them, chunked like the plug-in). What relative weights
+ * divide by. One forward and backward through the auxiliaries per term and chunk: tfjs records a tape per
+ * gradient, so terms cannot share a forward pass.
  */
-export function termGradientNorms(nets: AuxNet[], syn: tf.Tensor4D, labels: Int32Array, chunk = METADD_CHUNK): TermGradientNorms {
-  const n = labels.length;
-  const size = chunk > 0 ? chunk : n;
-  const terms = {
-    ai: (cams: tf.Tensor3D[], logits: tf.Tensor2D[], y: tf.Tensor1D) => architectureInvariantLoss(logits, y).total,
-    var: (cams: tf.Tensor3D[]) => camVarianceLoss(cams),
-    pos: (cams: tf.Tensor3D[]) => metaFeatureLoss(cams),
-  };
-  const out: TermGradientNorms = { ai: 0, var: 0, pos: 0 };
-  for (const [name, term] of Object.entries(terms) as [keyof TermGradientNorms, (c: tf.Tensor3D[], l: tf.Tensor2D[], y: tf.Tensor1D) => tf.Scalar][]) {
+export function termGradientNorms(
+  nets: AuxNet[],
+  syn: tf.Tensor4D,
+  labels: Int32Array,
+  terms: readonly RelativeTerm[],
+  chunk = METADD_CHUNK,
+): Partial<Record<RelativeTerm, number>> {
+  const out: Partial<Record<RelativeTerm, number>> = {};
+  for (const name of terms) {
+    const term = RELATIVE_TERMS[name];
     let sumSquares = 0;
-    for (let s = 0; s < n; s += size) {
-      const e = Math.min(n, s + size);
-      const frac = (e - s) / n;
+    for (const { start, end, share } of rowChunks(labels.length, chunk)) {
       sumSquares += tf.tidy(() => {
-        const y = tf.tensor1d(labels.subarray(s, e), 'int32');
-        const x = tf.slice(syn, [s, 0, 0, 0], [e - s, -1, -1, -1]);
+        const y = tf.tensor1d(labels.subarray(start, end), 'int32');
+        const x = tf.slice(syn, [start, 0, 0, 0], [end - start, -1, -1, -1]);
         const grad = tf.grad((xc: tf.Tensor) => {
           const outs = nets.map((net) => auxOutputs(net, xc as tf.Tensor4D, y));
           return term(
@@ -82,7 +85,7 @@ export function termGradientNorms(nets: AuxNet[], syn: tf.Tensor4D, labels: Int3
             y,
           );
         })(x);
-        return tf.sum(tf.square(tf.mul(grad, frac))).dataSync()[0];
+        return tf.sum(tf.square(tf.mul(grad, share))).dataSync()[0];
       });
     }
     out[name] = Math.sqrt(sumSquares);
