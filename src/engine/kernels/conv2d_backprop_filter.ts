@@ -35,14 +35,10 @@ export function conv2dBackpropFilterNHWC(
   if (dy.shape[0] !== g.batch || dy.shape[1] !== g.outH || dy.shape[2] !== g.outW || dy.shape[3] !== g.outC) {
     throw new Error(`metadd engine: Conv2DBackpropFilter dy shape [${dy.shape}] does not match [${[g.batch, g.outH, g.outW, g.outC]}]`);
   }
-  const kernels = simdKernels(backend);
   const out = backend.makeOutput([...filterShape], 'float32');
-  const scratchBytes = kernels.conv2dBackpropFilterScratchBytes(g.inC, g.outC, g.kh, g.kw, CHUNK_POSITIONS);
-  withScratch(backend, scratchBytes, (scratch) =>
-    kernels.conv2dBackpropFilter(
-      heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, out), scratch, CHUNK_POSITIONS,
-      g.batch, g.inH, g.inW, g.inC, g.outH, g.outW, g.outC, g.kh, g.kw, g.sh, g.sw, g.top, g.left,
-    ),
+  const kernels = simdKernels(backend, g);
+  withScratch(backend, kernels.conv2dBackpropFilterScratchBytes(CHUNK_POSITIONS), (scratch) =>
+    kernels.conv2dBackpropFilter(heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, out), scratch, CHUNK_POSITIONS, g.batch),
   );
   return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
 }

@@ -44,38 +44,31 @@ function zeroInsert(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
  */
 export const SIMD_MAX_INPUT_CHANNELS = 4;
 
-/** dx by our SIMD kernel (any Ci; used up to SIMD_MAX_INPUT_CHANNELS). */
-export function conv2dBackpropInputSimd(
+/** dx for NHWC dy and a [KH, KW, Ci, Co] filter. */
+export type BackpropInputRoute = (
   inputShape: [number, number, number, number],
   dy: tf.Tensor4D,
   filter: tf.Tensor4D,
   strides: number | [number, number],
   pad: PadAttr,
   dimRoundingMode?: RoundingMode,
-): tf.Tensor4D {
+) => tf.Tensor4D;
+
+/** dx by our SIMD kernel (any Ci; used up to SIMD_MAX_INPUT_CHANNELS). */
+export const conv2dBackpropInputSimd: BackpropInputRoute = (inputShape, dy, filter, strides, pad, dimRoundingMode) => {
   const backend = tf.backend() as unknown as WasmBackendInternals;
   const g = convGeometry(inputShape, filter.shape, strides, pad, dimRoundingMode);
-  const kernels = simdKernels(backend);
   const out = backend.makeOutput([...inputShape], 'float32');
-  withScratch(backend, kernels.conv2dBackpropInputScratchBytes(g.inC, g.outC, g.kh, g.kw), (scratch) =>
-    kernels.conv2dBackpropInput(
-      heapOffset(backend, dy), heapOffset(backend, filter), heapOffset(backend, out), scratch,
-      g.batch, g.inH, g.inW, g.inC, g.outH, g.outW, g.outC, g.kh, g.kw, g.sh, g.sw, g.top, g.left,
-    ),
+  const kernels = simdKernels(backend, g);
+  withScratch(backend, kernels.conv2dBackpropInputScratchBytes(), (scratch) =>
+    kernels.conv2dBackpropInput(heapOffset(backend, dy), heapOffset(backend, filter), heapOffset(backend, out), scratch, g.batch),
   );
   return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
-}
+};
 
 /** dx as a forward convolution on XNNPACK (any Ci; used above SIMD_MAX_INPUT_CHANNELS). */
-export function conv2dBackpropInputXnnpack(
-  inputShape: [number, number, number, number],
-  dy: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  strides: number | [number, number],
-  pad: PadAttr,
-  dimRoundingMode?: RoundingMode,
-): tf.Tensor4D {
-  return tf.tidy(() => {
+export const conv2dBackpropInputXnnpack: BackpropInputRoute = (inputShape, dy, filter, strides, pad, dimRoundingMode) =>
+  tf.tidy(() => {
     const g = convGeometry(inputShape, filter.shape, strides, pad, dimRoundingMode);
     const flipped = flipTranspose(filter);
     const dyd = zeroInsert(dy, g.sh, g.sw);
@@ -97,20 +90,10 @@ export function conv2dBackpropInputXnnpack(
     if (r0 === 0 && c0 === 0 && full.shape[1] === g.inH && full.shape[2] === g.inW) return full;
     return padOrCrop(full, -r0, -(full.shape[1] - r0 - g.inH), -c0, -(full.shape[2] - c0 - g.inW));
   });
-}
 
-/** dx for NHWC dy and a [KH, KW, Ci, Co] filter, by whichever route is faster for the shape. */
-export function conv2dBackpropInputNHWC(
-  inputShape: [number, number, number, number],
-  dy: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  strides: number | [number, number],
-  pad: PadAttr,
-  dimRoundingMode?: RoundingMode,
-): tf.Tensor4D {
-  const route = inputShape[3] <= SIMD_MAX_INPUT_CHANNELS ? conv2dBackpropInputSimd : conv2dBackpropInputXnnpack;
-  return route(inputShape, dy, filter, strides, pad, dimRoundingMode);
-}
+/** dx by whichever route is faster for the shape. */
+export const conv2dBackpropInputNHWC: BackpropInputRoute = (inputShape, ...rest) =>
+  (inputShape[3] <= SIMD_MAX_INPUT_CHANNELS ? conv2dBackpropInputSimd : conv2dBackpropInputXnnpack)(inputShape, ...rest);
 
 const conv2dBackpropInputKernel: tf.KernelFunc = ({ inputs, attrs }) => {
   const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;

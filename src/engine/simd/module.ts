@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from '../kernels/conv_util.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm the kernels use (its typings do not export them). */
 export interface WasmBackendInternals {
@@ -19,21 +20,16 @@ export interface WasmBackendInternals {
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
+/** The exports of kernels.wasm. Each kernel reads the geometry of the last `setGeometry` call. */
 export interface SimdKernels {
-  conv2dBackpropFilter(
-    x: number, dy: number, dw: number, scratch: number, chunk: number,
-    batch: number, inH: number, inW: number, inC: number,
-    outH: number, outW: number, outC: number,
+  setGeometry(
+    inH: number, inW: number, inC: number, outH: number, outW: number, outC: number,
     kh: number, kw: number, sh: number, sw: number, top: number, left: number,
   ): void;
-  conv2dBackpropFilterScratchBytes(inC: number, outC: number, kh: number, kw: number, chunk: number): number;
-  conv2dBackpropInput(
-    dy: number, w: number, dx: number, scratch: number,
-    batch: number, inH: number, inW: number, inC: number,
-    outH: number, outW: number, outC: number,
-    kh: number, kw: number, sh: number, sw: number, top: number, left: number,
-  ): void;
-  conv2dBackpropInputScratchBytes(inC: number, outC: number, kh: number, kw: number): number;
+  conv2dBackpropFilter(x: number, dy: number, dw: number, scratch: number, chunk: number, batch: number): void;
+  conv2dBackpropFilterScratchBytes(chunk: number): number;
+  conv2dBackpropInput(dy: number, w: number, dx: number, scratch: number, batch: number): void;
+  conv2dBackpropInputScratchBytes(): number;
 }
 
 const WASM_FILE = new URL('./kernels.wasm', import.meta.url);
@@ -57,8 +53,8 @@ function compile(): WebAssembly.Module {
   return compiled;
 }
 
-/** The kernels bound to this backend's heap (one instance per heap). */
-export function simdKernels(backend: WasmBackendInternals): SimdKernels {
+/** The kernels bound to this backend's heap (one instance per heap), with the geometry `g` set. */
+export function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): SimdKernels {
   const memory = backend.wasm.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new Error('metadd engine: the tfjs wasm backend does not expose its memory (Module.asm.memory); tfjs-backend-wasm 4.x is required');
@@ -69,6 +65,7 @@ export function simdKernels(backend: WasmBackendInternals): SimdKernels {
     kernels = instance.exports as unknown as SimdKernels;
     instances.set(memory, kernels);
   }
+  kernels.setGeometry(g.inH, g.inW, g.inC, g.outH, g.outW, g.outC, g.kh, g.kw, g.sh, g.sw, g.top, g.left);
   return kernels;
 }
 

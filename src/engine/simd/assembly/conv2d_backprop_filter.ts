@@ -9,41 +9,31 @@
 // cache-resident panels (4 patch columns, 8 dy columns per panel, zero-padded), and an 4x8 tile of the
 // result stays in eight v128 accumulators while a chunk streams through it. The sum over positions runs in
 // a fixed order (chunk by chunk), so results are deterministic.
+import { inC, kh, kw, outC, outH, outW, positionTaps, tapTableBytes } from './geometry';
 
-/** Reads x[b, ih, iw, ci0 .. ci0+inC) for the position's taps into the patch panel, zero where outside x. */
-function packPatches(
-  a: usize, chunk: i32, p0: i32, count: i32, x: usize,
-  inH: i32, inW: i32, inC: i32, outH: i32, outW: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, top: i32, left: i32, k4: i32,
-): void {
+/** The im2col patches of positions p0 .. p0+count into 4-column panels (zero where a tap reads padding). */
+function packPatches(a: usize, taps: usize, chunk: i32, p0: i32, count: i32, x: usize, k4: i32): void {
   memory.fill(a, 0, <usize>(k4 * chunk) << 2);
   const panelStride = <usize>(chunk << 4); // bytes between the panels of consecutive 4-column groups
+  const t = kh * kw;
   for (let q = 0; q < count; q++) {
-    const p = p0 + q;
-    const ow = p % outW;
-    const rest = p / outW;
-    const oh = rest % outH;
-    const b = rest / outH;
-    for (let i = 0; i < kh; i++) {
-      const ih = oh * sh + i - top;
-      if (ih < 0 || ih >= inH) continue;
-      for (let j = 0; j < kw; j++) {
-        const iw = ow * sw + j - left;
-        if (iw < 0 || iw >= inW) continue;
-        const src = x + ((<usize>(((b * inH + ih) * inW + iw) * inC)) << 2);
-        const k0 = (i * kw + j) * inC;
-        if ((inC & 3) == 0) {
-          // k0 is a multiple of 4: whole 4-column groups.
-          let dst = a + panelStride * <usize>(k0 >> 2) + (<usize>q << 4);
-          for (let c = 0; c < inC; c += 4) {
-            v128.store(dst, v128.load(src + (<usize>c << 2)));
-            dst += panelStride;
-          }
-        } else {
-          for (let c = 0; c < inC; c++) {
-            const k = k0 + c;
-            store<f32>(a + panelStride * <usize>(k >> 2) + (<usize>q << 4) + (<usize>(k & 3) << 2), load<f32>(src + (<usize>c << 2)));
-          }
+    positionTaps(taps, p0 + q);
+    for (let tap = 0; tap < t; tap++) {
+      const offset = load<i32>(taps + (<usize>tap << 2));
+      if (offset < 0) continue;
+      const src = x + (<usize>offset << 2);
+      const k0 = tap * inC;
+      if ((inC & 3) == 0) {
+        // k0 is a multiple of 4: whole 4-column groups.
+        let dst = a + panelStride * <usize>(k0 >> 2) + (<usize>q << 4);
+        for (let c = 0; c < inC; c += 4) {
+          v128.store(dst, v128.load(src + (<usize>c << 2)));
+          dst += panelStride;
+        }
+      } else {
+        for (let c = 0; c < inC; c++) {
+          const k = k0 + c;
+          store<f32>(a + panelStride * <usize>(k >> 2) + (<usize>q << 4) + (<usize>(k & 3) << 2), load<f32>(src + (<usize>c << 2)));
         }
       }
     }
@@ -51,7 +41,7 @@ function packPatches(
 }
 
 /** dy rows p0 .. p0+count into 8-column panels, zero-padded to co8 columns. */
-function packDy(d: usize, chunk: i32, p0: i32, count: i32, dy: usize, outC: i32, co8: i32): void {
+function packDy(d: usize, chunk: i32, p0: i32, count: i32, dy: usize, co8: i32): void {
   const panelStride = <usize>(chunk << 5);
   if (count < chunk || outC != co8) memory.fill(d, 0, <usize>(co8 * chunk) << 2);
   const full = outC & ~7;
@@ -98,37 +88,33 @@ function tile4x8(acc: usize, rowStride: usize, ap: usize, bp: usize, n: i32): vo
   v128.store(acc + 3 * rowStride, e0); v128.store(acc + 3 * rowStride, e1, 16);
 }
 
-/** Bytes of scratch `conv2dBackpropFilter` needs for this geometry and chunk. */
-export function conv2dBackpropFilterScratchBytes(inC: i32, outC: i32, kh: i32, kw: i32, chunk: i32): i32 {
+/** Bytes of scratch `conv2dBackpropFilter` needs for the geometry set by `setGeometry` and this chunk. */
+export function conv2dBackpropFilterScratchBytes(chunk: i32): i32 {
   const k4 = (kh * kw * inC + 3) & ~3;
   const co8 = (outC + 7) & ~7;
-  return (k4 * chunk + co8 * chunk + k4 * co8) << 2;
+  return ((k4 * chunk + co8 * chunk + k4 * co8) << 2) + tapTableBytes();
 }
 
 /**
- * Writes dW ([KH, KW, Ci, Co], float32) at `dw`. x is [B, H, W, Ci] at `x`, dy [B, OH, OW, Co] at `dy`;
- * `top`/`left` are the padding before the first row/column. `scratch` holds `conv2dBackpropFilterScratchBytes(...)` bytes,
+ * Writes dW ([KH, KW, Ci, Co], float32) at `dw` for the geometry set by `setGeometry`. x is [B, H, W, Ci]
+ * at `x`, dy [B, OH, OW, Co] at `dy`. `scratch` holds `conv2dBackpropFilterScratchBytes(chunk)` bytes,
  * 16-byte aligned; none of the buffers overlap.
  */
-export function conv2dBackpropFilter(
-  x: usize, dy: usize, dw: usize, scratch: usize, chunk: i32,
-  batch: i32, inH: i32, inW: i32, inC: i32,
-  outH: i32, outW: i32, outC: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, top: i32, left: i32,
-): void {
+export function conv2dBackpropFilter(x: usize, dy: usize, dw: usize, scratch: usize, chunk: i32, batch: i32): void {
   const k = kh * kw * inC;
   const k4 = (k + 3) & ~3;
   const co8 = (outC + 7) & ~7;
   const a = scratch;
   const d = a + (<usize>(k4 * chunk) << 2);
   const acc = d + (<usize>(co8 * chunk) << 2);
+  const taps = acc + (<usize>(k4 * co8) << 2);
   const accRow = <usize>co8 << 2;
   memory.fill(acc, 0, <usize>(k4 * co8) << 2);
   const n = batch * outH * outW;
   for (let p0 = 0; p0 < n; p0 += chunk) {
     const count = min(chunk, n - p0);
-    packPatches(a, chunk, p0, count, x, inH, inW, inC, outH, outW, kh, kw, sh, sw, top, left, k4);
-    packDy(d, chunk, p0, count, dy, outC, co8);
+    packPatches(a, taps, chunk, p0, count, x, k4);
+    packDy(d, chunk, p0, count, dy, co8);
     for (let cb = 0; cb < co8; cb += 8) {
       const bp = d + (<usize>(cb * chunk) << 2);
       for (let kb = 0; kb < k4; kb += 4) {
