@@ -182,6 +182,34 @@ describe('pretrain and eval stages', () => {
     tf.dispose([...Object.values(loaded.params), ...Object.values(loaded.bnState)]);
   });
 
+  it('pretrain: a run killed inside an epoch resumes at the saved step, to the same bytes', async () => {
+    const full = context('pretrain', pretrainParams, { dataset }, 'pretrain-1', mkdtempSync(join(root, 'scratch-c-')));
+    await pretrainStage.run(full.ctx);
+    const previous = process.env.METADD_CHECKPOINT_SECONDS;
+    process.env.METADD_CHECKPOINT_SECONDS = '0'; // a checkpoint after every step
+    try {
+      const scratch = mkdtempSync(join(root, 'scratch-d-'));
+      const killed = context('pretrain', pretrainParams, { dataset }, 'pretrain-2', scratch);
+      const steps = Math.ceil((15 * K) / pretrainParams.batch);
+      assert.ok(steps >= 3, 'the test needs epochs of three steps or more');
+      // Aborted at the second step of epoch 2 (progress counts steps over all epochs); the checkpoint after
+      // that step is written before the abort takes effect at the next step.
+      killed.ctx.progress = { update: (done) => (done === steps + 2 ? killed.controller.abort() : undefined) };
+      await assert.rejects(pretrainStage.run(killed.ctx), (err: Error) => err.name === 'AbortError');
+      const resumed = context('pretrain', pretrainParams, { dataset }, 'pretrain-3', scratch);
+      await pretrainStage.run(resumed.ctx);
+      assert.ok(resumed.logs.some((l) => l.includes('resuming convnet at epoch 1 of 3, step 2 of epoch 2')), resumed.logs.join('\n'));
+      const files = filesUnder(full.ctx.outDir).sort();
+      assert.deepEqual(filesUnder(resumed.ctx.outDir).sort(), files);
+      for (const f of files) {
+        assert.ok(readFileSync(join(full.ctx.outDir, f)).equals(readFileSync(join(resumed.ctx.outDir, f))), `${f} differs`);
+      }
+    } finally {
+      if (previous === undefined) delete process.env.METADD_CHECKPOINT_SECONDS;
+      else process.env.METADD_CHECKPOINT_SECONDS = previous;
+    }
+  });
+
   const evalParams: EvalParams = {
     arch: { name: 'convnet', width: 8, depth: 2 },
     models: 2,

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { checkpointIntervalMs, loadTrainState, saveTrainState } from '../src/nn/checkpoint.js';
 import { fromNchw, limitPerClass, nchwToNhwc, nhwcToNchw, type LabeledImages } from '../src/nn/data.js';
 import { crossEntropy, softCrossEntropy, temperedTargets } from '../src/nn/losses.js';
 import { sgdStep } from '../src/nn/sgd.js';
@@ -200,5 +204,49 @@ describe('training', () => {
     assert.deepEqual(full.curves.trainLoss, rest.curves.trainLoss);
     disposeTrainState(full);
     disposeTrainState(rest);
+  });
+
+  it('resuming from a checkpoint taken inside an epoch reproduces the uninterrupted run exactly', async () => {
+    const data = quadrants(40, 'resume-step');
+    const model = buildModel({ name: 'convnet', width: 4, depth: 2, norm: 'batch' }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const cfg: TrainConfig = { ...BASE, epochs: 3, batch: 12, decayEpoch: 1, augment: 'dsa' };
+    const rng = createRng('resume-step');
+    const full = await train(model, data, null, cfg, rng.child('train'), initTrainState(model, rng.child('init')));
+    const dir = mkdtempSync(join(tmpdir(), 'metadd-train-step-'));
+    const controller = new AbortController();
+    // Saved after step 2 of epoch 2 (inside the epoch, momentum buffers restarted by the decay), then killed.
+    await assert.rejects(
+      train(model, data, null, cfg, rng.child('train'), initTrainState(model, rng.child('init')), {
+        signal: controller.signal,
+        afterStep: (s) => {
+          if (s.epoch === 1 && s.step === 2) {
+            saveTrainState(dir, model, s);
+            controller.abort();
+          }
+        },
+      }),
+      (err: Error) => err.name === 'AbortError',
+    );
+    const loaded = loadTrainState(dir, model);
+    assert.ok(loaded);
+    assert.equal(loaded.state.epoch, 1);
+    assert.equal(loaded.state.step, 2);
+    assert.ok(loaded.state.epochSums.loss > 0);
+    const rest = await train(model, data, null, cfg, rng.child('train'), loaded.state);
+    for (const s of model.paramSpecs) assert.equal(maxAbsDiff(full.params[s.name], rest.params[s.name]), 0, s.name);
+    for (const s of model.bnSpecs) assert.equal(maxAbsDiff(full.bnState[s.name], rest.bnState[s.name]), 0, s.name);
+    assert.deepEqual(rest.curves, full.curves);
+    assert.equal(rest.step, 0);
+    disposeTrainState(full);
+    disposeTrainState(rest);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('METADD_CHECKPOINT_SECONDS sets the checkpoint interval, and a bad value is refused by name', () => {
+    assert.equal(checkpointIntervalMs(30, {}), 30_000);
+    assert.equal(checkpointIntervalMs(30, { METADD_CHECKPOINT_SECONDS: '0' }), 0);
+    assert.equal(checkpointIntervalMs(30, { METADD_CHECKPOINT_SECONDS: '2.5' }), 2500);
+    assert.throws(() => checkpointIntervalMs(30, { METADD_CHECKPOINT_SECONDS: 'soon' }), /METADD_CHECKPOINT_SECONDS.*'soon'/);
+    assert.throws(() => checkpointIntervalMs(30, { METADD_CHECKPOINT_SECONDS: '-1' }), /METADD_CHECKPOINT_SECONDS/);
   });
 });

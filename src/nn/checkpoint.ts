@@ -128,27 +128,36 @@ export function listSnapshots(dir: string): number[] {
 
 interface StateJson {
   epoch: number;
+  step: number;
+  epoch_sums: { loss: number; correct: number };
   curves: TrainCurves;
   buffers: string[];
   extra: unknown;
 }
 
 /**
- * Training checkpoints in a scratch directory: each save writes a complete `ckpt-<epoch>` folder, then
+ * Training checkpoints in a scratch directory: each save writes a complete `ckpt-<epoch>-<step>` folder, then
  * atomically replaces `latest.json` pointing at it, then removes older folders. A process killed at any
  * moment leaves `latest.json` naming a complete checkpoint (or no checkpoint at all).
  * `extra` is any JSON the caller wants back on resume (e.g. which snapshots were written).
  */
 export function saveTrainState(dir: string, model: Model, state: TrainState, extra: unknown = null): void {
   mkdirSync(dir, { recursive: true });
-  const name = `ckpt-${state.epoch}`;
+  const name = `ckpt-${state.epoch}-${state.step}`;
   const target = join(dir, name);
   rmSync(target, { recursive: true, force: true });
   writeTensors(join(target, 'params'), model.paramSpecs, state.params);
   const bufSpecs = model.paramSpecs.filter((s) => state.buffers[s.name]);
   writeTensors(join(target, 'momentum'), bufSpecs, state.buffers);
   if (model.bnSpecs.length > 0) writeTensors(join(target, 'buffers'), model.bnSpecs, state.bnState);
-  const json: StateJson = { epoch: state.epoch, curves: state.curves, buffers: bufSpecs.map((s) => s.name), extra };
+  const json: StateJson = {
+    epoch: state.epoch,
+    step: state.step,
+    epoch_sums: state.epochSums,
+    curves: state.curves,
+    buffers: bufSpecs.map((s) => s.name),
+    extra,
+  };
   writeFileSync(join(target, 'state.json'), JSON.stringify(json));
   const tmp = join(dir, 'latest.json.tmp');
   writeFileSync(tmp, JSON.stringify({ checkpoint: name }));
@@ -156,6 +165,18 @@ export function saveTrainState(dir: string, model: Model, state: TrainState, ext
   for (const entry of readdirSync(dir)) {
     if (entry.startsWith('ckpt-') && entry !== name) rmSync(join(dir, entry), { recursive: true, force: true });
   }
+}
+
+/**
+ * Milliseconds between the time-based checkpoints of the training stages: `METADD_CHECKPOINT_SECONDS`
+ * when set (0 = after every step; useful on preemptible cluster nodes), else `defaultSeconds`.
+ */
+export function checkpointIntervalMs(defaultSeconds: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.METADD_CHECKPOINT_SECONDS;
+  if (raw === undefined || raw === '') return defaultSeconds * 1000;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`METADD_CHECKPOINT_SECONDS must be a number of seconds >= 0, got '${raw}'`);
+  return v * 1000;
 }
 
 /** The latest complete checkpoint in `dir`, or null when there is none. */
@@ -168,5 +189,6 @@ export function loadTrainState(dir: string, model: Model): { state: TrainState; 
   const params = readTensors(join(target, 'params'), model.paramSpecs);
   const buffers = readTensors(join(target, 'momentum'), model.paramSpecs.filter((s) => json.buffers.includes(s.name)));
   const bnState = model.bnSpecs.length > 0 ? readTensors(join(target, 'buffers'), model.bnSpecs) : {};
-  return { state: { epoch: json.epoch, params, buffers, bnState, curves: json.curves }, extra: json.extra };
+  const state: TrainState = { epoch: json.epoch, step: json.step, epochSums: json.epoch_sums, params, buffers, bnState, curves: json.curves };
+  return { state, extra: json.extra };
 }

@@ -52,10 +52,14 @@ export interface TrainCurves {
   testAccuracy: number[];
 }
 
-/** Everything needed to continue training exactly where it stopped. */
+/** Everything needed to continue training exactly where it stopped, at an epoch boundary or inside an epoch. */
 export interface TrainState {
   /** Completed epochs. */
   epoch: number;
+  /** Optimisation steps completed inside epoch `epoch + 1` (0 at an epoch boundary). */
+  step: number;
+  /** Running sums of that epoch's completed steps, for its curves: loss x batch size, correct predictions. */
+  epochSums: { loss: number; correct: number };
   params: Params;
   /** Momentum buffers ({} before the first step and after an lr decay). */
   buffers: Params;
@@ -68,6 +72,11 @@ export interface TrainHooks {
   onEpoch?(state: TrainState): void | Promise<void>;
   /** After every optimisation step. */
   onStep?(epoch: number, step: number, steps: number, loss: number): void;
+  /**
+   * After every step that does not end an epoch, once `state` is consistent mid-epoch (`state.step` steps
+   * of epoch `state.epoch + 1` done): a checkpoint here resumes inside the epoch. Do not dispose `state`.
+   */
+  afterStep?(state: TrainState): void | Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -75,6 +84,8 @@ export interface TrainHooks {
 export function initTrainState(model: Model, rng: Rng): TrainState {
   return {
     epoch: 0,
+    step: 0,
+    epochSums: { loss: 0, correct: 0 },
     params: model.init(rng),
     buffers: {},
     bnState: model.initBnState(),
@@ -91,7 +102,10 @@ export function lrAt(cfg: TrainConfig, epoch: number): number {
   return cfg.decayEpoch != null && epoch > cfg.decayEpoch ? cfg.lr * 0.1 : cfg.lr;
 }
 
-/** The RNG of epoch e (1-based): shuffling and augmentation draws. Deriving it per epoch makes resume exact. */
+/**
+ * The RNG of epoch e (1-based): shuffling (`shuffle`) and augmentation (`augment`, one child per step).
+ * Deriving the streams per epoch and per step makes a resume exact at any step.
+ */
 export function epochRng(rng: Rng, epoch: number): Rng {
   return rng.child(`epoch-${epoch}`);
 }
@@ -127,8 +141,9 @@ function yieldToEventLoop(): Promise<void> {
 
 /**
  * Mini-batch SGD (PyTorch semantics, sgd.ts) from `start` (or a fresh init) up to `cfg.epochs`.
- * Each epoch shuffles with, and draws its augmentations from, `epochRng(rng, e)`, so a run resumed from
- * any saved `TrainState` reproduces an uninterrupted one bit for bit. The last batch of an epoch may be
+ * Each epoch shuffles with `epochRng(rng, e)` and draws each step's augmentations from its own child
+ * stream, so a run resumed from any saved `TrainState` (an epoch boundary or inside an epoch) reproduces
+ * an uninterrupted one bit for bit. The last batch of an epoch may be
  * smaller (PyTorch DataLoader, drop_last = False). Consumes `start`: its tensors are disposed as training
  * replaces them; the returned state belongs to the caller.
  */
@@ -155,13 +170,14 @@ export async function train(
     const order = erng.child('shuffle').permutation(data.n);
     const augRng = erng.child('augment');
     const lr = lrAt(cfg, epoch);
-    let lossSum = 0;
-    let correct = 0;
-    for (let s = 0; s < steps; s++) {
+    // Nonzero only when resuming inside this epoch.
+    let lossSum = state.epochSums.loss;
+    let correct = state.epochSums.correct;
+    for (let s = state.step; s < steps; s++) {
       hooks.signal?.throwIfAborted();
       const idx = order.subarray(s * cfg.batch, Math.min(data.n, (s + 1) * cfg.batch));
       const b = batchOf(data, idx, model.input.classes);
-      const xb = cfg.augment === 'dsa' ? dsa(b.x, augRng, { ...cfg.dsa, siamese: false }) : b.x;
+      const xb = cfg.augment === 'dsa' ? dsa(b.x, augRng.child(`step-${s}`), { ...cfg.dsa, siamese: false }) : b.x;
       // Soft targets of this very crop: computed before the tape, so nothing flows into the teacher.
       const teacherLogits = kd ? tf.tidy(() => kd.logits(xb)) : undefined;
       const stats: Record<string, BnBatchStats> = {};
@@ -200,8 +216,15 @@ export async function train(
       tf.dispose([b.x, b.y]);
       b.soft?.dispose();
       hooks.onStep?.(epoch, s + 1, steps, loss);
+      if (s + 1 < steps) {
+        state.step = s + 1;
+        state.epochSums = { loss: lossSum, correct };
+        await hooks.afterStep?.(state);
+      }
       await yieldToEventLoop();
     }
+    state.step = 0;
+    state.epochSums = { loss: 0, correct: 0 };
     state.curves.trainLoss.push(lossSum / data.n);
     state.curves.trainAccuracy.push(correct / data.n);
     const every = cfg.testEvery ?? 0;

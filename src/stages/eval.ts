@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASET_FILES, type DatasetMeta } from '../data/artifact.js';
-import { inputMismatch, loadModel, loadTrainState, saveTrainState, type LoadedModel } from '../nn/checkpoint.js';
+import { checkpointIntervalMs, inputMismatch, loadModel, loadTrainState, saveTrainState, type LoadedModel } from '../nn/checkpoint.js';
 import { fromNchw, type LabeledImages } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeParams } from '../nn/sgd.js';
-import { disposeTrainState, initTrainState, train, type KdTeacher, type TrainConfig } from '../nn/train.js';
+import { disposeTrainState, initTrainState, train, type KdTeacher, type TrainConfig, type TrainState } from '../nn/train.js';
 import { buildModel } from '../nn/zoo.js';
 import type { ArchSpec } from '../nn/types.js';
 import { readNpy } from '../store/npy.js';
@@ -130,12 +130,15 @@ function learnedLr(meta: Record<string, unknown>, dir: string): number {
   return v;
 }
 
+/** Seconds between checkpoints of the model in training (METADD_CHECKPOINT_SECONDS overrides). */
+export const EVAL_CHECKPOINT_SECONDS = 30;
+
 /**
  * Trains `models` fresh networks on an image set and tests them on the real test set (the reference
  * evaluation protocol, REFERENCE section 2). Model i draws its initialisation and its training from
  * `ctx.rng.child('seed-<seed>').child('model-<i>')`. Finished models are recorded in scratch and the
- * model in training is checkpointed at most every 30 s, so a killed attempt resumes without changing
- * the result.
+ * model in training is checkpointed at most every EVAL_CHECKPOINT_SECONDS (at an epoch's end or inside
+ * it), so a killed attempt resumes without changing the result.
  */
 export const evalStage: StageImpl<EvalParams> = {
   kind: 'eval',
@@ -177,6 +180,7 @@ export const evalStage: StageImpl<EvalParams> = {
     const done: ModelRecord[] = existsSync(doneFile) ? (JSON.parse(readFileSync(doneFile, 'utf8')) as ModelRecord[]) : [];
     const steps = Math.ceil(trainSet.n / p.batch);
     const total = p.models * p.epochs * steps;
+    const interval = checkpointIntervalMs(EVAL_CHECKPOINT_SECONDS);
 
     try {
       for (let i = done.length; i < p.models; i++) {
@@ -186,8 +190,13 @@ export const evalStage: StageImpl<EvalParams> = {
         const ckptDir = join(ctx.scratchDir, `model-${i}`);
         const resumed = loadTrainState(ckptDir, model);
         let state = resumed?.state ?? initTrainState(model, rng.child('init'));
-        if (resumed) ctx.log(`model ${i}: resuming at epoch ${state.epoch}`);
+        if (resumed) ctx.log(`model ${i}: resuming at epoch ${state.epoch}${state.step > 0 ? `, step ${state.step} of epoch ${state.epoch + 1}` : ''}`);
         let lastSave = Date.now();
+        const saveIfDue = (s: TrainState): void => {
+          if (Date.now() - lastSave < interval) return;
+          saveTrainState(ckptDir, model, s);
+          lastSave = Date.now();
+        };
         try {
           state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
             signal: ctx.signal,
@@ -198,11 +207,9 @@ export const evalStage: StageImpl<EvalParams> = {
               const e = s.epoch;
               ctx.track.metric(`model_${i}/train_loss`, s.curves.trainLoss[e - 1], e);
               if (s.curves.testEpochs.at(-1) === e) ctx.track.metric(`model_${i}/test_accuracy`, s.curves.testAccuracy.at(-1) ?? 0, e);
-              if (e < p.epochs && Date.now() - lastSave > 30_000) {
-                saveTrainState(ckptDir, model, s);
-                lastSave = Date.now();
-              }
+              if (e < p.epochs) saveIfDue(s);
             },
+            afterStep: saveIfDue,
           });
           const c = state.curves;
           let k = c.testAccuracy.length - 1;

@@ -1,7 +1,7 @@
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDatasetArtifact } from '../data/artifact.js';
-import { loadTrainState, saveModel, saveSnapshot, saveTrainState, snapshotDir } from '../nn/checkpoint.js';
+import { checkpointIntervalMs, loadTrainState, saveModel, saveSnapshot, saveTrainState, snapshotDir } from '../nn/checkpoint.js';
 import { fromNchw, limitPerClass } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeTrainState, initTrainState, train, type TrainConfig } from '../nn/train.js';
@@ -34,11 +34,15 @@ export interface PretrainMeta {
   curves: { train_loss: number[]; train_accuracy: number[]; test_epochs: number[]; test_accuracy: number[] };
 }
 
+/** Seconds between checkpoints inside an epoch (METADD_CHECKPOINT_SECONDS overrides). */
+export const PRETRAIN_CHECKPOINT_SECONDS = 60;
+
 /**
  * Trains one network on the real training set and writes it in the pretrain layout (nn/checkpoint.ts).
- * Every epoch ends with a checkpoint in `scratchDir`, so a killed attempt resumes at the next epoch and
- * produces the same bytes as an uninterrupted run (train.ts derives each epoch's randomness from the
- * epoch number). Snapshots accumulate in scratch too and move into the output at the end.
+ * Every epoch ends with a checkpoint in `scratchDir`, and long epochs get one every
+ * PRETRAIN_CHECKPOINT_SECONDS, so a killed attempt resumes at the step it had saved and produces the same
+ * bytes as an uninterrupted run (train.ts derives the randomness of every epoch and step from their
+ * numbers). Snapshots accumulate in scratch too and move into the output at the end.
  */
 export const pretrainStage: StageImpl<PretrainParams> = {
   kind: 'pretrain',
@@ -74,7 +78,8 @@ export const pretrainStage: StageImpl<PretrainParams> = {
     const resumed = loadTrainState(ckptDir, model);
     let state = resumed?.state ?? initTrainState(model, rng.child('init'));
     if (resumed) {
-      ctx.log(`resuming ${model.arch.name} at epoch ${state.epoch} of ${p.epochs}`);
+      const inside = state.step > 0 ? `, step ${state.step} of epoch ${state.epoch + 1}` : '';
+      ctx.log(`resuming ${model.arch.name} at epoch ${state.epoch} of ${p.epochs}${inside}`);
     } else {
       rmSync(snapRoot, { recursive: true, force: true });
       if (p.snapshots) saveSnapshot(snapRoot, 0, model, state.params, state.bnState);
@@ -86,11 +91,19 @@ export const pretrainStage: StageImpl<PretrainParams> = {
 
     const steps = Math.ceil(trainSet.n / p.batch);
     const total = steps * p.epochs;
+    // Every epoch ends with a checkpoint (snapshots need it); inside long epochs, one every interval.
+    const interval = checkpointIntervalMs(PRETRAIN_CHECKPOINT_SECONDS);
+    let lastSave = Date.now();
     try {
       state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
         signal: ctx.signal,
         onStep: (epoch, step, _steps, loss) => {
           ctx.progress.update((epoch - 1) * steps + step, total, `epoch ${epoch}/${p.epochs} loss ${loss.toFixed(4)}`);
+        },
+        afterStep: (s) => {
+          if (Date.now() - lastSave < interval) return;
+          saveTrainState(ckptDir, model, s);
+          lastSave = Date.now();
         },
         onEpoch: (s) => {
           const e = s.epoch;
@@ -99,6 +112,7 @@ export const pretrainStage: StageImpl<PretrainParams> = {
           if (s.curves.testEpochs.at(-1) === e) ctx.track.metric('test_accuracy', s.curves.testAccuracy.at(-1) ?? 0, e);
           if (p.snapshots) saveSnapshot(snapRoot, e, model, s.params, s.bnState);
           saveTrainState(ckptDir, model, s);
+          lastSave = Date.now();
         },
       });
 
