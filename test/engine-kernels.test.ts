@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { originalKernel, replacedKernels } from '../src/engine/index.js';
-import { CHUNK_POSITIONS } from '../src/engine/kernels/conv2d_backprop_filter.js';
+import { CHUNK_POSITIONS, conv2dBackpropFilterNHWC } from '../src/engine/kernels/conv2d_backprop_filter.js';
 import { conv2dBackpropInputSimd, conv2dBackpropInputXnnpack } from '../src/engine/kernels/conv2d_backprop_input.js';
 import { initTestBackends, randomValues, relErr, runOn, sizeOf } from './engine-util.js';
 
@@ -98,6 +98,17 @@ describe('Conv2DBackpropFilter (wasm) vs cpu', () => {
       tf.dispose([x, dy]);
     });
   }
+
+  test('the SIMD kernels refuse another backend and other dtypes with a clear message', () => {
+    const x = input([1, 4, 4, 2]);
+    const dy = input([1, 4, 4, 3]);
+    assert.throws(() => runOn('cpu', () => conv2dBackpropFilterNHWC(x as tf.Tensor4D, dy as tf.Tensor4D, [3, 3, 2, 3], 1, 'same')), /wasm backend only/);
+    assert.throws(
+      () => runOn('wasm', () => conv2dBackpropFilterNHWC(tf.cast(x, 'int32') as tf.Tensor4D, dy as tf.Tensor4D, [3, 3, 2, 3], 1, 'same')),
+      /float32 tensors, got int32/,
+    );
+    tf.dispose([x, dy]);
+  });
 
   test('the edge cases cover a short chunk and several chunks with a remainder', () => {
     const positions = simdCases.map((c) => outShape(c).slice(0, 3).reduce((p, d) => p * d, 1));

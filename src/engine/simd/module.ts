@@ -55,6 +55,11 @@ function compile(): WebAssembly.Module {
 
 /** The kernels bound to this backend's heap (one instance per heap), with the geometry `g` set. */
 export function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): SimdKernels {
+  // Reached through the public kernel names only on wasm, but the NHWC helpers are exported: say so
+  // plainly when they are called under another backend.
+  if ((backend as Partial<WasmBackendInternals>).wasm === undefined) {
+    throw new Error('metadd engine: the SIMD kernels run on the wasm backend only (the active backend has no wasm heap)');
+  }
   const memory = backend.wasm.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new Error('metadd engine: the tfjs wasm backend does not expose its memory (Module.asm.memory); tfjs-backend-wasm 4.x is required');
@@ -69,8 +74,9 @@ export function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): Sim
   return kernels;
 }
 
-/** The heap offset of a tensor's data. */
+/** The heap offset of a float32 tensor's data. */
 export function heapOffset(backend: WasmBackendInternals, t: tf.TensorInfo): number {
+  if (t.dtype !== 'float32') throw new Error(`metadd engine: the SIMD kernels take float32 tensors, got ${t.dtype}`);
   const info = backend.dataIdMap.get(t.dataId);
   if (info === undefined) throw new Error('metadd engine: tensor data is not on the wasm backend');
   return info.memoryOffset;
