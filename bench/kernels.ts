@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/index.js';
+import { conv2dBackpropInputXnnpack, SIMD_MAX_INPUT_CHANNELS } from '../src/engine/kernels/conv2d_backprop_input.js';
 import { buildModel, crossEntropy } from '../src/nn/index.js';
 import { createRng } from '../src/util/rng.js';
 import { makeConvNet3, trainStep } from './convnet3.js';
@@ -34,7 +35,7 @@ export interface BenchOptions {
   batch?: number;
   repeats?: number;
   widths?: number[];
-  /** Also time the XNNPACK-only Conv2DBackpropFilter the engine used before its SIMD kernel. */
+  /** Also time the XNNPACK routes the engine used before its SIMD kernels (backprop-filter, and backprop-input where the kernel runs). */
   previous?: boolean;
 }
 
@@ -100,6 +101,11 @@ export async function benchKernels(opts: BenchOptions = {}): Promise<BenchResult
       const tag = `w${width}/${l.name}`;
       results.push(timeIt(`${tag}/conv2d`, fresh, ({ x, w }) => tf.conv2d(x, w, 1, pad), repeats, gflop));
       results.push(timeIt(`${tag}/backprop_input`, fresh, ({ w, dy }) => tf.conv2dTranspose(dy, w, xShape, 1, pad), repeats, gflop));
+      if ((opts.previous ?? true) && cin <= SIMD_MAX_INPUT_CHANNELS) {
+        results.push(
+          timeIt(`${tag}/backprop_input[xnnpack]`, fresh, ({ w, dy }) => conv2dBackpropInputXnnpack(xShape, dy, w, 1, pad), repeats, gflop),
+        );
+      }
       const attrs = { strides: 1, pad, dataFormat: 'NHWC', filterShape: wShape } as unknown as tf.NamedAttrMap;
       results.push(
         timeIt(`${tag}/backprop_filter`, fresh, ({ x, dy }) => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs) as tf.Tensor, repeats, gflop),
