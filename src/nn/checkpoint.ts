@@ -128,8 +128,8 @@ export function listSnapshots(dir: string): number[] {
 
 interface StateJson {
   epoch: number;
-  step: number;
-  epoch_sums: { loss: number; correct: number };
+  step?: number;
+  epoch_sums?: { loss: number; correct: number };
   curves: TrainCurves;
   buffers: string[];
   extra: unknown;
@@ -189,6 +189,9 @@ export function loadTrainState(dir: string, model: Model): { state: TrainState; 
   const params = readTensors(join(target, 'params'), model.paramSpecs);
   const buffers = readTensors(join(target, 'momentum'), model.paramSpecs.filter((s) => json.buffers.includes(s.name)));
   const bnState = model.bnSpecs.length > 0 ? readTensors(join(target, 'buffers'), model.bnSpecs) : {};
-  const state: TrainState = { epoch: json.epoch, step: json.step, epochSums: json.epoch_sums, params, buffers, bnState, curves: json.curves };
+  // Checkpoints written before mid-epoch resume existed hold epoch boundaries only.
+  const step = json.step ?? 0;
+  const epochSums = json.epoch_sums ?? { loss: 0, correct: 0 };
+  const state: TrainState = { epoch: json.epoch, step, epochSums, params, buffers, bnState, curves: json.curves };
   return { state, extra: json.extra };
 }
