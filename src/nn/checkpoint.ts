@@ -179,6 +179,25 @@ export function checkpointIntervalMs(defaultSeconds: number, env: NodeJS.Process
   return v * 1000;
 }
 
+/**
+ * A training stage's checkpoints in `dir`: `save` writes one now, `saveIfDue` only when the last one is at
+ * least the interval old (`checkpointIntervalMs(defaultSeconds)`), counted from creation or the last save.
+ */
+export function intervalCheckpoints(dir: string, model: Model, defaultSeconds: number): { save(s: TrainState): void; saveIfDue(s: TrainState): void } {
+  const interval = checkpointIntervalMs(defaultSeconds);
+  let lastSave = Date.now();
+  const save = (s: TrainState): void => {
+    saveTrainState(dir, model, s);
+    lastSave = Date.now();
+  };
+  return { save, saveIfDue: (s) => (Date.now() - lastSave < interval ? undefined : save(s)) };
+}
+
+/** Where a resumed state stands inside an epoch, for logs: `, step 2 of epoch 3`, or '' at a boundary. */
+export function stepWithinEpoch(state: TrainState): string {
+  return state.step > 0 ? `, step ${state.step} of epoch ${state.epoch + 1}` : '';
+}
+
 /** The latest complete checkpoint in `dir`, or null when there is none. */
 export function loadTrainState(dir: string, model: Model): { state: TrainState; extra: unknown } | null {
   const pointer = join(dir, 'latest.json');

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATASET_FILES, type DatasetMeta } from '../data/artifact.js';
-import { checkpointIntervalMs, inputMismatch, loadModel, loadTrainState, saveTrainState, type LoadedModel } from '../nn/checkpoint.js';
+import { inputMismatch, intervalCheckpoints, loadModel, loadTrainState, stepWithinEpoch, type LoadedModel } from '../nn/checkpoint.js';
 import { fromNchw, type LabeledImages } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeParams } from '../nn/sgd.js';
-import { disposeTrainState, initTrainState, train, type KdTeacher, type TrainConfig, type TrainState } from '../nn/train.js';
+import { disposeTrainState, initTrainState, train, type KdTeacher, type TrainConfig } from '../nn/train.js';
 import { buildModel } from '../nn/zoo.js';
 import type { ArchSpec } from '../nn/types.js';
 import { readNpy } from '../store/npy.js';
@@ -180,7 +180,6 @@ export const evalStage: StageImpl<EvalParams> = {
     const done: ModelRecord[] = existsSync(doneFile) ? (JSON.parse(readFileSync(doneFile, 'utf8')) as ModelRecord[]) : [];
     const steps = Math.ceil(trainSet.n / p.batch);
     const total = p.models * p.epochs * steps;
-    const interval = checkpointIntervalMs(EVAL_CHECKPOINT_SECONDS);
 
     try {
       for (let i = done.length; i < p.models; i++) {
@@ -190,13 +189,8 @@ export const evalStage: StageImpl<EvalParams> = {
         const ckptDir = join(ctx.scratchDir, `model-${i}`);
         const resumed = loadTrainState(ckptDir, model);
         let state = resumed?.state ?? initTrainState(model, rng.child('init'));
-        if (resumed) ctx.log(`model ${i}: resuming at epoch ${state.epoch}${state.step > 0 ? `, step ${state.step} of epoch ${state.epoch + 1}` : ''}`);
-        let lastSave = Date.now();
-        const saveIfDue = (s: TrainState): void => {
-          if (Date.now() - lastSave < interval) return;
-          saveTrainState(ckptDir, model, s);
-          lastSave = Date.now();
-        };
+        if (resumed) ctx.log(`model ${i}: resuming at epoch ${state.epoch}${stepWithinEpoch(state)}`);
+        const checkpoints = intervalCheckpoints(ckptDir, model, EVAL_CHECKPOINT_SECONDS);
         try {
           state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
             signal: ctx.signal,
@@ -207,9 +201,9 @@ export const evalStage: StageImpl<EvalParams> = {
               const e = s.epoch;
               ctx.track.metric(`model_${i}/train_loss`, s.curves.trainLoss[e - 1], e);
               if (s.curves.testEpochs.at(-1) === e) ctx.track.metric(`model_${i}/test_accuracy`, s.curves.testAccuracy.at(-1) ?? 0, e);
-              if (e < p.epochs) saveIfDue(s);
+              if (e < p.epochs) checkpoints.saveIfDue(s);
             },
-            afterStep: saveIfDue,
+            afterStep: checkpoints.saveIfDue,
           });
           const c = state.curves;
           let k = c.testAccuracy.length - 1;

@@ -1,7 +1,7 @@
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDatasetArtifact } from '../data/artifact.js';
-import { checkpointIntervalMs, loadTrainState, saveModel, saveSnapshot, saveTrainState, snapshotDir } from '../nn/checkpoint.js';
+import { intervalCheckpoints, loadTrainState, saveModel, saveSnapshot, snapshotDir, stepWithinEpoch } from '../nn/checkpoint.js';
 import { fromNchw, limitPerClass } from '../nn/data.js';
 import { dsaStrategyFor } from '../nn/dsa.js';
 import { disposeTrainState, initTrainState, train, type TrainConfig } from '../nn/train.js';
@@ -78,8 +78,7 @@ export const pretrainStage: StageImpl<PretrainParams> = {
     const resumed = loadTrainState(ckptDir, model);
     let state = resumed?.state ?? initTrainState(model, rng.child('init'));
     if (resumed) {
-      const inside = state.step > 0 ? `, step ${state.step} of epoch ${state.epoch + 1}` : '';
-      ctx.log(`resuming ${model.arch.name} at epoch ${state.epoch} of ${p.epochs}${inside}`);
+      ctx.log(`resuming ${model.arch.name} at epoch ${state.epoch} of ${p.epochs}${stepWithinEpoch(state)}`);
     } else {
       rmSync(snapRoot, { recursive: true, force: true });
       if (p.snapshots) saveSnapshot(snapRoot, 0, model, state.params, state.bnState);
@@ -92,27 +91,21 @@ export const pretrainStage: StageImpl<PretrainParams> = {
     const steps = Math.ceil(trainSet.n / p.batch);
     const total = steps * p.epochs;
     // Every epoch ends with a checkpoint (snapshots need it); inside long epochs, one every interval.
-    const interval = checkpointIntervalMs(PRETRAIN_CHECKPOINT_SECONDS);
-    let lastSave = Date.now();
+    const checkpoints = intervalCheckpoints(ckptDir, model, PRETRAIN_CHECKPOINT_SECONDS);
     try {
       state = await train(model, trainSet, testSet, cfg, rng.child('train'), state, {
         signal: ctx.signal,
         onStep: (epoch, step, _steps, loss) => {
           ctx.progress.update((epoch - 1) * steps + step, total, `epoch ${epoch}/${p.epochs} loss ${loss.toFixed(4)}`);
         },
-        afterStep: (s) => {
-          if (Date.now() - lastSave < interval) return;
-          saveTrainState(ckptDir, model, s);
-          lastSave = Date.now();
-        },
+        afterStep: checkpoints.saveIfDue,
         onEpoch: (s) => {
           const e = s.epoch;
           ctx.track.metric('train_loss', s.curves.trainLoss[e - 1], e);
           ctx.track.metric('train_accuracy', s.curves.trainAccuracy[e - 1], e);
           if (s.curves.testEpochs.at(-1) === e) ctx.track.metric('test_accuracy', s.curves.testAccuracy.at(-1) ?? 0, e);
           if (p.snapshots) saveSnapshot(snapRoot, e, model, s.params, s.bnState);
-          saveTrainState(ckptDir, model, s);
-          lastSave = Date.now();
+          checkpoints.save(s);
         },
       });
 

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { asTensor } from '../registry.js';
-import { heapOffset, simdKernels, withScratch, type WasmBackendInternals } from '../simd/module.js';
+import { runSimdKernel } from '../simd/module.js';
 import { convGeometry, toNHWC, type PadAttr, type RoundingMode } from './conv_util.js';
 
 /**
@@ -30,17 +30,17 @@ export function conv2dBackpropFilterNHWC(
   pad: PadAttr,
   dimRoundingMode?: RoundingMode,
 ): tf.Tensor4D {
-  const backend = tf.backend() as unknown as WasmBackendInternals;
   const g = convGeometry(x.shape, filterShape, strides, pad, dimRoundingMode);
   if (dy.shape[0] !== g.batch || dy.shape[1] !== g.outH || dy.shape[2] !== g.outW || dy.shape[3] !== g.outC) {
     throw new Error(`metadd engine: Conv2DBackpropFilter dy shape [${dy.shape}] does not match [${[g.batch, g.outH, g.outW, g.outC]}]`);
   }
-  const out = backend.makeOutput([...filterShape], 'float32');
-  const kernels = simdKernels(backend, g);
-  withScratch(backend, kernels.conv2dBackpropFilterScratchBytes(CHUNK_POSITIONS), (scratch) =>
-    kernels.conv2dBackpropFilter(heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, out), scratch, CHUNK_POSITIONS, g.batch),
-  );
-  return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
+  return runSimdKernel(
+    g,
+    [x, dy],
+    [...filterShape],
+    (k) => k.conv2dBackpropFilterScratchBytes(CHUNK_POSITIONS),
+    (k, [xAt, dyAt], out, scratch) => k.conv2dBackpropFilter(xAt, dyAt, out, scratch, CHUNK_POSITIONS, g.batch),
+  ) as tf.Tensor4D;
 }
 
 const conv2dBackpropFilterKernel: tf.KernelFunc = ({ inputs, attrs }) => {

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { asTensor } from '../registry.js';
-import { heapOffset, simdKernels, withScratch, type WasmBackendInternals } from '../simd/module.js';
+import { runSimdKernel } from '../simd/module.js';
 import { convGeometry, fromNHWC, nhwcShape, padOrCrop, toNHWC, type PadAttr, type RoundingMode } from './conv_util.js';
 
 /**
@@ -56,14 +56,14 @@ export type BackpropInputRoute = (
 
 /** dx by our SIMD kernel (any Ci; used up to SIMD_MAX_INPUT_CHANNELS). */
 export const conv2dBackpropInputSimd: BackpropInputRoute = (inputShape, dy, filter, strides, pad, dimRoundingMode) => {
-  const backend = tf.backend() as unknown as WasmBackendInternals;
   const g = convGeometry(inputShape, filter.shape, strides, pad, dimRoundingMode);
-  const out = backend.makeOutput([...inputShape], 'float32');
-  const kernels = simdKernels(backend, g);
-  withScratch(backend, kernels.conv2dBackpropInputScratchBytes(), (scratch) =>
-    kernels.conv2dBackpropInput(heapOffset(backend, dy), heapOffset(backend, filter), heapOffset(backend, out), scratch, g.batch),
-  );
-  return tf.engine().makeTensorFromTensorInfo(out) as tf.Tensor4D;
+  return runSimdKernel(
+    g,
+    [dy, filter],
+    [...inputShape],
+    (k) => k.conv2dBackpropInputScratchBytes(),
+    (k, [dyAt, filterAt], out, scratch) => k.conv2dBackpropInput(dyAt, filterAt, out, scratch, g.batch),
+  ) as tf.Tensor4D;
 };
 
 /** dx as a forward convolution on XNNPACK (any Ci; used above SIMD_MAX_INPUT_CHANNELS). */

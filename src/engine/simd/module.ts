@@ -6,11 +6,11 @@
  * operand per call (docs/engine.md).
  */
 import { readFileSync } from 'node:fs';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ConvGeometry } from '../kernels/conv_util.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm the kernels use (its typings do not export them). */
-export interface WasmBackendInternals {
+interface WasmBackendInternals {
   wasm: {
     asm?: { memory?: WebAssembly.Memory };
     _malloc(bytes: number): number;
@@ -54,7 +54,7 @@ function compile(): WebAssembly.Module {
 }
 
 /** The kernels bound to this backend's heap (one instance per heap), with the geometry `g` set. */
-export function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): SimdKernels {
+function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): SimdKernels {
   // Reached through the public kernel names only on wasm, but the NHWC helpers are exported: say so
   // plainly when they are called under another backend.
   if ((backend as Partial<WasmBackendInternals>).wasm === undefined) {
@@ -75,7 +75,7 @@ export function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): Sim
 }
 
 /** The heap offset of a float32 tensor's data. */
-export function heapOffset(backend: WasmBackendInternals, t: tf.TensorInfo): number {
+function heapOffset(backend: WasmBackendInternals, t: tf.TensorInfo): number {
   if (t.dtype !== 'float32') throw new Error(`metadd engine: the SIMD kernels take float32 tensors, got ${t.dtype}`);
   const info = backend.dataIdMap.get(t.dataId);
   if (info === undefined) throw new Error('metadd engine: tensor data is not on the wasm backend');
@@ -83,7 +83,7 @@ export function heapOffset(backend: WasmBackendInternals, t: tf.TensorInfo): num
 }
 
 /** Runs `fn` with `bytes` of 16-byte-aligned scratch on the heap, freed afterwards. */
-export function withScratch<T>(backend: WasmBackendInternals, bytes: number, fn: (offset: number) => T): T {
+function withScratch<T>(backend: WasmBackendInternals, bytes: number, fn: (offset: number) => T): T {
   const raw = backend.wasm._malloc(bytes + 15) >>> 0;
   if (raw === 0) throw new Error(`metadd engine: the wasm heap could not allocate ${bytes} bytes of scratch`);
   try {
@@ -91,4 +91,24 @@ export function withScratch<T>(backend: WasmBackendInternals, bytes: number, fn:
   } finally {
     backend.wasm._free(raw);
   }
+}
+
+/**
+ * Runs one SIMD kernel on the active (wasm) backend: the geometry `g` set, the heap offsets of `inputs`
+ * resolved (float32 only), a new float32 output of `shape` and the kernel's scratch allocated; returns
+ * the output as a tensor.
+ */
+export function runSimdKernel(
+  g: ConvGeometry,
+  inputs: tf.TensorInfo[],
+  shape: number[],
+  scratchBytes: (kernels: SimdKernels) => number,
+  run: (kernels: SimdKernels, inputs: number[], out: number, scratch: number) => void,
+): tf.Tensor {
+  const backend = tf.backend() as unknown as WasmBackendInternals;
+  const kernels = simdKernels(backend, g);
+  const offsets = inputs.map((t) => heapOffset(backend, t));
+  const out = backend.makeOutput(shape, 'float32');
+  withScratch(backend, scratchBytes(kernels), (scratch) => run(kernels, offsets, heapOffset(backend, out), scratch));
+  return tf.engine().makeTensorFromTensorInfo(out);
 }
