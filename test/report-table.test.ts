@@ -6,6 +6,7 @@ import { buildReport, resultsCsv } from '../src/report/build.js';
 import { collect } from '../src/report/collect.js';
 import { normalizeReport, reportFactPaths } from '../src/report/config.js';
 import { tableToMarkdown } from '../src/report/markdown.js';
+import { effectTable } from '../src/report/effect.js';
 import { layoutTable, type ReferenceRow, type ResultRow, type TableModel } from '../src/report/table.js';
 import type { Report } from '../src/spec/types.generated.js';
 import { FixtureStore, tempDir, writeSweep, type SweepCell, removeFixtures } from './report-fixtures.js';
@@ -78,8 +79,8 @@ test('a partial sweep: missing entries stay missing, partial ones are marked, th
   assert.match(md, /\| DC \| 1 \| 82\.0 ± 1\.4 † \| 71\.0 ± 1\.2 \| 76\.5 † \|/);
 
   const csv = resultsCsv(tables).split('\n');
-  const missingLine = csv.find((l) => l.startsWith('main,result,DC / 10,dc,10,mlp,'));
-  assert.equal(missingLine, 'main,result,DC / 10,dc,10,mlp,,,,,0,2,missing,false');
+  const missingLine = csv.find((l) => l.startsWith('main,result,accuracy,DC / 10,dc,10,mlp,'));
+  assert.equal(missingLine, 'main,result,accuracy,DC / 10,dc,10,mlp,,,,,0,2,missing,false');
 });
 
 test("average 'partial' averages the present columns and marks them; 'none' drops the column", async () => {
@@ -226,4 +227,70 @@ test('the whole report of a partial sweep: every format lists what is missing an
   assert.ok(statuses.includes('missing:none') && statuses.includes('partial:stat'));
   assert.ok(!statuses.includes('missing:stat'));
   assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<td class="missing" data-arch="mlp"/);
+});
+
+test('the MetaDD effect table pairs each seed of the MetaDD arm with the control of the same seed', async () => {
+  // Seeds move both arms together (+5 points per seed), MetaDD adds 1, 2 and -1 points on convnet.
+  const gain: Record<string, number[]> = { convnet: [0.01, 0.02, -0.01], mlp: [0.03, 0.0, 0.01] };
+  const cells: SweepCell[] = [];
+  for (const arm of ['none', 'control', 'metadd']) {
+    for (const seed of [0, 1, 2]) {
+      const shift = seed * 0.05 + (arm === 'metadd' ? 1 : 0);
+      const results: SweepCell['results'] = {};
+      for (const arch of ARCHS) {
+        const base = arch === 'convnet' ? 0.7 : 0.6;
+        results[arch] = [base + seed * 0.05 - 0.004, base + seed * 0.05 + 0.004].map((a) => a + (shift >= 1 ? gain[arch][seed] : 0));
+      }
+      if (arm === 'control' && seed === 2) results.mlp = undefined;
+      cells.push({ facts: { 'distill.method': 'dm', 'distill.ipc': 10, 'metadd.arm': arm, seed }, coords: { 'metadd.arm': arm, seed }, results });
+    }
+  }
+  cells.push({ facts: { 'distill.method': 'random', 'distill.ipc': 10, 'metadd.arm': 'none', seed: 0 }, coords: { 'distill.method': 'random', seed: 0 }, results: { convnet: [0.6], mlp: [0.5] } });
+  const store = new FixtureStore();
+  const { params, source } = writeSweep(store, 'effect', ARCHS, cells);
+  const data = await collect(params, source);
+  const cfg = normalizeReport({});
+  const table = layoutTable(cfg, cfg.tables[0], data.cells);
+  const effect = effectTable(cfg, table, data.cells);
+  assert.ok(effect);
+  assert.equal(effect.measure, 'difference');
+  assert.deepEqual(effect.rowPaths, ['distill.method', 'distill.ipc']);
+  assert.deepEqual(results(effect).map((r) => r.labels), [['DM', '10']], 'one row per MetaDD/control pair; no baseline, no base arm');
+  const row = results(effect)[0];
+  const conv = row.entries.convnet;
+  assert.equal(conv.stat?.n, 3);
+  assert.ok(Math.abs((conv.stat?.mean ?? NaN) - 0.02 / 3) < 1e-12);
+  // Sample std of (0.01, 0.02, -0.01) = sqrt(((1/3)^2 + (4/3)^2 + (5/3)^2) / 2) / 100.
+  assert.ok(Math.abs((conv.stat?.std ?? NaN) - Math.sqrt((1 / 9 + 16 / 9 + 25 / 9) / 2) / 100) < 1e-12);
+  const pooledControl = rowOf(table, 'DM', '10', '+K iters').entries.convnet.stat?.std ?? 0;
+  assert.ok(pooledControl > 0.04 && (conv.stat?.std ?? 1) < 0.02, 'pairing removes the spread the seeds share');
+  const mlp = row.entries.mlp;
+  assert.deepEqual([mlp.status, mlp.present, mlp.expected], ['partial', 2, 3], 'the control of seed 2 has no mlp result');
+  assert.ok(Math.abs((mlp.stat?.mean ?? NaN) - 0.015) < 1e-12);
+  // The average is taken per run (both columns present: seeds 0 and 1: (0.01 + 0.03) / 2 and (0.02 + 0) / 2), then over runs.
+  assert.deepEqual([row.average?.status, row.average?.present, row.average?.stat?.n], ['partial', 2, 2]);
+  assert.ok(Math.abs((row.average?.stat?.mean ?? NaN) - (0.02 + 0.01) / 2) < 1e-12);
+  assert.ok(Math.abs((row.average?.stat?.std ?? NaN) - Math.SQRT1_2 * 0.01) < 1e-12);
+  assert.ok(effect.notes.some((n) => n.includes('DM / 10: MetaDD above its control on Avg. in 2 of 2 paired run(s)')), effect.notes.join('\n'));
+  const md = tableToMarkdown(effect);
+  assert.match(md, /\| DM \| 10 \| \+0\.7 ± 1\.5 \|/, md);
+  assert.match(md, /\+1\.5 ± 2\.1 †/, 'partial mlp entry, signed');
+
+  // Two cells of one arm with the same seed cannot be paired: the row is left out and a note says why.
+  const dup = effectTable({ ...cfg, pool: [] }, table, data.cells);
+  assert.equal(dup?.rows.length, 0);
+  assert.ok(dup?.notes.some((n) => n.includes('DM / 10: two cells of one arm share the pooled values')));
+  const noControl = layoutTable(cfg, cfg.tables[0], data.cells.filter((c) => c.facts['metadd.arm'] !== 'control'));
+  assert.equal(effectTable(cfg, noControl, data.cells), undefined);
+
+  // The whole report: the effect table follows its table in every format, unless the table turns it off.
+  const out = tempDir();
+  const model = await buildReport(params, source, out, 'store');
+  assert.deepEqual(model.tables.map((t) => t.name), ['main', 'main-effect']);
+  const csv = readFileSync(join(out, 'results.csv'), 'utf8');
+  assert.match(csv, /^table,kind,measure,row,/);
+  assert.match(csv, /\nmain-effect,result,difference,DM \/ 10,dm,10,,convnet,/);
+  assert.match(readFileSync(join(out, 'report.tex'), 'utf8'), /\+0\.7/);
+  const off = await buildReport({ ...params, report: { tables: [{ name: 'main', effect: false }] } }, source, tempDir(), 'store');
+  assert.deepEqual(off.tables.map((t) => t.name), ['main']);
 });

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collect, type ArtifactSource, type ReportParams } from './collect.js';
 import { normalizeReport } from './config.js';
+import { effectTable } from './effect.js';
 import { buildFigures } from './figures.js';
 import { reportToHtml } from './html.js';
 import { reportToLatex, tableToLatex } from './latex.js';
@@ -23,7 +24,9 @@ function csvField(v: unknown): string {
 export function resultsCsv(tables: TableModel[]): string {
   const paths: string[] = [];
   for (const t of tables) for (const p of t.rowPaths) if (!paths.includes(p)) paths.push(p);
-  const header = ['table', 'kind', 'row', ...paths, 'arch', 'group', 'mean_pct', 'std_pct', 'n_models', 'evals_present', 'evals_expected', 'status', 'best'];
+  // measure 'accuracy': n = evaluation models pooled, present/expected = evaluations; 'difference' (MetaDD
+  // minus control): n = paired runs, present/expected = runs with both arms' results.
+  const header = ['table', 'kind', 'measure', 'row', ...paths, 'arch', 'group', 'mean_pct', 'std_pct', 'n', 'present', 'expected', 'status', 'best'];
   const lines = [header.join(',')];
   const pctOf = (x: number | undefined): string => (x === undefined ? '' : String(Number((100 * x).toFixed(6))));
   for (const t of tables) {
@@ -36,17 +39,17 @@ export function resultsCsv(tables: TableModel[]): string {
         const kind = r.baseline ? 'baseline' : 'result';
         for (const c of t.columns) {
           const e = r.entries[c.arch];
-          lines.push([t.name, kind, r.labels.join(' / '), ...keyVals, c.arch, c.group ?? '', pctOf(e.stat?.mean), pctOf(e.stat?.std), e.stat?.n ?? '', e.present, e.expected, e.status, e.best].map(csvField).join(','));
+          lines.push([t.name, kind, t.measure, r.labels.join(' / '), ...keyVals, c.arch, c.group ?? '', pctOf(e.stat?.mean), pctOf(e.stat?.std), e.stat?.n ?? '', e.present, e.expected, e.status, e.best].map(csvField).join(','));
         }
         if (r.average) {
           const a = r.average;
-          lines.push([t.name, kind, r.labels.join(' / '), ...keyVals, 'average', '', pctOf(a.stat?.mean), pctOf(a.stat?.std), '', a.present, a.expected, a.status, a.best].map(csvField).join(','));
+          lines.push([t.name, kind, t.measure, r.labels.join(' / '), ...keyVals, 'average', '', pctOf(a.stat?.mean), pctOf(a.stat?.std), t.measure === 'difference' ? (a.stat?.n ?? '') : '', a.present, a.expected, a.status, a.best].map(csvField).join(','));
         }
       } else {
         for (const c of t.columns) {
           const v = r.values[c.arch];
           if (!v) continue;
-          lines.push([t.name, 'reference', r.label, ...paths.map(() => ''), c.arch, c.group ?? '', pctOf(v.mean), pctOf(v.std), '', '', '', 'reference', false].map(csvField).join(','));
+          lines.push([t.name, 'reference', t.measure, r.label, ...paths.map(() => ''), c.arch, c.group ?? '', pctOf(v.mean), pctOf(v.std), '', '', '', 'reference', false].map(csvField).join(','));
         }
       }
     }
@@ -62,6 +65,7 @@ export function resultsJson(m: ReportModel): string {
   const tables = m.tables.map((t) => ({
     name: t.name,
     title: t.title,
+    measure: t.measure,
     row_paths: t.rowPaths,
     columns: t.columns,
     groups: t.groups ?? null,
@@ -92,9 +96,14 @@ export const REPORT_FILES = ['report.md', 'report.html', 'report.tex', 'results.
 export async function buildReport(params: ReportParams, source: ArtifactSource, outDir: string, origin: ReportModel['origin']): Promise<ReportModel> {
   const cfg = normalizeReport(params.report);
   const data = await collect(params, source);
-  const tables = cfg.tables.map((t) => layoutTable(cfg, t, data.cells));
+  const accuracy = cfg.tables.map((t) => layoutTable(cfg, t, data.cells));
   mkdirSync(outDir, { recursive: true });
-  const { figures, notes } = buildFigures(cfg, tables, data.cells, outDir);
+  const { figures, notes } = buildFigures(cfg, accuracy, data.cells, outDir);
+  // Each accuracy table is followed by its MetaDD effect table, when it has MetaDD and control rows.
+  const tables = accuracy.flatMap((t, i) => {
+    const effect = cfg.tables[i].effect ? effectTable(cfg, t, data.cells) : undefined;
+    return effect ? [t, effect] : [t];
+  });
   const model: ReportModel = {
     name: params.name,
     title: cfg.title ?? params.name,

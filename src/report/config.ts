@@ -34,6 +34,8 @@ export interface TableConfig {
   bestWithin?: string[];
   digits: number;
   reference: ReportReference[];
+  /** Follow the table with its MetaDD effect table (src/report/effect.ts). */
+  effect: boolean;
 }
 
 export const DEFAULT_ROWS = ['distill.method', 'distill.ipc'];
@@ -91,6 +93,7 @@ function defaultTable(t: Partial<ReportTable>, rows: string[], index: number): T
     bestWithin: t.best_within,
     digits: t.digits ?? 1,
     reference: t.reference ?? [],
+    effect: t.effect ?? true,
   };
 }
 
@@ -153,6 +156,7 @@ export function reportFactPaths(report: Report | undefined): string[] {
   const cfg = normalizeReport(report);
   const paths = new Set<string>([...cfg.rows, 'distill.method', 'distill.ipc', 'metadd.arm', 'dataset.name', 'seed', cfg.auxiliaries.path]);
   for (const k of Object.keys(cfg.auxiliaries.when)) paths.add(k);
+  for (const p of cfg.pool) paths.add(p);
   if (cfg.figures.accuracy_vs) paths.add(cfg.figures.accuracy_vs);
   for (const t of cfg.tables) {
     for (const p of t.rows) paths.add(p);

@@ -63,10 +63,10 @@ export function tableToHtml(t: TableModel): string {
       const keys = r.labels.map((l) => `<td class="key">${escapeHtml(l)}</td>`);
       const vals = t.columns.map((c) => {
         const e = r.entries[c.arch];
-        const title = `${e.present} of ${e.expected} evaluations${e.stat ? `, n = ${e.stat.n} models` : ''}`;
-        return entryHtml(entryText(e, t.digits), [], ` data-arch="${escapeHtml(c.arch)}" title="${title}"`);
+        const title = t.measure === 'difference' ? `${e.present} of ${e.expected} paired runs` : `${e.present} of ${e.expected} evaluations${e.stat ? `, n = ${e.stat.n} models` : ''}`;
+        return entryHtml(entryText(e, t.digits, t.measure), [], ` data-arch="${escapeHtml(c.arch)}" title="${title}"`);
       });
-      if (t.average.shown) vals.push(entryHtml(averageText(r.average, t.digits), ['avg']));
+      if (t.average.shown) vals.push(entryHtml(averageText(r.average, t.digits, t.measure), ['avg']));
       return `<tr class="result${r.baseline ? ' baseline' : ''}">${[...keys, ...vals].join('')}</tr>`;
     }
     const keys = [`<td class="key" colspan="${nKeys}">${escapeHtml(r.label)}</td>`];

@@ -71,8 +71,8 @@ export function tableToLatex(t: TableModel): string {
       });
       if (previous !== undefined && previous[0] !== r.labels[0]) lines.push('\\addlinespace');
       previous = r.labels;
-      const vals = t.columns.map((c) => latexEntry(entryText(r.entries[c.arch], t.digits)));
-      if (t.average.shown) vals.push(latexEntry(averageText(r.average, t.digits)));
+      const vals = t.columns.map((c) => latexEntry(entryText(r.entries[c.arch], t.digits, t.measure)));
+      if (t.average.shown) vals.push(latexEntry(averageText(r.average, t.digits, t.measure)));
       lines.push(`${[...keys, ...vals].join(' & ')} \\\\`);
       lastKind = 'result';
     } else {

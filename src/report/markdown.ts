@@ -21,8 +21,8 @@ export function tableToMarkdown(t: TableModel): string {
     let cells: string[];
     if (r.kind === 'result') {
       const labels = r.labels.map((l) => (r.baseline ? `*${mdEscape(l)}*` : mdEscape(l)));
-      cells = [...labels, ...t.columns.map((c) => mdEntry(entryText(r.entries[c.arch], t.digits)))];
-      if (t.average.shown) cells.push(mdEntry(averageText(r.average, t.digits)));
+      cells = [...labels, ...t.columns.map((c) => mdEntry(entryText(r.entries[c.arch], t.digits, t.measure)))];
+      if (t.average.shown) cells.push(mdEntry(averageText(r.average, t.digits, t.measure)));
     } else {
       const labels = t.rowHeaders.map((_, i) => (i === 0 ? `*${mdEscape(r.label)}*` : ''));
       cells = [...labels, ...t.columns.map((c) => (r.values[c.arch] ? plainText(referenceText(r, c.arch, t.digits)) : ''))];

@@ -32,16 +32,31 @@ export interface EntryText {
   partial: boolean;
 }
 
-export function entryText(e: Entry | undefined, digits: number): EntryText | undefined {
-  if (!e?.stat) return undefined;
-  // One run has no spread: print the mean alone rather than a "± 0.0" that reads as a measured zero.
-  return { mean: pct(e.stat.mean, digits), std: e.stat.n > 1 ? pct(e.stat.std, digits) : undefined, best: e.best, partial: e.status === 'partial' };
+/** A fraction as percentage points with an explicit sign (+1.2, −0.4, 0.0), for differences. */
+export function signedPct(x: number, digits: number): string {
+  const text = pct(x, digits);
+  if (Number(text) === 0) return pct(0, digits);
+  return x > 0 ? `+${text}` : `−${text.slice(1)}`;
 }
 
-/** The cross-architecture average is printed without a spread: its std would be across architectures, not runs. */
-export function averageText(a: AverageEntry | undefined, digits: number): EntryText | undefined {
+function meanText(x: number, digits: number, measure: TableModel['measure']): string {
+  return measure === 'difference' ? signedPct(x, digits) : pct(x, digits);
+}
+
+export function entryText(e: Entry | undefined, digits: number, measure: TableModel['measure'] = 'accuracy'): EntryText | undefined {
+  if (!e?.stat) return undefined;
+  // One run has no spread: print the mean alone rather than a "± 0.0" that reads as a measured zero.
+  return { mean: meanText(e.stat.mean, digits, measure), std: e.stat.n > 1 ? pct(e.stat.std, digits) : undefined, best: e.best, partial: e.status === 'partial' };
+}
+
+/**
+ * The cross-architecture average. Accuracy tables print it without a spread (its std would be across
+ * architectures, not runs); difference tables average each run first, so their std is over runs.
+ */
+export function averageText(a: AverageEntry | undefined, digits: number, measure: TableModel['measure'] = 'accuracy'): EntryText | undefined {
   if (!a?.stat) return undefined;
-  return { mean: pct(a.stat.mean, digits), best: a.best, partial: a.status === 'partial' };
+  const std = measure === 'difference' && a.stat.n > 1 ? pct(a.stat.std, digits) : undefined;
+  return { mean: meanText(a.stat.mean, digits, measure), std, best: a.best, partial: a.status === 'partial' };
 }
 
 export function referenceText(r: ReferenceRow, arch: string, digits: number): EntryText | undefined {
@@ -67,7 +82,8 @@ export function tableFootnotes(t: TableModel): string[] {
   }
   if (t.average.shown) {
     const over = t.average.columns.length === t.columns.length ? 'every architecture' : t.average.columns.map((a) => t.columns.find((c) => c.arch === a)?.header ?? a).join(', ');
-    out.push(`${t.average.label}: mean of the per-architecture means over ${over}${t.average.mode === 'complete' ? ', shown only when all of them are present' : ''}.`);
+    const what = t.measure === 'difference' ? "mean over paired runs of each run's mean difference" : 'mean of the per-architecture means';
+    out.push(`${t.average.label}: ${what} over ${over}${t.average.mode === 'complete' ? ', shown only when all of them are present' : ''}.`);
   }
   if (results.some((r) => r.baseline)) out.push('Baseline rows are in italics and never marked best.');
   for (const r of t.rows) if (r.kind === 'reference') out.push(`${r.label}: published numbers${r.source ? ` from ${r.source}` : ''}, typed into the spec; not computed here.`);

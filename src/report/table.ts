@@ -71,6 +71,11 @@ export interface TableModel {
   average: { shown: boolean; label: string; columns: string[]; mode: TableConfig['average'] };
   rows: Row[];
   digits: number;
+  /**
+   * 'accuracy': entries are test accuracies. 'difference': entries are paired differences in
+   * accuracy points (src/report/effect.ts), printed with a sign, and the average's spread is over runs.
+   */
+  measure: 'accuracy' | 'difference';
   /** No entry missing or partial. */
   complete: boolean;
   notes: string[];
@@ -333,6 +338,7 @@ export function layoutTable(cfg: ReportConfig, table: TableConfig, allCells: Cel
     average: { shown: averageShown, label: 'Avg.', columns: averageColumns, mode: table.average },
     rows: out,
     digits: table.digits,
+    measure: 'accuracy',
     complete,
     notes,
   };

@@ -974,6 +974,10 @@ export interface ReportTable {
    */
   digits: number;
   /**
+   * Follow the table with its MetaDD effect table when it has rows of both the 'metadd' and the 'control' arm: per row and architecture, MetaDD minus control of each paired run (same values of report.pool, i.e. the same seed), mean ± sample std over the runs, and how many runs MetaDD won on the average (docs/reports.md).
+   */
+  effect: boolean;
+  /**
    * Published numbers typed into the spec, shown in rows of their own marked as references (never computed, never marked best).
    *
    * @maxItems 64

@@ -6,6 +6,8 @@
  * pretrain 2, distill 3, metadd 3, eval 2: the wasm Conv2DBackpropFilter, and Conv2DBackpropInput for up to
  * 4 input channels, became our SIMD kernels, whose float32 sums run in another order than XNNPACK's (same
  * values to ~1e-5, not the same bytes).
+ * report 3: tables with MetaDD and control rows are followed by their effect table; results.csv has a
+ * measure column.
  */
 export const STAGE_VERSIONS = {
   dataset: 1,
@@ -13,5 +15,5 @@ export const STAGE_VERSIONS = {
   distill: 3,
   metadd: 3,
   eval: 2,
-  report: 2,
+  report: 3,
 } as const;
