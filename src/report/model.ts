@@ -82,8 +82,11 @@ export function tableFootnotes(t: TableModel): string[] {
   }
   if (t.average.shown) {
     const over = t.average.columns.length === t.columns.length ? 'every architecture' : t.average.columns.map((a) => t.columns.find((c) => c.arch === a)?.header ?? a).join(', ');
-    const what = t.measure === 'difference' ? "mean over paired runs of each run's mean difference" : 'mean of the per-architecture means';
-    out.push(`${t.average.label}: ${what} over ${over}${t.average.mode === 'complete' ? ', shown only when all of them are present' : ''}.`);
+    if (t.measure === 'difference') {
+      out.push(`${t.average.label}: mean ± std over paired runs of each run's mean difference over ${over}; a run missing one of them is left out (${PARTIAL_MARK}).`);
+    } else {
+      out.push(`${t.average.label}: mean of the per-architecture means over ${over}${t.average.mode === 'complete' ? ', shown only when all of them are present' : ''}.`);
+    }
   }
   if (results.some((r) => r.baseline)) out.push('Baseline rows are in italics and never marked best.');
   for (const r of t.rows) if (r.kind === 'reference') out.push(`${r.label}: published numbers${r.source ? ` from ${r.source}` : ''}, typed into the spec; not computed here.`);
