@@ -11,15 +11,18 @@ after(removeFixtures);
 
 let out = '';
 
-/** DC x {1, 10} x {base, MetaDD} and the random baseline; (DC, 10, base, alexnet) is missing, (DC, 1, MetaDD, convnet) partial. */
+/**
+ * DC x {1, 10} x {base, control, MetaDD} and the random baseline; (DC, 10, base, alexnet) is missing,
+ * (DC, 1, MetaDD, convnet) partial. MetaDD is 1 point above its control, except on ResNet-18 (1 below).
+ */
 before(async () => {
   const cells: SweepCell[] = [];
-  for (const [method, arms] of [['random', ['none']], ['dc', ['none', 'metadd']]] as const) {
+  for (const [method, arms] of [['random', ['none']], ['dc', ['none', 'control', 'metadd']]] as const) {
     for (const ipc of [1, 10]) {
       for (const arm of arms) {
         for (const seed of [0, 1]) {
-          const b = (method === 'random' ? 0.6 : 0.8) + ipc / 100 + (arm === 'metadd' ? 0.02 : 0);
-          const results: SweepCell['results'] = { convnet: [b, b + 0.004], resnet18: [b - 0.05], alexnet: [b - 0.1] };
+          const b = (method === 'random' ? 0.6 : 0.8) + ipc / 100 + (arm === 'metadd' ? 0.02 : arm === 'control' ? 0.01 : 0);
+          const results: SweepCell['results'] = { convnet: [b, b + 0.004], resnet18: [b - 0.05 + (arm === 'control' ? 0.02 : 0)], alexnet: [b - 0.1] };
           if (method === 'dc' && ipc === 10 && arm === 'none') results.alexnet = undefined;
           if (method === 'dc' && ipc === 1 && arm === 'metadd' && seed === 1) results.convnet = undefined;
           cells.push({
@@ -73,6 +76,19 @@ test('the LaTeX table: booktabs rules, seen/unseen spanning headers, bold best, 
   assert.ok(body.some((l) => l.startsWith('\\textit{Random} & 1 &') || l.startsWith('\\textit{Random} & \\textit{1}')), 'baseline in italics');
   assert.ok(tex.includes('\\multicolumn{3}{l}{\\textit{DC (published) \\#1}} & 91.7{\\scriptsize$\\pm$0.5} &  &  &  \\\\'));
   assert.ok(!/\\textbf\{91\.7/.test(tex), 'a published number is never marked best');
+});
+
+test('the effect table in LaTeX: signed differences with a math minus, std over seeds', () => {
+  const tex = readFileSync(join(out, 'tables', 'main-effect.tex'), 'utf8');
+  assert.match(tex, /\\begin\{tabular\}\{llcccc\}/, '2 row keys (no arm) + 3 architectures + the average');
+  const dc10 = tex.split('\n').find((l) => l.startsWith(' & 10 &') || l.startsWith('DC\\_gm & 10 &'));
+  assert.ok(dc10, tex);
+  // Two seeds with the same difference: std 0.0 over n = 2 paired runs.
+  assert.ok(dc10.includes('+1.0{\\scriptsize$\\pm$0.0} & $-$1.0{\\scriptsize$\\pm$0.0}'), dc10);
+  assert.ok(!tex.includes('−'), 'no Unicode minus reaches pdflatex');
+  const doc = readFileSync(join(out, 'report.tex'), 'utf8');
+  assert.ok(doc.indexOf('\\label{tab:main}') < doc.indexOf('\\label{tab:main-effect}'), 'the effect table follows its table in report.tex (compiled below)');
+  assert.ok(!doc.includes('−'));
 });
 
 test('LaTeX escaping of user text', () => {

@@ -18,6 +18,7 @@ const LATEX_SPECIAL: Record<string, string> = {
   '—': '---',
   '·': '$\\cdot$',
   '†': '$^\\dagger$',
+  '−': '$-$',
 };
 
 export function escapeLatex(s: string): string {
@@ -27,7 +28,8 @@ export function escapeLatex(s: string): string {
 /** "97.4{\scriptsize$\pm$0.2}", the mean bold when best, a dagger when partial, "--" when missing. */
 function latexEntry(t: EntryText | undefined): string {
   if (!t) return '--';
-  const mean = t.best ? `\\textbf{${t.mean}}` : t.mean;
+  // escapeLatex: the signed differences of effect tables print a Unicode minus.
+  const mean = t.best ? `\\textbf{${escapeLatex(t.mean)}}` : escapeLatex(t.mean);
   const std = t.std === undefined ? '' : `{\\scriptsize$\\pm$${t.std}}`;
   return `${mean}${std}${t.partial ? '$^\\dagger$' : ''}`;
 }
