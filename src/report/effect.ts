@@ -16,6 +16,18 @@ function runKey(cfg: ReportConfig, cell: CellData): string {
   return JSON.stringify(cfg.pool.map((p) => cellValue(cell, p) ?? null));
 }
 
+/** A row's cells by run; undefined when two of them are the same run (nothing to pair them by). */
+function runsOf(cfg: ReportConfig, row: ResultRow, byIndex: ReadonlyMap<number, CellData>): Map<string, CellData> | undefined {
+  const out = new Map<string, CellData>();
+  for (const i of row.cells) {
+    const cell = byIndex.get(i) as CellData;
+    const k = runKey(cfg, cell);
+    if (out.has(k)) return undefined;
+    out.set(k, cell);
+  }
+  return out;
+}
+
 /** Mean test accuracy of one cell's evaluation models on `arch`, or undefined when it has no result. */
 function cellAccuracy(cell: CellData, arch: string): number | undefined {
   const accs = cell.evals.find((e) => e.arch === arch)?.accuracies;
@@ -53,18 +65,8 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
     if (!control) continue;
     candidates++;
     const label = treated.labels.filter((_, i) => i !== armAt).join(' / ');
-    const runs = (row: ResultRow): Map<string, CellData> | undefined => {
-      const out = new Map<string, CellData>();
-      for (const i of row.cells) {
-        const cell = byIndex.get(i) as CellData;
-        const k = runKey(cfg, cell);
-        if (out.has(k)) return undefined;
-        out.set(k, cell);
-      }
-      return out;
-    };
-    const treatedRuns = runs(treated);
-    const controlRuns = runs(control);
+    const treatedRuns = runsOf(cfg, treated, byIndex);
+    const controlRuns = runsOf(cfg, control, byIndex);
     if (!treatedRuns || !controlRuns) {
       notes.push(`${label}: two cells of one arm share the pooled values (${cfg.pool.join(', ')}), so their runs cannot be paired; the row is left out.`);
       continue;
