@@ -1,15 +1,11 @@
 import { stat, type Stat } from './aggregate.js';
 import { cellValue, type CellData } from './collect.js';
 import type { ReportConfig } from './config.js';
-import type { AverageEntry, Entry, EntryStatus, ResultRow, TableModel } from './table.js';
+import { entryStatus, type AverageEntry, type Entry, type ResultRow, type TableModel } from './table.js';
 
 const ARM = 'metadd.arm';
 const TREATMENT = 'metadd';
 const CONTROL = 'control';
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
-}
 
 /** The run a cell belongs to within its row: its values of the pooled paths (seed, by default). */
 function runKey(cfg: ReportConfig, cell: CellData): string {
@@ -31,11 +27,7 @@ function runsOf(cfg: ReportConfig, row: ResultRow, byIndex: ReadonlyMap<number, 
 /** Mean test accuracy of one cell's evaluation models on `arch`, or undefined when it has no result. */
 function cellAccuracy(cell: CellData, arch: string): number | undefined {
   const accs = cell.evals.find((e) => e.arch === arch)?.accuracies;
-  return accs && accs.length > 0 ? mean(accs) : undefined;
-}
-
-function statusOf(s: Stat | undefined, present: number, expected: number): EntryStatus {
-  return !s ? 'missing' : present < expected ? 'partial' : 'ok';
+  return accs ? stat(accs)?.mean : undefined;
 }
 
 /**
@@ -85,15 +77,15 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
     for (const col of table.columns) {
       const present = deltas(col.arch).filter((d): d is number => d !== undefined);
       const s = stat(present);
-      entries[col.arch] = { stat: s, status: statusOf(s, present.length, pairs.length), expected: pairs.length, present: present.length, best: false };
+      entries[col.arch] = { stat: s, status: entryStatus(s, present.length, pairs.length), expected: pairs.length, present: present.length, best: false };
     }
     let average: AverageEntry | undefined;
     if (averaged.length > 0) {
       // Averaged per run first, so the spread is over runs (how much the cross-architecture gain varies), not over architectures.
       const perArch = averaged.map(deltas);
-      const perRun = pairs.map((_, j) => perArch.map((d) => d[j])).filter((ds): ds is number[] => ds.every((d) => d !== undefined)).map(mean);
+      const perRun = pairs.map((_, j) => perArch.map((d) => d[j])).filter((ds): ds is number[] => ds.every((d) => d !== undefined)).map((ds) => (stat(ds) as Stat).mean);
       const s = stat(perRun);
-      average = { stat: s, status: statusOf(s, perRun.length, pairs.length), present: perRun.length, expected: pairs.length, best: false };
+      average = { stat: s, status: entryStatus(s, perRun.length, pairs.length), present: perRun.length, expected: pairs.length, best: false };
       if (s) {
         const wins = perRun.filter((d) => d > 0).length;
         notes.push(`${label}: MetaDD above its control on ${table.average.label} in ${wins} of ${perRun.length} paired run(s).`);

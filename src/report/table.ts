@@ -81,6 +81,11 @@ export interface TableModel {
   notes: string[];
 }
 
+/** Status of an entry computed from `present` of its `expected` inputs. */
+export function entryStatus(s: Stat | undefined, present: number, expected: number): EntryStatus {
+  return !s ? 'missing' : present < expected ? 'partial' : 'ok';
+}
+
 function valueKey(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
@@ -252,8 +257,7 @@ export function layoutTable(cfg: ReportConfig, table: TableConfig, allCells: Cel
       const evals = r.cells.flatMap((c) => c.evals.filter((e) => e.arch === col));
       const results = evals.filter((e) => e.accuracies).map((e) => e.accuracies as number[]);
       const s = pooledStat(results);
-      const status: EntryStatus = !s ? 'missing' : results.length < evals.length ? 'partial' : 'ok';
-      entries[col] = { stat: s, status, expected: evals.length, present: results.length, best: false };
+      entries[col] = { stat: s, status: entryStatus(s, results.length, evals.length), expected: evals.length, present: results.length, best: false };
     }
     let average: AverageEntry | undefined;
     if (averageShown) {
