@@ -84,3 +84,40 @@ test('a teacher without batch norm is refused at planning time, naming the field
   // The same spelling with batch norm plans (the test above is not refusing every explicit arch).
   assert.equal(nodes(compile(spec.replace('norm: instance', 'norm: batch')), 'pretrain').length, 1);
 });
+
+test("report facts: another method's settings are null in a cell (a random row shows no SRe2L init), the cell's own are kept", () => {
+  const dag = compile(yaml`
+    name: sre2l-vs-random
+    dataset: {name: mnist}
+    distill: {method: sre2l, ipc: 1}
+    eval: {architectures: [convnet], epochs: 10}
+    sweep:
+      axes:
+        distill.method: [random, sre2l]
+        distill.sre2l.init: [noise, real]
+        distill.sre2l.iterations: [0, 1000]
+      exclude:
+        - {distill.method: random, distill.sre2l.init: real}
+    report: {rows: [distill.method, distill.sre2l.init]}
+  `);
+  const reportNode = dag.nodes.get(dag.reportKey);
+  const report = reportNode?.params as unknown as { cells: { coords: Record<string, unknown>; facts: Record<string, unknown>; set: string; evals: { input: string }[] }[] };
+  assert.equal(report.cells.length, 6);
+  // The two random cells (0 and 1000 SRe2L steps) are the same stages: one set and one eval input.
+  const randoms = report.cells.filter((c) => c.coords['distill.method'] === 'random');
+  assert.equal(randoms.length, 2);
+  assert.equal(randoms[0].set, randoms[1].set);
+  assert.deepEqual(randoms[0].evals, randoms[1].evals);
+  const inputKeys = Object.values(reportNode?.inputs ?? {});
+  assert.equal(new Set(inputKeys).size, inputKeys.length, 'one input name per artifact');
+  assert.equal(inputKeys.length, 5 + 5, '5 distinct sets, 5 distinct evals');
+  for (const c of report.cells) {
+    const own = c.coords['distill.method'] === 'sre2l';
+    // A declared row path and a swept path the rows leave out (the report appends it) alike.
+    for (const path of ['distill.sre2l.init', 'distill.sre2l.iterations']) {
+      assert.ok(Object.hasOwn(c.facts, path), path);
+      assert.equal(c.facts[path], own ? c.coords[path] : null, `${String(c.coords['distill.method'])}: ${path}`);
+    }
+    assert.equal(c.facts['distill.method'], c.coords['distill.method']);
+  }
+});

@@ -65,9 +65,9 @@ test('rebuildReport on a partial store: a partial report that lists what is miss
   assert.ok(failed);
   mkdirSync(join(plan.store.root, 'logs'), { recursive: true });
   writeFileSync(join(plan.store.root, 'logs', `${failed.key}.log`), 'Error: out of memory\n');
-  // A stale file from an earlier report must not survive the rebuild.
+  // A stale file of an earlier report must not survive the rebuild.
   mkdirSync(join(root, 'reports', 'pub'), { recursive: true });
-  writeFileSync(join(root, 'reports', 'pub', 'stale.png'), 'old');
+  for (const f of ['report.md', 'results.json', 'stale.png']) writeFileSync(join(root, 'reports', 'pub', f), 'old');
   const before = objects(plan);
 
   const result = await rebuildReport(plan);
@@ -129,4 +129,32 @@ test('`metadd report SPEC` rebuilds from the store; after a full run publishRepo
   for (const f of ['manifest.json', 'stage.json', 'records.jsonl']) assert.ok(!existsSync(join(published.dir, f)), `${f} stays in the store`);
   assert.ok(readdirSync(join(published.dir, 'images')).length === 2, 'one image grid per row (two IPCs)');
   assert.ok(!readFileSync(join(published.dir, 'report.md'), 'utf8').includes('Partial report'));
+});
+
+test('a report never replaces a folder that is not a report: `--out docs` fails and docs/ keeps its files', () => {
+  const { root, plan } = project();
+  fill(plan, new Set());
+  const docs = join(root, 'docs');
+  mkdirSync(docs, { recursive: true });
+  writeFileSync(join(docs, 'notes.md'), 'my notes\n');
+  let stderr = '';
+  let status: number | null = 0;
+  try {
+    execFileSync(process.execPath, [CLI, 'report', 'spec.yaml', '--backend', 'wasm', '--out', 'docs'], { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    ({ stderr, status } = err as { stderr: string; status: number | null });
+  }
+  assert.notEqual(status, 0, 'non-zero exit');
+  assert.match(stderr, /docs exists and is not a metadd report .* would delete its contents\. Choose a new or empty folder, e\.g\. --out .*docs\/report/);
+  assert.deepEqual(readdirSync(docs), ['notes.md']);
+  assert.equal(readFileSync(join(docs, 'notes.md'), 'utf8'), 'my notes\n');
+  assert.deepEqual(readdirSync(root).filter((f) => f.includes('tmp-report')), [], 'no temporary folder left behind');
+
+  // An empty folder, and then the report it now holds, are replaced.
+  const out = join(root, 'out');
+  mkdirSync(out);
+  for (let i = 0; i < 2; i++) {
+    execFileSync(process.execPath, [CLI, 'report', 'spec.yaml', '--backend', 'wasm', '--out', 'out'], { cwd: root, encoding: 'utf8' });
+    assert.ok(existsSync(join(out, 'report.md')) && existsSync(join(out, 'results.json')));
+  }
 });

@@ -203,6 +203,30 @@ test('swept axes that vary become row keys unless pooled; where filters cells; d
   assert.deepEqual(pooled.rowPaths, ['distill.method', 'distill.ipc', 'eval.epochs', 'dataset.name']);
 });
 
+test("cells that share their stages (an axis only another method reads) count those evaluation models once", async () => {
+  // Random-subset cells swept over an SRe2L setting: the compiler gives them null for it and the same
+  // set and evaluation inputs (test/dag-sre2l.test.ts), so the Random row pools one cell's models.
+  const cells: SweepCell[] = [];
+  for (const init of ['noise', 'real']) {
+    cells.push({ facts: { 'distill.method': 'random', 'distill.ipc': 1, 'distill.sre2l.init': null }, coords: { 'distill.method': 'random', 'distill.sre2l.init': init }, results: { convnet: [0.5, 0.56] } });
+    cells.push({ facts: { 'distill.method': 'sre2l', 'distill.ipc': 1, 'distill.sre2l.init': init }, coords: { 'distill.method': 'sre2l', 'distill.sre2l.init': init }, results: { convnet: init === 'real' ? [0.6, 0.62] : [0.4, 0.42] } });
+  }
+  const store = new FixtureStore();
+  const report: Report = { rows: ['distill.method', 'distill.sre2l.init', 'distill.ipc'] };
+  const { params, source } = writeSweep(store, 'shared', ['convnet'], cells, report);
+  params.cells[2] = { ...params.cells[2], set: params.cells[0].set, evals: params.cells[0].evals };
+  const data = await collect(params, source);
+  assert.equal(data.expectedEvals, 3, 'the shared evaluation is expected once');
+  assert.equal(data.presentEvals, 3);
+  const cfg = normalizeReport(report);
+  const t = layoutTable(cfg, cfg.tables[0], data.cells);
+  assert.deepEqual(results(t).map((r) => r.labels.join(' ')), ['Random – 1', 'SRe2L noise 1', 'SRe2L real 1']);
+  const random = rowOf(t, 'Random', '–', '1');
+  assert.equal(random.entries.convnet.stat?.n, 2, 'two models, not the same two twice');
+  assert.equal(random.entries.convnet.expected, 1);
+  assert.ok(Math.abs((random.entries.convnet.stat?.std ?? 0) - Math.sqrt(0.0018)) < 1e-12, 'sample std of 0.50 and 0.56');
+});
+
 test('reportFactPaths names every path the report reads, for the DAG compiler', () => {
   const paths = reportFactPaths({ rows: ['distill.method', 'distill.ipc', 'metadd.arm'], tables: [{ name: 'a', where: { 'dataset.name': 'mnist' }, rows: ['distill.lr'] }], figures: { accuracy_vs: 'distill.ipc' } });
   for (const p of ['distill.method', 'distill.ipc', 'metadd.arm', 'metadd.aux', 'dataset.name', 'distill.lr', 'seed']) assert.ok(paths.includes(p), p);

@@ -302,13 +302,21 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
   const anyArm = cells.some((c) => c.cell.spec.metadd.arm !== 'none');
   const rowPaths = written ? (resolved.base.report?.rows ?? DEFAULT_ROWS) : anyArm ? [...(resolved.base.report?.rows ?? DEFAULT_ROWS), 'metadd.arm'] : (resolved.base.report?.rows ?? DEFAULT_ROWS);
   const reportInputs: Record<string, string> = {};
+  // One input name per artifact: cells that differ only in a setting none of their stages reads
+  // share their stages, and a report row pooling them must count those evaluation models once.
+  const inputNames = new Map<string, string>();
+  const inputFor = (key: string, name: string): string => {
+    const known = inputNames.get(key);
+    if (known !== undefined) return known;
+    inputNames.set(key, name);
+    reportInputs[name] = key;
+    return name;
+  };
   const reportCells = cells.map((c, i) => {
-    reportInputs[`set${i}`] = c.setKey;
-    const evals = c.evals.map((e, j) => {
-      reportInputs[`eval${i}_${j}`] = e.key;
-      return { arch: e.label, input: `eval${i}_${j}` };
-    });
-    return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set([...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report)])]), set: `set${i}`, evals };
+    const set = inputFor(c.setKey, `set${i}`);
+    const evals = c.evals.map((e, j) => ({ arch: e.label, input: inputFor(e.key, `eval${i}_${j}`) }));
+    const factPaths = [...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report), ...Object.keys(c.cell.coords).filter(methodBlockOf)];
+    return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set(factPaths)]), set, evals };
   });
   const reportKey = b.add(
     'report',
@@ -326,7 +334,22 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
   return { nodes: b.nodes, order: b.order, cells, reportKey };
 }
 
-/** The cell values a report groups rows by (method, IPC, ...), read from the cell spec. */
+/**
+ * The cell values a report groups rows by (method, IPC, ...), read from the cell spec. A setting of
+ * another method's block (`distill.sre2l.init` in a random-subset cell) is null: the cell never used
+ * it, and a report row would otherwise print the grid value the cell happened to be drawn with.
+ */
 function reportCellFacts(spec: CellSpec, rowPaths: string[]): Record<string, unknown> {
-  return Object.fromEntries(rowPaths.map((p) => [p, getPath(spec as unknown as Json, p) ?? null]));
+  return Object.fromEntries(
+    rowPaths.map((p) => {
+      const block = methodBlockOf(p);
+      return [p, block !== undefined && block !== spec.distill.method ? null : (getPath(spec as unknown as Json, p) ?? null)];
+    }),
+  );
+}
+
+/** The method whose own block holds `path` (`distill.<method>.<setting>`), else undefined. */
+function methodBlockOf(path: string): string | undefined {
+  const [head, block, setting] = path.split('.');
+  return head === 'distill' && setting !== undefined && Object.hasOwn(METHODS, block) ? block : undefined;
 }

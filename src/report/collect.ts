@@ -99,6 +99,15 @@ export function cellValue(cell: { facts: Record<string, unknown>; coords: Record
   return undefined;
 }
 
+/**
+ * One entry per evaluation artifact: cells that differ only in a setting none of their stages reads
+ * (an axis of another method) share their evaluations, whose models a pooled row counts once.
+ */
+export function uniqueEvals(evals: readonly EvalData[]): EvalData[] {
+  const seen = new Set<string>();
+  return evals.filter((e) => !seen.has(e.input) && seen.add(e.input));
+}
+
 function readJson(file: string): unknown {
   return JSON.parse(readFileSync(file, 'utf8')) as unknown;
 }
@@ -198,7 +207,9 @@ export async function collect(params: ReportParams, source: ArtifactSource): Pro
   const missing: MissingItem[] = [];
   let expectedEvals = 0;
   let presentEvals = 0;
+  // Cells that share a stage share its input name (the compiler gives each artifact one): read and count it once.
   const setCache = new Map<string, SetData>();
+  const evalCache = new Map<string, EvalData>();
   for (const [index, cell] of params.cells.entries()) {
     const where = describeCell(cell);
     let set = setCache.get(cell.set);
@@ -218,11 +229,14 @@ export async function collect(params: ReportParams, source: ArtifactSource): Pro
       setCache.set(cell.set, set);
     }
     const evals: EvalData[] = cell.evals.map((e) => {
+      const known = evalCache.get(e.input);
+      if (known) return known;
       expectedEvals++;
       const view = source.artifact(e.input);
       const data: EvalData = view ? { arch: e.arch, input: e.input, ...readEval(view) } : { arch: e.arch, input: e.input, problem: source.missingReason?.(e.input) ?? 'not in the store' };
       if (data.accuracies) presentEvals++;
       else missing.push({ input: e.input, what: 'evaluation', where: `${where}: ${e.arch}`, label: source.label?.(e.input), reason: data.problem ?? 'no result' });
+      evalCache.set(e.input, data);
       return data;
     });
     cells.push({ index, coords: cell.coords, facts: cell.facts, set, evals });

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, openSync, readSync, closeSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { lineChart, type Scene, type Series } from './chart.js';
-import type { CellData, CurvePoint } from './collect.js';
+import { uniqueEvals, type CellData, type CurvePoint } from './collect.js';
 import { archHeader, pathLabel, type ReportConfig } from './config.js';
 import { sceneToPdf } from './pdf.js';
 import { encodePng } from './png.js';
@@ -187,7 +187,7 @@ export function buildFigures(cfg: ReportConfig, tables: TableModel[], cells: Cel
       const loss: Series[] = [];
       const acc: Series[] = [];
       for (const r of rows) {
-        const evals = r.cells.flatMap((i) => cells[i].evals.filter((e) => e.arch === col.arch));
+        const evals = uniqueEvals(r.cells.flatMap((i) => cells[i].evals.filter((e) => e.arch === col.arch)));
         const lossCurves = evals.flatMap((e) => e.trainLoss ?? []).filter((c) => c.length > 1);
         if (lossCurves.length > 0) {
           const mean = meanCurve(lossCurves.map((c) => c.map((value, j) => ({ step: j + 1, value }))));

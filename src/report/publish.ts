@@ -27,8 +27,24 @@ export function reportDir(plan: Plan, options: PublishOptions = {}): string {
   return options.outDir ?? join(plan.resolved.loaded.projectRoot, 'reports', plan.resolved.base.name);
 }
 
+/**
+ * Whether `dir` may be replaced by a report: absent, empty, or an earlier report (its report.md and
+ * results.json). Anything else, e.g. `--out docs`, would be deleted by the swap.
+ */
+function replaceable(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  const entries = readdirSync(dir);
+  return entries.length === 0 || (entries.includes('report.md') && entries.includes('results.json'));
+}
+
 /** Fills a fresh sibling folder and swaps it in, so the folder never mixes pictures of two builds. */
 async function replaceDir<T>(dir: string, fill: (tmp: string) => Promise<T>): Promise<T> {
+  if (!replaceable(dir)) {
+    throw new Error(
+      `${dir} exists and is not a metadd report (no report.md and results.json): writing the report there would delete its contents. ` +
+        `Choose a new or empty folder, e.g. --out ${join(dir, 'report')}`,
+    );
+  }
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = join(dirname(dir), `.${process.pid}.${Date.now()}.tmp-report`);
   rmSync(tmp, { recursive: true, force: true });

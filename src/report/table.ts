@@ -1,7 +1,7 @@
 import { archLabel, normalizeArch } from '../dag/arch.js';
 import type { Architecture } from '../spec/types.generated.js';
 import { pct, pooledStat, stat, type Stat } from './aggregate.js';
-import { cellValue, type CellData } from './collect.js';
+import { cellValue, uniqueEvals, type CellData } from './collect.js';
 import { archHeader, bestWithin, matches, pathLabel, valueLabel, type ReportConfig, type TableConfig } from './config.js';
 
 export type EntryStatus = 'ok' | 'partial' | 'missing';
@@ -254,7 +254,7 @@ export function layoutTable(cfg: ReportConfig, table: TableConfig, allCells: Cel
   const rows: ResultRow[] = [...rowMap].map(([id, r]) => {
     const entries: Record<string, Entry> = {};
     for (const col of columns) {
-      const evals = r.cells.flatMap((c) => c.evals.filter((e) => e.arch === col));
+      const evals = uniqueEvals(r.cells.flatMap((c) => c.evals.filter((e) => e.arch === col)));
       const results = evals.filter((e) => e.accuracies).map((e) => e.accuracies as number[]);
       const s = pooledStat(results);
       entries[col] = { stat: s, status: entryStatus(s, results.length, evals.length), expected: evals.length, present: results.length, best: false };
