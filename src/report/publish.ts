@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Plan } from '../exec/plan-spec.js';
 import type { ArtifactView } from '../stages/contract.js';
@@ -33,6 +33,7 @@ export function reportDir(plan: Plan, options: PublishOptions = {}): string {
  */
 function replaceable(dir: string): boolean {
   if (!existsSync(dir)) return true;
+  if (!statSync(dir).isDirectory()) return false;
   const entries = readdirSync(dir);
   return entries.length === 0 || (entries.includes('report.md') && entries.includes('results.json'));
 }
