@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { resolveSpec } from '../src/spec/resolve.js';
 import { compileDag, type Dag, type StageNode } from '../src/dag/compile.js';
+import { repeatedCells } from '../src/dag/repeats.js';
+import { renderPlan } from '../src/cli/render.js';
+import { planSpec } from '../src/exec/plan-spec.js';
 import { makeProject, yaml } from './helpers/project.js';
 
 const SPEC = yaml`
@@ -111,6 +114,9 @@ test("report facts: another method's settings are null in a cell (a random row s
   const inputKeys = Object.values(reportNode?.inputs ?? {});
   assert.equal(new Set(inputKeys).size, inputKeys.length, 'one input name per artifact');
   assert.equal(inputKeys.length, 5 + 5, '5 distinct sets, 5 distinct evals');
+  // `metadd plan` names the axis that did not vary them.
+  assert.deepEqual(repeatedCells(dag), { count: 1, paths: ['distill.sre2l.iterations'] });
+  assert.deepEqual(repeatedCells(compile(SPEC)), { count: 0, paths: [] });
   for (const c of report.cells) {
     const own = c.coords['distill.method'] === 'sre2l';
     // A declared row path and a swept path the rows leave out (the report appends it) alike.
@@ -120,4 +126,23 @@ test("report facts: another method's settings are null in a cell (a random row s
     }
     assert.equal(c.facts['distill.method'], c.coords['distill.method']);
   }
+});
+
+test('`metadd plan` notes cells that repeat the stages of others, and names the axis', () => {
+  const text = yaml`
+    name: repeats
+    dataset: {name: mnist}
+    distill: {method: sre2l, ipc: 1}
+    eval: {architectures: [convnet], epochs: 10}
+    sweep:
+      axes:
+        distill.method: [random, sre2l]
+        distill.sre2l.init: [noise, real]
+  `;
+  const root = makeProject({ 'spec.yaml': text });
+  const out = renderPlan(planSpec(join(root, 'spec.yaml'), { backend: 'wasm' }), false).split('\n');
+  assert.match(out[0], /^spec repeats: 4 cell\(s\)/);
+  assert.match(out[1], /^note: 1 cell\(s\) repeat the stages of another cell: they differ only in distill\.sre2l\.init, which their method does not read/);
+  const clean = makeProject({ 'spec.yaml': text.replace('distill.sre2l.init: [noise, real]', 'distill.ipc: [1, 10]') });
+  assert.equal(renderPlan(planSpec(join(clean, 'spec.yaml'), { backend: 'wasm' }), false).split('\n')[1], '', 'no note without repeats');
 });

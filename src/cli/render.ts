@@ -1,3 +1,4 @@
+import { repeatedCells } from '../dag/repeats.js';
 import type { Plan } from '../exec/plan-spec.js';
 import { planCounts } from '../exec/plan-spec.js';
 import type { ScheduleSummary } from '../exec/scheduler.js';
@@ -16,6 +17,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
     if (!n) throw new Error(`DAG lost node ${key}`);
     return { key, kind: n.kind, label: n.label, cached: plan.store.has(key), inputs: n.inputs, cells: n.cells };
   });
+  const repeated = repeatedCells(plan.dag);
   if (json) {
     return `${JSON.stringify(
       {
@@ -23,6 +25,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
         backend: plan.backend,
         store: plan.store.root,
         cells: plan.resolved.cells.map((c) => c.coords),
+        repeated_cells: repeated,
         counts: planCounts(plan),
         stages,
       },
@@ -32,6 +35,12 @@ export function renderPlan(plan: Plan, json: boolean): string {
   }
   const lines = [
     `spec ${plan.resolved.base.name}: ${plan.resolved.cells.length} cell(s), ${stages.length} stage(s), backend ${plan.backend}, store ${plan.store.root}`,
+    ...(repeated.count > 0
+      ? [
+          `note: ${repeated.count} cell(s) repeat the stages of another cell: they differ only in ${repeated.paths.join(', ')}, ` +
+            'which their method does not read; they add no work and the report counts their results once (list the combinations under sweep.exclude to drop them)',
+        ]
+      : []),
     '',
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
