@@ -88,21 +88,25 @@ test('a teacher without batch norm is refused at planning time, naming the field
   assert.equal(nodes(compile(spec.replace('norm: instance', 'norm: batch')), 'pretrain').length, 1);
 });
 
+/** The random subset and SRe2L crossed with an SRe2L-only axis: the random cells repeat each other. */
+const MIXED = yaml`
+  name: sre2l-vs-random
+  dataset: {name: mnist}
+  distill: {method: sre2l, ipc: 1}
+  eval: {architectures: [convnet], epochs: 10}
+  sweep:
+    axes:
+      distill.method: [random, sre2l]
+      distill.sre2l.init: [noise, real]
+`;
+
 test("report facts: another method's settings are null in a cell (a random row shows no SRe2L init), the cell's own are kept", () => {
-  const dag = compile(yaml`
-    name: sre2l-vs-random
-    dataset: {name: mnist}
-    distill: {method: sre2l, ipc: 1}
-    eval: {architectures: [convnet], epochs: 10}
-    sweep:
-      axes:
-        distill.method: [random, sre2l]
-        distill.sre2l.init: [noise, real]
-        distill.sre2l.iterations: [0, 1000]
-      exclude:
-        - {distill.method: random, distill.sre2l.init: real}
-    report: {rows: [distill.method, distill.sre2l.init]}
-  `);
+  const spec = MIXED.replace(
+    'distill.sre2l.init: [noise, real]\n',
+    'distill.sre2l.init: [noise, real]\n    distill.sre2l.iterations: [0, 1000]\n  exclude:\n    - {distill.method: random, distill.sre2l.init: real}\n',
+  );
+  assert.notEqual(spec, MIXED);
+  const dag = compile(`${spec}report: {rows: [distill.method, distill.sre2l.init]}\n`);
   const reportNode = dag.nodes.get(dag.reportKey);
   const report = reportNode?.params as unknown as { cells: { coords: Record<string, unknown>; facts: Record<string, unknown>; set: string; evals: { input: string }[] }[] };
   assert.equal(report.cells.length, 6);
@@ -129,19 +133,10 @@ test("report facts: another method's settings are null in a cell (a random row s
 });
 
 test('`metadd plan` notes cells that repeat the stages of others, and names the axis', () => {
-  const text = yaml`
-    name: repeats
-    dataset: {name: mnist}
-    distill: {method: sre2l, ipc: 1}
-    eval: {architectures: [convnet], epochs: 10}
-    sweep:
-      axes:
-        distill.method: [random, sre2l]
-        distill.sre2l.init: [noise, real]
-  `;
+  const text = MIXED;
   const root = makeProject({ 'spec.yaml': text });
   const out = renderPlan(planSpec(join(root, 'spec.yaml'), { backend: 'wasm' }), false).split('\n');
-  assert.match(out[0], /^spec repeats: 4 cell\(s\)/);
+  assert.match(out[0], /^spec sre2l-vs-random: 4 cell\(s\)/);
   assert.match(out[1], /^note: 1 cell\(s\) repeat the stages of another cell: they differ only in distill\.sre2l\.init, which their method does not read/);
   const clean = makeProject({ 'spec.yaml': text.replace('distill.sre2l.init: [noise, real]', 'distill.ipc: [1, 10]') });
   assert.equal(renderPlan(planSpec(join(clean, 'spec.yaml'), { backend: 'wasm' }), false).split('\n')[1], '', 'no note without repeats');
