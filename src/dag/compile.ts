@@ -312,10 +312,11 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     reportInputs[name] = key;
     return name;
   };
+  const reportPaths = [...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report)];
   const reportCells = cells.map((c, i) => {
     const set = inputFor(c.setKey, `set${i}`);
     const evals = c.evals.map((e, j) => ({ arch: e.label, input: inputFor(e.key, `eval${i}_${j}`) }));
-    const factPaths = [...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report), ...Object.keys(c.cell.coords).filter(methodBlockOf)];
+    const factPaths = [...reportPaths, ...Object.keys(c.cell.coords).filter(methodBlockOf)];
     return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set(factPaths)]), set, evals };
   });
   const reportKey = b.add(
