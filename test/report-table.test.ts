@@ -6,7 +6,7 @@ import { buildReport, resultsCsv } from '../src/report/build.js';
 import { collect } from '../src/report/collect.js';
 import { normalizeReport, reportFactPaths } from '../src/report/config.js';
 import { tableToMarkdown } from '../src/report/markdown.js';
-import { effectTable } from '../src/report/effect.js';
+import { baselineTable, effectTable } from '../src/report/effect.js';
 import { layoutTable, type ReferenceRow, type ResultRow, type TableModel } from '../src/report/table.js';
 import type { Report } from '../src/spec/types.generated.js';
 import { FixtureStore, tempDir, writeSweep, type SweepCell, removeFixtures } from './report-fixtures.js';
@@ -303,7 +303,7 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   // Two cells of one arm with the same seed cannot be paired: the row is left out and a note says why.
   const dup = effectTable({ ...cfg, pool: [] }, table, data.cells);
   assert.equal(dup?.rows.length, 0);
-  assert.ok(dup?.notes.some((n) => n.includes('DM / 10: two cells of one arm share the pooled values')));
+  assert.ok(dup?.notes.some((n) => n.includes('DM / 10: two cells of one row share the pooled values')));
   const noControl = layoutTable(cfg, cfg.tables[0], data.cells.filter((c) => c.facts['metadd.arm'] !== 'control'));
   assert.equal(effectTable(cfg, noControl, data.cells), undefined);
 
@@ -316,5 +316,62 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   assert.match(csv, /\nmain-effect,result,difference,DM \/ 10,dm,10,,convnet,/);
   assert.match(readFileSync(join(out, 'report.tex'), 'utf8'), /\+0\.7/);
   const off = await buildReport({ ...params, report: { tables: [{ name: 'main', effect: false }] } }, source, tempDir(), 'store');
+  assert.deepEqual(off.tables.map((t) => t.name), ['main']);
+});
+
+test('versus_baseline: each row minus the random subset of the same seed, matched on the declared paths', async () => {
+  // The random subset's draw moves with the seed (+0/+6/+3 points); DM adds 5, 1 and 2 points on convnet over the draw of its seed.
+  const draw = [0, 0.06, 0.03];
+  const dmGain = [0.05, 0.01, 0.02];
+  const cells: SweepCell[] = [];
+  const cell = (method: string, ipc: number, augment: string, seed: number, convnet: number): SweepCell => ({
+    facts: { 'distill.method': method, 'distill.ipc': ipc, 'eval.augment': augment, seed },
+    coords: { 'distill.method': method, 'distill.ipc': ipc, 'eval.augment': augment, seed },
+    results: { convnet: [convnet - 0.002, convnet + 0.002], mlp: [convnet - 0.1] },
+  });
+  for (const seed of [0, 1, 2]) {
+    cells.push(cell('random', 10, 'none', seed, 0.7 + draw[seed]));
+    cells.push(cell('dm', 10, 'dsa', seed, 0.7 + draw[seed] + dmGain[seed]));
+  }
+  cells.push(cell('random', 1, 'none', 0, 0.5), cell('random', 1, 'dsa', 0, 0.52), cell('dm', 1, 'dsa', 0, 0.7));
+  cells.push(cell('mtt', 50, 'dsa', 0, 0.8));
+  const versus: { match: [string, ...string[]] } = { match: ['distill.ipc'] };
+  const report: Report = { rows: ['distill.method', 'distill.ipc', 'eval.augment'], tables: [{ name: 'main', versus_baseline: versus }] };
+  assert.ok(reportFactPaths({ tables: [{ name: 'main', versus_baseline: { match: ['distill.ipc'], baseline: { 'eval.epochs': 1000 } } }] }).includes('eval.epochs'), 'the DAG compiler records the paths the comparison reads');
+
+  const store = new FixtureStore();
+  const { params, source } = writeSweep(store, 'vsbase', ARCHS, cells, report);
+  const data = await collect(params, source);
+  const cfg = normalizeReport(report);
+  const table = layoutTable(cfg, cfg.tables[0], data.cells);
+  const vs = baselineTable(cfg, table, data.cells, versus);
+  assert.ok(vs);
+  assert.equal(vs.name, 'main-vs-baseline');
+  assert.equal(vs.measure, 'difference');
+  assert.deepEqual(results(vs).map((r) => r.labels), [['DM', '10', 'dsa']], 'baselines are not compared with themselves; ambiguous and unmatched rows are left out');
+  const dm10 = results(vs)[0].entries.convnet;
+  assert.equal(dm10.stat?.n, 3);
+  assert.ok(Math.abs((dm10.stat?.mean ?? NaN) - 0.08 / 3) < 1e-12);
+  // Sample std of (5, 1, 2) points: mean 8/3, squared deviations 49/9, 25/9, 4/9.
+  assert.ok(Math.abs((dm10.stat?.std ?? NaN) - Math.sqrt((49 / 9 + 25 / 9 + 4 / 9) / 2) / 100) < 1e-12);
+  assert.ok(vs.notes.some((n) => n === 'DM / 10 / dsa: above Random / 10 / none on Avg. in 3 of 3 paired run(s).'), vs.notes.join('\n'));
+  assert.ok(vs.notes.some((n) => n.startsWith('DM / 1 / dsa: 2 baseline rows agree with it (Random / 1 / none; Random / 1 / dsa) on distill.ipc')), vs.notes.join('\n'));
+  assert.ok(vs.notes.some((n) => n.startsWith('MTT / 50 / dsa: no baseline row agrees with it')), vs.notes.join('\n'));
+
+  // Narrowing the qualifying baseline rows resolves the ambiguity at IPC 1 (a single run: no spread).
+  const narrowed = baselineTable(cfg, table, data.cells, { match: ['distill.ipc'], baseline: { 'eval.augment': 'none' } });
+  const dm1 = rowOf(narrowed as TableModel, 'DM', '1', 'dsa').entries.convnet;
+  assert.equal(dm1.stat?.n, 1);
+  assert.ok(Math.abs((dm1.stat?.mean ?? NaN) - 0.2) < 1e-12);
+  assert.match(tableToMarkdown(narrowed as TableModel), /\| DM \| 1 \| dsa \| \+20\.0 \|/);
+  // A path that is not a row path is named in a note; no baseline rows at all: no table.
+  assert.ok(baselineTable(cfg, table, data.cells, { match: ['distill.ipc', 'eval.epochs'] })?.notes.some((n) => n.startsWith('versus_baseline: eval.epochs is not a row path')));
+  const noBaseline = layoutTable(cfg, cfg.tables[0], data.cells.filter((c) => c.facts['distill.method'] !== 'random'));
+  assert.equal(baselineTable(cfg, noBaseline, data.cells, versus), undefined);
+
+  // The whole report: the comparison follows its table, only when asked for.
+  const model = await buildReport(params, source, tempDir(), 'store');
+  assert.deepEqual(model.tables.map((t) => t.name), ['main', 'main-vs-baseline']);
+  const off = await buildReport({ ...params, report: { rows: report.rows } }, source, tempDir(), 'store');
   assert.deepEqual(off.tables.map((t) => t.name), ['main']);
 });

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collect, type ArtifactSource, type ReportParams } from './collect.js';
 import { normalizeReport } from './config.js';
-import { effectTable } from './effect.js';
+import { baselineTable, effectTable } from './effect.js';
 import { buildFigures } from './figures.js';
 import { reportToHtml } from './html.js';
 import { reportToLatex, tableToLatex } from './latex.js';
@@ -99,10 +99,13 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
   const accuracy = cfg.tables.map((t) => layoutTable(cfg, t, data.cells));
   mkdirSync(outDir, { recursive: true });
   const { figures, notes } = buildFigures(cfg, accuracy, data.cells, outDir);
-  // Each accuracy table is followed by its MetaDD effect table, when it has MetaDD and control rows.
+  // Each accuracy table is followed by its MetaDD effect table, when it has MetaDD and control rows,
+  // and by its comparison with the baseline rows, when the spec asks for one.
   const tables = accuracy.flatMap((t, i) => {
     const effect = cfg.tables[i].effect ? effectTable(cfg, t, data.cells) : undefined;
-    return effect ? [t, effect] : [t];
+    const versus = cfg.tables[i].versusBaseline;
+    const vsBaseline = versus ? baselineTable(cfg, t, data.cells, versus) : undefined;
+    return [t, effect, vsBaseline].filter((m): m is TableModel => m !== undefined);
   });
   const model: ReportModel = {
     name: params.name,

@@ -36,6 +36,15 @@ export interface TableConfig {
   reference: ReportReference[];
   /** Follow the table with its MetaDD effect table (src/report/effect.ts). */
   effect: boolean;
+  /** Follow the table with each row's difference from its baseline row (src/report/effect.ts). */
+  versusBaseline?: VersusBaseline;
+}
+
+export interface VersusBaseline {
+  /** Row paths on which a row and its baseline row agree. */
+  match: string[];
+  /** Which baseline rows qualify (default: every baseline row). */
+  baseline?: Match;
 }
 
 export const DEFAULT_ROWS = ['distill.method', 'distill.ipc'];
@@ -94,6 +103,7 @@ function defaultTable(t: Partial<ReportTable>, rows: string[], index: number): T
     digits: t.digits ?? 1,
     reference: t.reference ?? [],
     effect: t.effect ?? true,
+    versusBaseline: t.versus_baseline ? { match: [...t.versus_baseline.match], baseline: t.versus_baseline.baseline as Match | undefined } : undefined,
   };
 }
 
@@ -164,6 +174,8 @@ export function reportFactPaths(report: Report | undefined): string[] {
     for (const b of t.baselines) for (const k of Object.keys(b)) paths.add(k);
     for (const p of t.bestWithin ?? []) paths.add(p);
     for (const ref of t.reference) for (const k of Object.keys(ref.after ?? {})) paths.add(k);
+    for (const p of t.versusBaseline?.match ?? []) paths.add(p);
+    for (const k of Object.keys(t.versusBaseline?.baseline ?? {})) paths.add(k);
   }
   return [...paths];
 }

@@ -1,6 +1,6 @@
 import { stat, type Stat } from './aggregate.js';
 import { cellValue, type CellData } from './collect.js';
-import type { ReportConfig } from './config.js';
+import { matches, type ReportConfig, type VersusBaseline } from './config.js';
 import { entryStatus, type AverageEntry, type Entry, type ResultRow, type TableModel } from './table.js';
 
 const ARM = 'metadd.arm';
@@ -30,83 +30,155 @@ function cellAccuracy(cell: CellData, arch: string): number | undefined {
   return accs ? stat(accs)?.mean : undefined;
 }
 
+/** A row compared with the row it is measured against, and how the comparison row is shown. */
+interface RowPair {
+  treated: ResultRow;
+  reference: ResultRow;
+  /** Row label in notes, e.g. "DM / 10". */
+  label: string;
+  /** Who wins, in the won-runs note, e.g. "MetaDD" ('' for the row itself). */
+  subject: string;
+  /** What `treated` is compared with, in the notes, e.g. "its control". */
+  against: string;
+  /** Also note runs of `reference` without a counterpart (MetaDD and control arms should have the same runs; a baseline may have more). */
+  symmetric: boolean;
+  key: unknown[];
+  labels: string[];
+}
+
+/**
+ * One row of paired differences: treated minus reference of each paired run (cells with the same
+ * values of the pooled paths, i.e. the same seed), each side the mean of its evaluation models; per
+ * column the mean and sample std over the runs. Pairing removes what both rows share within a run
+ * (the base set, the random subset drawn for the seed), which pooling every model of every seed into
+ * one std does not. Undefined (with a note) when a row's runs cannot be told apart.
+ */
+function pairedRow(cfg: ReportConfig, table: TableModel, byIndex: ReadonlyMap<number, CellData>, pair: RowPair, notes: string[]): ResultRow | undefined {
+  const { treated, reference, label } = pair;
+  const treatedRuns = runsOf(cfg, treated, byIndex);
+  const referenceRuns = runsOf(cfg, reference, byIndex);
+  if (!treatedRuns || !referenceRuns) {
+    notes.push(`${label}: two cells of one row share the pooled values (${cfg.pool.join(', ')}), so its runs cannot be paired; the row is left out.`);
+    return undefined;
+  }
+  const pairs = [...treatedRuns].filter(([k]) => referenceRuns.has(k)).map(([k, cell]) => [cell, referenceRuns.get(k) as CellData] as const);
+  const unpaired = treatedRuns.size - pairs.length + (pair.symmetric ? referenceRuns.size - pairs.length : 0);
+  if (unpaired > 0) {
+    const whose = pair.symmetric ? 'of one arm have no counterpart in the other' : `have no counterpart in ${pair.against}`;
+    notes.push(`${label}: ${unpaired} run(s) ${whose} and are left out.`);
+  }
+
+  const deltas = (arch: string): (number | undefined)[] =>
+    pairs.map(([t, r]) => {
+      const a = cellAccuracy(t, arch);
+      const b = cellAccuracy(r, arch);
+      return a === undefined || b === undefined ? undefined : a - b;
+    });
+  const entries: Record<string, Entry> = {};
+  for (const col of table.columns) {
+    const present = deltas(col.arch).filter((d): d is number => d !== undefined);
+    const s = stat(present);
+    entries[col.arch] = { stat: s, status: entryStatus(s, present.length, pairs.length), expected: pairs.length, present: present.length, best: false };
+  }
+  let average: AverageEntry | undefined;
+  const averaged = table.average.shown ? table.average.columns : [];
+  if (averaged.length > 0) {
+    // Averaged per run first, so the spread is over runs (how much the cross-architecture gain varies), not over architectures.
+    const perArch = averaged.map(deltas);
+    const perRun = pairs.map((_, j) => perArch.map((d) => d[j])).filter((ds): ds is number[] => ds.every((d) => d !== undefined)).map((ds) => (stat(ds) as Stat).mean);
+    const s = stat(perRun);
+    average = { stat: s, status: entryStatus(s, perRun.length, pairs.length), present: perRun.length, expected: pairs.length, best: false };
+    if (s) {
+      const wins = perRun.filter((d) => d > 0).length;
+      notes.push(`${label}: ${pair.subject ? `${pair.subject} ` : ''}above ${pair.against} on ${table.average.label} in ${wins} of ${perRun.length} paired run(s).`);
+    }
+  }
+  return { kind: 'result', id: `${treated.id}-vs-${reference.id}`, key: pair.key, labels: pair.labels, baseline: false, entries, average, cells: [...treated.cells, ...reference.cells] };
+}
+
+function differenceTable(table: TableModel, name: string, title: string, rowPaths: string[], rowHeaders: string[], rows: ResultRow[], notes: string[]): TableModel {
+  return {
+    ...table,
+    name,
+    title,
+    rowPaths,
+    rowHeaders,
+    rows,
+    measure: 'difference',
+    complete: rows.every((r) => table.columns.every((c) => r.entries[c.arch].status === 'ok')),
+    notes,
+  };
+}
+
+function pooledText(cfg: ReportConfig): string {
+  return cfg.pool.length > 0 ? cfg.pool.join(', ') : 'none';
+}
+
 /**
  * The MetaDD effect table of a laid-out accuracy table: for every row of the MetaDD arm whose
- * control row (the same key with `metadd.arm: control`) is in the table, the difference MetaDD
- * minus control of each paired run (cells with the same values of the pooled paths, i.e. the same
- * seed: the same base set, evaluated with the same seeds), each side the mean of its evaluation
- * models; the entry is the mean and sample std of those differences over the runs. Pairing removes
- * what both arms share (the base set, the random subset drawn for the seed), which pooling every
- * model of every seed into one std does not. Undefined when the table has no such pair of rows; a
- * pair whose runs cannot be matched is left out with a note.
+ * control row (the same key with `metadd.arm: control`) is in the table, MetaDD minus control of
+ * each paired run. Undefined when the table has no such pair of rows.
  */
 export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonly CellData[]): TableModel | undefined {
   const armAt = table.rowPaths.indexOf(ARM);
   if (armAt < 0) return undefined;
   const byIndex = new Map(cells.map((c) => [c.index, c]));
   const results = table.rows.filter((r): r is ResultRow => r.kind === 'result');
-  const withoutArm = (key: unknown[]): string => JSON.stringify(key.filter((_, i) => i !== armAt));
-  const controls = new Map(results.filter((r) => r.key[armAt] === CONTROL).map((r) => [withoutArm(r.key), r]));
+  const withoutArm = <T>(values: T[]): T[] => values.filter((_, i) => i !== armAt);
+  const controls = new Map(results.filter((r) => r.key[armAt] === CONTROL).map((r) => [JSON.stringify(withoutArm(r.key)), r]));
   const notes: string[] = [];
   const rows: ResultRow[] = [];
-  const averaged = table.average.shown ? table.average.columns : [];
-
   let candidates = 0;
   for (const treated of results.filter((r) => r.key[armAt] === TREATMENT)) {
-    const control = controls.get(withoutArm(treated.key));
+    const control = controls.get(JSON.stringify(withoutArm(treated.key)));
     if (!control) continue;
     candidates++;
-    const label = treated.labels.filter((_, i) => i !== armAt).join(' / ');
-    const treatedRuns = runsOf(cfg, treated, byIndex);
-    const controlRuns = runsOf(cfg, control, byIndex);
-    if (!treatedRuns || !controlRuns) {
-      notes.push(`${label}: two cells of one arm share the pooled values (${cfg.pool.join(', ')}), so their runs cannot be paired; the row is left out.`);
-      continue;
-    }
-    const pairs = [...treatedRuns].filter(([k]) => controlRuns.has(k)).map(([k, cell]) => [cell, controlRuns.get(k) as CellData] as const);
-    const unpaired = treatedRuns.size + controlRuns.size - 2 * pairs.length;
-    if (unpaired > 0) notes.push(`${label}: ${unpaired} run(s) of one arm have no counterpart in the other and are left out.`);
-
-    const deltas = (arch: string): (number | undefined)[] =>
-      pairs.map(([t, c]) => {
-        const a = cellAccuracy(t, arch);
-        const b = cellAccuracy(c, arch);
-        return a === undefined || b === undefined ? undefined : a - b;
-      });
-    const entries: Record<string, Entry> = {};
-    for (const col of table.columns) {
-      const present = deltas(col.arch).filter((d): d is number => d !== undefined);
-      const s = stat(present);
-      entries[col.arch] = { stat: s, status: entryStatus(s, present.length, pairs.length), expected: pairs.length, present: present.length, best: false };
-    }
-    let average: AverageEntry | undefined;
-    if (averaged.length > 0) {
-      // Averaged per run first, so the spread is over runs (how much the cross-architecture gain varies), not over architectures.
-      const perArch = averaged.map(deltas);
-      const perRun = pairs.map((_, j) => perArch.map((d) => d[j])).filter((ds): ds is number[] => ds.every((d) => d !== undefined)).map((ds) => (stat(ds) as Stat).mean);
-      const s = stat(perRun);
-      average = { stat: s, status: entryStatus(s, perRun.length, pairs.length), present: perRun.length, expected: pairs.length, best: false };
-      if (s) {
-        const wins = perRun.filter((d) => d > 0).length;
-        notes.push(`${label}: MetaDD above its control on ${table.average.label} in ${wins} of ${perRun.length} paired run(s).`);
-      }
-    }
-    rows.push({ kind: 'result', id: `${treated.id}-effect`, key: treated.key.filter((_, i) => i !== armAt), labels: treated.labels.filter((_, i) => i !== armAt), baseline: false, entries, average, cells: [...treated.cells, ...control.cells] });
+    const labels = withoutArm(treated.labels);
+    const row = pairedRow(cfg, table, byIndex, { treated, reference: control, label: labels.join(' / '), subject: 'MetaDD', against: 'its control', symmetric: true, key: withoutArm(treated.key), labels }, notes);
+    if (row) rows.push({ ...row, id: `${treated.id}-effect` });
   }
   if (candidates === 0) return undefined;
+  const title =
+    `MetaDD minus its control arm (the same extra iterations without the MetaDD terms), in accuracy points: mean ± sample std over paired runs ` +
+    `(same ${pooledText(cfg)}) of each run's difference, each arm the mean of its evaluation models. Positive: MetaDD helped.`;
+  return differenceTable(table, `${table.name}-effect`, title, withoutArm(table.rowPaths), withoutArm(table.rowHeaders), rows, notes);
+}
 
-  const pooled = cfg.pool.length > 0 ? cfg.pool.join(', ') : 'none';
-  return {
-    ...table,
-    name: `${table.name}-effect`,
-    title:
-      `MetaDD minus its control arm (the same extra iterations without the MetaDD terms), in accuracy points: mean ± sample std over paired runs ` +
-      `(same ${pooled}) of each run's difference, each arm the mean of its evaluation models. Positive: MetaDD helped.`,
-    rowPaths: table.rowPaths.filter((_, i) => i !== armAt),
-    rowHeaders: table.rowHeaders.filter((_, i) => i !== armAt),
-    rows,
-    measure: 'difference',
-    complete: rows.every((r) => table.columns.every((c) => r.entries[c.arch].status === 'ok')),
-    notes,
-  };
+/**
+ * The comparison of every non-baseline row with its baseline row (`versus_baseline` of the table):
+ * the baseline row that agrees with it on `match` (and matches `baseline`), paired by run, so that a
+ * method is measured against the random subset drawn for the same seed. Undefined when the table
+ * has no baseline row or no other row. A row with no baseline row, or with several, is left out with
+ * a note.
+ */
+export function baselineTable(cfg: ReportConfig, table: TableModel, cells: readonly CellData[], versus: VersusBaseline): TableModel | undefined {
+  const byIndex = new Map(cells.map((c) => [c.index, c]));
+  const results = table.rows.filter((r): r is ResultRow => r.kind === 'result');
+  const notes: string[] = [];
+  const unknown = versus.match.filter((p) => !table.rowPaths.includes(p));
+  if (unknown.length > 0) notes.push(`versus_baseline: ${unknown.join(', ')} is not a row path of this table (${table.rowPaths.join(', ')}); rows are matched on the others.`);
+  const matchAt = versus.match.map((p) => table.rowPaths.indexOf(p)).filter((i) => i >= 0);
+  const matchKey = (r: ResultRow): string => JSON.stringify(matchAt.map((i) => r.key[i] ?? null));
+  const qualifies = (r: ResultRow): boolean => r.cells.every((i) => matches(versus.baseline, (p) => cellValue(byIndex.get(i) as CellData, p)));
+  const baselines = results.filter((r) => r.baseline && qualifies(r));
+  const treatedRows = results.filter((r) => !r.baseline);
+  if (baselines.length === 0 || treatedRows.length === 0) return undefined;
+
+  const rows: ResultRow[] = [];
+  for (const treated of treatedRows) {
+    const label = treated.labels.join(' / ');
+    const candidates = baselines.filter((b) => matchKey(b) === matchKey(treated));
+    if (candidates.length !== 1) {
+      const which = candidates.length === 0 ? 'no baseline row agrees with it' : `${candidates.length} baseline rows agree with it (${candidates.map((b) => b.labels.join(' / ')).join('; ')})`;
+      notes.push(`${label}: ${which} on ${versus.match.join(', ')}; the row is left out (add a path to versus_baseline.match, or narrow versus_baseline.baseline).`);
+      continue;
+    }
+    const reference = candidates[0];
+    const row = pairedRow(cfg, table, byIndex, { treated, reference, label, subject: '', against: reference.labels.join(' / '), symmetric: false, key: treated.key, labels: treated.labels }, notes);
+    if (row) rows.push(row);
+  }
+  const title =
+    `Each row minus its baseline row (the one that agrees with it on ${versus.match.join(', ')}), in accuracy points: mean ± sample std over paired runs ` +
+    `(same ${pooledText(cfg)}: the baseline drawn for the same seed) of each run's difference, each side the mean of its evaluation models. Positive: above the baseline.`;
+  return differenceTable(table, `${table.name}-vs-baseline`, title, table.rowPaths, table.rowHeaders, rows, notes);
 }

@@ -978,6 +978,18 @@ export interface ReportTable {
    */
   effect: boolean;
   /**
+   * Follow the table with a paired comparison against its baseline rows (<name>-vs-baseline): every other row minus the baseline row that agrees with it on `match`, per paired run (same values of report.pool, i.e. the same seed: the random subset drawn for that seed), mean ± sample std over the runs, and in how many runs the row was above its baseline on the average (docs/reports.md). E.g. {match: [distill.ipc]}. Off by default.
+   */
+  versus_baseline?: {
+    /**
+     * Row paths on which a row and its baseline row agree, e.g. [distill.ipc] or [distill.ipc, eval.epochs].
+     *
+     * @minItems 1
+     */
+    match: [ReportPath, ...ReportPath[]];
+    baseline?: ReportMatch3;
+  };
+  /**
    * Published numbers typed into the spec, shown in rows of their own marked as references (never computed, never marked best).
    *
    * @maxItems 64
@@ -994,6 +1006,12 @@ export interface ReportMatch1 {
  * Selects cells or rows: every entry (dotted cell path -> a value, or a list of accepted values) must match.
  */
 export interface ReportMatch2 {
+  [k: string]: unknown | undefined;
+}
+/**
+ * Selects cells or rows: every entry (dotted cell path -> a value, or a list of accepted values) must match.
+ */
+export interface ReportMatch3 {
   [k: string]: unknown | undefined;
 }
 /**
@@ -1020,12 +1038,12 @@ export interface ReportReference {
    * Where the numbers come from (shown as a note), e.g. 'Zhao et al., ICLR 2021, Table 1'.
    */
   source?: string;
-  after?: ReportMatch3;
+  after?: ReportMatch4;
 }
 /**
  * Selects cells or rows: every entry (dotted cell path -> a value, or a list of accepted values) must match.
  */
-export interface ReportMatch3 {
+export interface ReportMatch4 {
   [k: string]: unknown | undefined;
 }
 /**
