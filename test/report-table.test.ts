@@ -335,6 +335,8 @@ test('versus_baseline: each row minus the random subset of the same seed, matche
   }
   cells.push(cell('random', 1, 'none', 0, 0.5), cell('random', 1, 'dsa', 0, 0.52), cell('dm', 1, 'dsa', 0, 0.7));
   cells.push(cell('mtt', 50, 'dsa', 0, 0.8));
+  // A path that does not apply to a row (null, shown as '–') is left out of its name in the notes.
+  cells.push({ ...cell('dsa', 10, 'dsa', 0, 0.75), facts: { ...cell('dsa', 10, 'dsa', 0, 0.75).facts, 'eval.augment': null } });
   const versus: { match: [string, ...string[]] } = { match: ['distill.ipc'] };
   const report: Report = { rows: ['distill.method', 'distill.ipc', 'eval.augment'], tables: [{ name: 'main', versus_baseline: versus }] };
   assert.ok(reportFactPaths({ tables: [{ name: 'main', versus_baseline: { match: ['distill.ipc'], baseline: { 'eval.epochs': 1000 } } }] }).includes('eval.epochs'), 'the DAG compiler records the paths the comparison reads');
@@ -348,13 +350,14 @@ test('versus_baseline: each row minus the random subset of the same seed, matche
   assert.ok(vs);
   assert.equal(vs.name, 'main-vs-baseline');
   assert.equal(vs.measure, 'difference');
-  assert.deepEqual(results(vs).map((r) => r.labels), [['DM', '10', 'dsa']], 'baselines are not compared with themselves; ambiguous and unmatched rows are left out');
-  const dm10 = results(vs)[0].entries.convnet;
+  assert.deepEqual(results(vs).map((r) => r.labels), [['DM', '10', 'dsa'], ['DSA', '10', '–']], 'baselines are not compared with themselves; ambiguous and unmatched rows are left out');
+  const dm10 = rowOf(vs, 'DM', '10', 'dsa').entries.convnet;
   assert.equal(dm10.stat?.n, 3);
   assert.ok(Math.abs((dm10.stat?.mean ?? NaN) - 0.08 / 3) < 1e-12);
   // Sample std of (5, 1, 2) points: mean 8/3, squared deviations 49/9, 25/9, 4/9.
   assert.ok(Math.abs((dm10.stat?.std ?? NaN) - Math.sqrt((49 / 9 + 25 / 9 + 4 / 9) / 2) / 100) < 1e-12);
   assert.ok(vs.notes.some((n) => n === 'DM / 10 / dsa: above Random / 10 / none on Avg. in 3 of 3 paired run(s).'), vs.notes.join('\n'));
+  assert.ok(vs.notes.some((n) => n === 'DSA / 10: above Random / 10 / none on Avg. in 1 of 1 paired run(s).'), vs.notes.join('\n'));
   assert.ok(vs.notes.some((n) => n.startsWith('DM / 1 / dsa: 2 baseline rows agree with it (Random / 1 / none; Random / 1 / dsa) on distill.ipc')), vs.notes.join('\n'));
   assert.ok(vs.notes.some((n) => n.startsWith('MTT / 50 / dsa: no baseline row agrees with it')), vs.notes.join('\n'));
 

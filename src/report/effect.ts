@@ -30,6 +30,12 @@ function cellAccuracy(cell: CellData, arch: string): number | undefined {
   return accs ? stat(accs)?.mean : undefined;
 }
 
+/** A row's name in notes: its labels joined, without the paths that do not apply to it (shown as '–' in the table). */
+function noteLabel(key: readonly unknown[], labels: readonly string[]): string {
+  const applicable = labels.filter((_, i) => key[i] !== null && key[i] !== undefined);
+  return (applicable.length > 0 ? applicable : labels).join(' / ');
+}
+
 /** A row compared with the row it is measured against, and how the comparison row is shown. */
 interface RowPair {
   treated: ResultRow;
@@ -134,7 +140,7 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
     if (!control) continue;
     candidates++;
     const labels = withoutArm(treated.labels);
-    const row = pairedRow(cfg, table, byIndex, { treated, reference: control, label: labels.join(' / '), subject: 'MetaDD', against: 'its control', symmetric: true, key: withoutArm(treated.key), labels }, notes);
+    const row = pairedRow(cfg, table, byIndex, { treated, reference: control, label: noteLabel(withoutArm(treated.key), labels), subject: 'MetaDD', against: 'its control', symmetric: true, key: withoutArm(treated.key), labels }, notes);
     if (row) rows.push({ ...row, id: `${treated.id}-effect` });
   }
   if (candidates === 0) return undefined;
@@ -166,15 +172,15 @@ export function baselineTable(cfg: ReportConfig, table: TableModel, cells: reado
 
   const rows: ResultRow[] = [];
   for (const treated of treatedRows) {
-    const label = treated.labels.join(' / ');
+    const label = noteLabel(treated.key, treated.labels);
     const candidates = baselines.filter((b) => matchKey(b) === matchKey(treated));
     if (candidates.length !== 1) {
-      const which = candidates.length === 0 ? 'no baseline row agrees with it' : `${candidates.length} baseline rows agree with it (${candidates.map((b) => b.labels.join(' / ')).join('; ')})`;
+      const which = candidates.length === 0 ? 'no baseline row agrees with it' : `${candidates.length} baseline rows agree with it (${candidates.map((b) => noteLabel(b.key, b.labels)).join('; ')})`;
       notes.push(`${label}: ${which} on ${versus.match.join(', ')}; the row is left out (add a path to versus_baseline.match, or narrow versus_baseline.baseline).`);
       continue;
     }
     const reference = candidates[0];
-    const row = pairedRow(cfg, table, byIndex, { treated, reference, label, subject: '', against: reference.labels.join(' / '), symmetric: false, key: treated.key, labels: treated.labels }, notes);
+    const row = pairedRow(cfg, table, byIndex, { treated, reference, label, subject: '', against: noteLabel(reference.key, reference.labels), symmetric: false, key: treated.key, labels: treated.labels }, notes);
     if (row) rows.push(row);
   }
   const title =
