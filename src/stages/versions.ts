@@ -8,6 +8,8 @@
  * values to ~1e-5, not the same bytes).
  * report 3: tables with MetaDD and control rows are followed by their effect table; results.csv has a
  * measure column.
+ * report 4: effect-table notes name a row without the paths that do not apply to it (shown '–'); a
+ * table can be followed by its comparison with the baseline rows (versus_baseline).
  */
 export const STAGE_VERSIONS = {
   dataset: 1,
@@ -15,5 +17,5 @@ export const STAGE_VERSIONS = {
   distill: 3,
   metadd: 3,
   eval: 2,
-  report: 3,
+  report: 4,
 } as const;
