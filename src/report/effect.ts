@@ -40,14 +40,13 @@ function noteLabel(key: readonly unknown[], labels: readonly string[]): string {
 interface RowPair {
   treated: ResultRow;
   reference: ResultRow;
-  /** Row label in notes, e.g. "DM / 10". */
-  label: string;
   /** Who wins, in the won-runs note, e.g. "MetaDD" ('' for the row itself). */
   subject: string;
   /** What `treated` is compared with, in the notes, e.g. "its control". */
   against: string;
   /** Also note runs of `reference` without a counterpart (MetaDD and control arms should have the same runs; a baseline may have more). */
   symmetric: boolean;
+  /** The difference row's key and labels (its name in notes is derived from them, e.g. "DM / 10"). */
   key: unknown[];
   labels: string[];
 }
@@ -60,7 +59,8 @@ interface RowPair {
  * one std does not. Undefined (with a note) when a row's runs cannot be told apart.
  */
 function pairedRow(cfg: ReportConfig, table: TableModel, byIndex: ReadonlyMap<number, CellData>, pair: RowPair, notes: string[]): ResultRow | undefined {
-  const { treated, reference, label } = pair;
+  const { treated, reference } = pair;
+  const label = noteLabel(pair.key, pair.labels);
   const treatedRuns = runsOf(cfg, treated, byIndex);
   const referenceRuns = runsOf(cfg, reference, byIndex);
   if (!treatedRuns || !referenceRuns) {
@@ -136,11 +136,11 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
   const rows: ResultRow[] = [];
   let candidates = 0;
   for (const treated of results.filter((r) => r.key[armAt] === TREATMENT)) {
-    const control = controls.get(JSON.stringify(withoutArm(treated.key)));
+    const key = withoutArm(treated.key);
+    const control = controls.get(JSON.stringify(key));
     if (!control) continue;
     candidates++;
-    const labels = withoutArm(treated.labels);
-    const row = pairedRow(cfg, table, byIndex, { treated, reference: control, label: noteLabel(withoutArm(treated.key), labels), subject: 'MetaDD', against: 'its control', symmetric: true, key: withoutArm(treated.key), labels }, notes);
+    const row = pairedRow(cfg, table, byIndex, { treated, reference: control, subject: 'MetaDD', against: 'its control', symmetric: true, key, labels: withoutArm(treated.labels) }, notes);
     if (row) rows.push({ ...row, id: `${treated.id}-effect` });
   }
   if (candidates === 0) return undefined;
@@ -172,15 +172,15 @@ export function baselineTable(cfg: ReportConfig, table: TableModel, cells: reado
 
   const rows: ResultRow[] = [];
   for (const treated of treatedRows) {
-    const label = noteLabel(treated.key, treated.labels);
     const candidates = baselines.filter((b) => matchKey(b) === matchKey(treated));
     if (candidates.length !== 1) {
+      const label = noteLabel(treated.key, treated.labels);
       const which = candidates.length === 0 ? 'no baseline row agrees with it' : `${candidates.length} baseline rows agree with it (${candidates.map((b) => noteLabel(b.key, b.labels)).join('; ')})`;
       notes.push(`${label}: ${which} on ${versus.match.join(', ')}; the row is left out (add a path to versus_baseline.match, or narrow versus_baseline.baseline).`);
       continue;
     }
     const reference = candidates[0];
-    const row = pairedRow(cfg, table, byIndex, { treated, reference, label, subject: '', against: noteLabel(reference.key, reference.labels), symmetric: false, key: treated.key, labels: treated.labels }, notes);
+    const row = pairedRow(cfg, table, byIndex, { treated, reference, subject: '', against: noteLabel(reference.key, reference.labels), symmetric: false, key: treated.key, labels: treated.labels }, notes);
     if (row) rows.push(row);
   }
   const title =
