@@ -132,6 +132,27 @@ test("report facts: another method's settings are null in a cell (a random row s
   }
 });
 
+test('report facts: a path only an include row sets holds the value every other cell ran with (not a blank)', () => {
+  const spec = MIXED.replace(
+    'distill.sre2l.init: [noise, real]\n',
+    'distill.sre2l.init: [noise]\n  include:\n    - {distill.method: sre2l, distill.sre2l.init: noise, distill.sre2l.iterations: 7}\n',
+  );
+  assert.notEqual(spec, MIXED);
+  const dag = compile(spec.replace('distill: {method: sre2l, ipc: 1}', 'distill: {method: sre2l, ipc: 1, sre2l: {iterations: 3}}'));
+  const report = dag.nodes.get(dag.reportKey)?.params as unknown as { cells: { coords: Record<string, unknown>; facts: Record<string, unknown> }[] };
+  const seen = report.cells.map((c) => [c.coords['distill.method'], c.coords['distill.sre2l.iterations'] ?? 'unset', c.facts['distill.sre2l.iterations']]);
+  // The axis cells never name the path; their facts hold the spec's value (3), the random cell's null.
+  assert.deepEqual(seen, [
+    ['random', 'unset', null],
+    ['sre2l', 'unset', 3],
+    ['sre2l', 7, 7],
+  ]);
+  // A path every cell sets, or none, adds nothing to the facts of a spec without include rows.
+  const plainDag = compile(MIXED);
+  const plain = plainDag.nodes.get(plainDag.reportKey)?.params as unknown as { cells: { facts: Record<string, unknown> }[] };
+  for (const c of plain.cells) assert.ok(!Object.hasOwn(c.facts, 'distill.sre2l.iterations'));
+});
+
 test('`metadd plan` notes cells that repeat the stages of others, and names the axis', () => {
   const text = MIXED;
   const root = makeProject({ 'spec.yaml': text });

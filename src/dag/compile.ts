@@ -313,10 +313,13 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     return name;
   };
   const reportPaths = [...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report)];
+  // A path that only some cells set (an `include` row's `distill.mtt.expert_epochs`) can become a
+  // row column of the report; the other cells must show the value they ran with, not a blank.
+  const partialPaths = [...new Set(cells.flatMap((c) => Object.keys(c.cell.coords)))].filter((p) => cells.some((c) => !Object.hasOwn(c.cell.coords, p)));
   const reportCells = cells.map((c, i) => {
     const set = inputFor(c.setKey, `set${i}`);
     const evals = c.evals.map((e, j) => ({ arch: e.label, input: inputFor(e.key, `eval${i}_${j}`) }));
-    const factPaths = [...reportPaths, ...Object.keys(c.cell.coords).filter(methodBlockOf)];
+    const factPaths = [...reportPaths, ...partialPaths, ...Object.keys(c.cell.coords).filter(methodBlockOf)];
     return { coords: c.cell.coords, facts: reportCellFacts(c.cell.spec, [...new Set(factPaths)]), set, evals };
   });
   const reportKey = b.add(
