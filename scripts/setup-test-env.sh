@@ -2,9 +2,11 @@
 # Installs everything the test suite needs besides npm packages, idempotently:
 #   - the pinned MLflow server in .venv/ (scripts/setup-mlflow.sh)
 #   - Debian's chromium, the headless browser of test/report-browser.test.ts
+#   - Debian's pdflatex (texlive-latex-base, -recommended), which compiles report.tex in test/report-latex.test.ts
 # Run by `npm run setup:test` (the README's test command) and by .ci/run.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup-mlflow.sh" >/dev/null
 [ "${METADD_SKIP_SLURM:-}" = 1 ] || bash "$ROOT/scripts/setup-slurm.sh"  # single-node Slurm cluster for test/slurm-*.test.ts (needs root)
 [ -x /usr/bin/chromium ] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; }  # headless browser for test/report-browser.test.ts (needs root)
+command -v pdflatex >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq texlive-latex-base texlive-latex-recommended >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq texlive-latex-base texlive-latex-recommended >/dev/null; }; }  # pdflatex for test/report-latex.test.ts (needs root)
