@@ -8,5 +8,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup-mlflow.sh" >/dev/null
 [ "${METADD_SKIP_SLURM:-}" = 1 ] || bash "$ROOT/scripts/setup-slurm.sh"  # single-node Slurm cluster for test/slurm-*.test.ts (needs root)
-[ -x /usr/bin/chromium ] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; }  # headless browser for test/report-browser.test.ts (needs root)
-command -v pdflatex >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq texlive-latex-base texlive-latex-recommended >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq texlive-latex-base texlive-latex-recommended >/dev/null; }; }  # pdflatex for test/report-latex.test.ts (needs root)
+# Debian packages (needs root); the package index is refreshed only when the first try fails.
+install_debian() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "$@" >/dev/null; }
+}
+[ -x /usr/bin/chromium ] || install_debian chromium  # headless browser for test/report-browser.test.ts
+command -v pdflatex >/dev/null || install_debian texlive-latex-base texlive-latex-recommended  # pdflatex for test/report-latex.test.ts
