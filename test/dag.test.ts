@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { resolveSpec } from '../src/spec/resolve.js';
 import { compileDag, type Dag } from '../src/dag/compile.js';
+import { SpecError } from '../src/spec/errors.js';
 import { makeProject, yaml } from './helpers/project.js';
 
 const SPEC = yaml`
@@ -99,4 +100,19 @@ test('keys are stable across processes', () => {
     console.log(JSON.stringify(compileDag(r, { backend: 'wasm', datasetDigest: () => 'digest-of-mnist' }).order));`;
   const there = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
   assert.deepEqual(there, here);
+});
+
+test('a report section that cannot be laid out is a spec error at its line, not a crash', () => {
+  const bad = `${SPEC}report:\n  tables:\n    - name: main\n      effect: {pairs: [[metadd, control], [none, none]]}\n    - name: main\n`;
+  assert.throws(
+    () => compile(bad),
+    (err: unknown) =>
+      err instanceof SpecError &&
+      err.issues.length === 1 &&
+      err.issues[0].path === 'report.tables[0].effect.pairs[1]' &&
+      err.issues[0].line === 12 &&
+      /effect pair \[none, none\] compares an arm with itself; e\.g\. \[metadd, control\]/.test(err.issues[0].message),
+  );
+  const dup = `${SPEC}report:\n  tables:\n    - name: main\n    - name: main\n`;
+  assert.throws(() => compile(dup), (err: unknown) => err instanceof SpecError && err.issues[0].path === 'report.tables[1].name' && err.issues[0].line === 12 && /two tables are named 'main'/.test(err.issues[0].message));
 });

@@ -295,7 +295,7 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   assert.deepEqual([row.average?.status, row.average?.present, row.average?.stat?.n], ['partial', 2, 2]);
   assert.ok(Math.abs((row.average?.stat?.mean ?? NaN) - (0.02 + 0.01) / 2) < 1e-12);
   assert.ok(Math.abs((row.average?.stat?.std ?? NaN) - Math.SQRT1_2 * 0.01) < 1e-12);
-  assert.ok(effect.notes.some((n) => n.includes('DM / 10: MetaDD above its control on Avg. in 2 of 2 paired run(s)')), effect.notes.join('\n'));
+  assert.ok(effect.notes.some((n) => n === 'DM / 10: MetaDD above its control on Avg. in 2 of 2 paired run(s) (seed 0: +2.0; seed 1: +1.0).'), effect.notes.join('\n'));
   const md = tableToMarkdown(effect);
   assert.match(md, /\| DM \| 10 \| \+0\.7 ± 1\.5 \|/, md);
   assert.match(md, /\+1\.5 ± 2\.1 †/, 'partial mlp entry, signed');
@@ -317,6 +317,22 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   assert.match(readFileSync(join(out, 'report.tex'), 'utf8'), /\+0\.7/);
   const off = await buildReport({ ...params, report: { tables: [{ name: 'main', effect: false }] } }, source, tempDir(), 'store');
   assert.deepEqual(off.tables.map((t) => t.name), ['main']);
+
+  // Other arm pairs: what the extra iterations alone did to the base set (the control arm minus the
+  // base set: 0 on every seed here) and MetaDD against the base set (the MetaDD gain: +1/+2/-1 on convnet).
+  const effect3: Report = { tables: [{ name: 'main', effect: { pairs: [['metadd', 'control'], ['control', 'none'], ['metadd', 'none']] } }] };
+  const three = await buildReport({ ...params, report: effect3 }, source, tempDir(), 'store');
+  assert.deepEqual(three.tables.map((t) => t.name), ['main', 'main-effect', 'main-effect-control-none', 'main-effect-metadd-none']);
+  const controlMinusBase = results(three.tables[2])[0];
+  assert.ok(Math.abs(controlMinusBase.entries.convnet.stat?.mean ?? NaN) < 1e-12 && (controlMinusBase.entries.convnet.stat?.n ?? 0) === 3);
+  assert.match(three.tables[2].title, /^The control arm \(the same iterations without the MetaDD terms\) minus the base set/);
+  assert.ok(three.tables[2].notes.some((n) => n.startsWith('DM / 10: the control arm above its base set on Avg. in 0 of 2 paired run(s) (seed 0: 0.0; seed 1: 0.0)')), three.tables[2].notes.join('\n'));
+  const metaddMinusBase = results(three.tables[3])[0].entries.convnet;
+  assert.deepEqual([metaddMinusBase.stat?.n, metaddMinusBase.status], [3, 'ok'], 'the base arm has every seed that the control arm lacks on mlp');
+  assert.ok(Math.abs((metaddMinusBase.stat?.mean ?? NaN) - 0.02 / 3) < 1e-12);
+  assert.equal(results(three.tables[3])[0].entries.mlp.status, 'ok');
+  // An arm compared with itself is a spec error that names the table and suggests a pair.
+  assert.throws(() => normalizeReport({ tables: [{ name: 'main', effect: { pairs: [['control', 'control']] } }] }), /table 'main': effect pair \[control, control\] compares an arm with itself; e\.g\. \[metadd, control\]/);
 });
 
 test('versus_baseline: each row minus the random subset of the same seed, matched on the declared paths', async () => {
@@ -356,8 +372,8 @@ test('versus_baseline: each row minus the random subset of the same seed, matche
   assert.ok(Math.abs((dm10.stat?.mean ?? NaN) - 0.08 / 3) < 1e-12);
   // Sample std of (5, 1, 2) points: mean 8/3, squared deviations 49/9, 25/9, 4/9.
   assert.ok(Math.abs((dm10.stat?.std ?? NaN) - Math.sqrt((49 / 9 + 25 / 9 + 4 / 9) / 2) / 100) < 1e-12);
-  assert.ok(vs.notes.some((n) => n === 'DM / 10 / dsa: above Random / 10 / none on Avg. in 3 of 3 paired run(s).'), vs.notes.join('\n'));
-  assert.ok(vs.notes.some((n) => n === 'DSA / 10: above Random / 10 / none on Avg. in 1 of 1 paired run(s).'), vs.notes.join('\n'));
+  assert.ok(vs.notes.some((n) => n === 'DM / 10 / dsa: above Random / 10 / none on Avg. in 3 of 3 paired run(s) (seed 0: +5.0; seed 1: +1.0; seed 2: +2.0).'), vs.notes.join('\n'));
+  assert.ok(vs.notes.some((n) => n === 'DSA / 10: above Random / 10 / none on Avg. in 1 of 1 paired run(s) (seed 0: +5.0).'), vs.notes.join('\n'));
   assert.ok(vs.notes.some((n) => n.startsWith('DM / 1 / dsa: 2 baseline rows agree with it (Random / 1 / none; Random / 1 / dsa) on distill.ipc')), vs.notes.join('\n'));
   assert.ok(vs.notes.some((n) => n.startsWith('MTT / 50 / dsa: no baseline row agrees with it')), vs.notes.join('\n'));
 

@@ -5,8 +5,10 @@ import { STAGE_VERSIONS } from '../stages/versions.js';
 import type { Cell, CellSpec, ResolvedSpec } from '../spec/resolve.js';
 import { sha256 } from '../store/hash.js';
 import { METHODS, RANDOM_BASE_OPTIMIZER } from '../distill/registry.js';
-import { canonicalJson, getPath, type Json } from '../spec/paths.js';
-import { reportFactPaths } from '../report/config.js';
+import { canonicalJson, displayPath, getPath, type Json } from '../spec/paths.js';
+import { ReportConfigError, reportFactPaths } from '../report/config.js';
+import { SpecError } from '../spec/errors.js';
+import { locateIn } from '../spec/load.js';
 import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
 import { zooArch } from '../distill/arch.js';
 import type { MetaddParams } from '../stages/metadd.js';
@@ -312,7 +314,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     reportInputs[name] = key;
     return name;
   };
-  const reportPaths = [...rowPaths, 'metadd.arm', ...reportFactPaths(resolved.base.report)];
+  const reportPaths = [...rowPaths, 'metadd.arm', ...reportPathsOf(resolved)];
   // A path that only some cells set (an `include` row's `distill.mtt.expert_epochs`) can become a
   // row column of the report; the other cells must show the value they ran with, not a blank.
   const partialPaths = [...new Set(cells.flatMap((c) => Object.keys(c.cell.coords)))].filter((p) => cells.some((c) => !Object.hasOwn(c.cell.coords, p)));
@@ -356,4 +358,14 @@ function reportCellFacts(spec: CellSpec, rowPaths: string[]): Record<string, unk
 function methodBlockOf(path: string): string | undefined {
   const [head, block, setting] = path.split('.');
   return head === 'distill' && setting !== undefined && Object.hasOwn(METHODS, block) ? block : undefined;
+}
+
+/** The paths the report reads; a report section that cannot be laid out is a spec error at its line. */
+function reportPathsOf(resolved: ResolvedSpec): string[] {
+  try {
+    return reportFactPaths(resolved.base.report);
+  } catch (e) {
+    if (!(e instanceof ReportConfigError)) throw e;
+    throw new SpecError([{ ...locateIn(resolved.loaded, e.parts, 'value'), path: displayPath(e.parts), message: e.message.replace(/^report: /, '') }]);
+  }
 }

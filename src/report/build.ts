@@ -99,13 +99,13 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
   const accuracy = cfg.tables.map((t) => layoutTable(cfg, t, data.cells));
   mkdirSync(outDir, { recursive: true });
   const { figures, notes } = buildFigures(cfg, accuracy, data.cells, outDir);
-  // Each accuracy table is followed by its MetaDD effect table, when it has MetaDD and control rows,
-  // and by its comparison with the baseline rows, when the spec asks for one.
+  // Each accuracy table is followed by its effect tables (MetaDD minus control, by default), when it
+  // has rows of both arms, and by its comparison with the baseline rows, when the spec asks for one.
   const tables = accuracy.flatMap((t, i) => {
-    const effect = cfg.tables[i].effect ? effectTable(cfg, t, data.cells) : undefined;
+    const effects = cfg.tables[i].effect.map((pair) => effectTable(cfg, t, data.cells, pair));
     const versus = cfg.tables[i].versusBaseline;
     const vsBaseline = versus ? baselineTable(cfg, t, data.cells, versus) : undefined;
-    return [t, effect, vsBaseline].filter((m): m is TableModel => m !== undefined);
+    return [t, ...effects, vsBaseline].filter((m): m is TableModel => m !== undefined);
   });
   const model: ReportModel = {
     name: params.name,

@@ -34,11 +34,31 @@ export interface TableConfig {
   bestWithin?: string[];
   digits: number;
   reference: ReportReference[];
-  /** Follow the table with its MetaDD effect table (src/report/effect.ts). */
-  effect: boolean;
+  /** The arm pairs whose effect tables follow the table (src/report/effect.ts); empty: none. */
+  effect: ArmPair[];
   /** Follow the table with each row's difference from its baseline row (src/report/effect.ts). */
   versusBaseline?: VersusBaseline;
 }
+
+/**
+ * A report section that the schema accepts but that cannot be laid out (two tables with one name, an
+ * arm compared with itself). `parts` is where it is in the spec, so the compiler can point at the line.
+ */
+export class ReportConfigError extends Error {
+  readonly parts: string[];
+  constructor(parts: string[], message: string) {
+    super(`report: ${message}`);
+    this.name = 'ReportConfigError';
+    this.parts = parts;
+  }
+}
+
+export type Arm = 'none' | 'control' | 'metadd';
+/** [arm, minus arm]: the effect table of `arm` minus `minus arm`, paired by run. */
+export type ArmPair = readonly [Arm, Arm];
+
+/** What `effect: true` compares: MetaDD against its control arm. */
+export const DEFAULT_EFFECT: ArmPair = ['metadd', 'control'];
 
 export interface VersusBaseline {
   /** Row paths on which a row and its baseline row agree. */
@@ -84,10 +104,21 @@ const ARCH_LABELS: Record<string, string> = {
   resnet18: 'ResNet-18',
 };
 
+function effectPairs(effect: NonNullable<ReportTable['effect']>, table: string, index: number): ArmPair[] {
+  if (typeof effect === 'boolean') return effect ? [DEFAULT_EFFECT] : [];
+  return effect.pairs.map(([arm, minus], j) => {
+    if (arm === minus) {
+      throw new ReportConfigError(['report', 'tables', String(index), 'effect', 'pairs', String(j)], `table '${table}': effect pair [${arm}, ${minus}] compares an arm with itself; e.g. [metadd, control] or [control, none]`);
+    }
+    return [arm, minus] as const;
+  });
+}
+
 function defaultTable(t: Partial<ReportTable>, rows: string[], index: number): TableConfig {
   const groups = t.groups ?? 'auto';
+  const name = t.name ?? (index === 0 ? 'main' : `table${index + 1}`);
   return {
-    name: t.name ?? (index === 0 ? 'main' : `table${index + 1}`),
+    name,
     title: t.title,
     metric: t.metric ?? 'test_accuracy',
     where: t.where,
@@ -102,7 +133,7 @@ function defaultTable(t: Partial<ReportTable>, rows: string[], index: number): T
     bestWithin: t.best_within,
     digits: t.digits ?? 1,
     reference: t.reference ?? [],
-    effect: t.effect ?? true,
+    effect: effectPairs(t.effect ?? true, name, index),
     versusBaseline: t.versus_baseline ? { match: [...t.versus_baseline.match], baseline: t.versus_baseline.baseline as Match | undefined } : undefined,
   };
 }
@@ -112,10 +143,10 @@ export function normalizeReport(report: Report | undefined): ReportConfig {
   const rows = r.rows ?? DEFAULT_ROWS;
   const tables = (r.tables ?? [{ name: 'main' }]).map((t, i) => defaultTable(t, rows, i));
   const seen = new Set<string>();
-  for (const t of tables) {
-    if (seen.has(t.name)) throw new Error(`report: two tables are named '${t.name}'`);
+  tables.forEach((t, i) => {
+    if (seen.has(t.name)) throw new ReportConfigError(['report', 'tables', String(i), 'name'], `two tables are named '${t.name}'`);
     seen.add(t.name);
-  }
+  });
   const f = r.figures ?? {};
   return {
     title: r.title,

@@ -1,15 +1,30 @@
 import { stat, type Stat } from './aggregate.js';
 import { cellValue, type CellData } from './collect.js';
-import { matches, type ReportConfig, type VersusBaseline } from './config.js';
+import { DEFAULT_EFFECT, matches, type Arm, type ArmPair, type ReportConfig, type VersusBaseline } from './config.js';
+import { signedPct } from './model.js';
 import { entryStatus, type AverageEntry, type Entry, type ResultRow, type TableModel } from './table.js';
 
 const ARM = 'metadd.arm';
-const TREATMENT = 'metadd';
-const CONTROL = 'control';
+
+/** How an arm is named in the notes, as the subject ("MetaDD above ...") and as what it is compared with ("... above its control"). */
+const ARM_SUBJECT: Record<Arm, string> = { metadd: 'MetaDD', control: 'the control arm', none: 'the base set' };
+const ARM_OBJECT: Record<Arm, string> = { metadd: 'its MetaDD arm', control: 'its control', none: 'its base set' };
+/** How an arm is described in an effect table's title. */
+const ARM_TITLE: Record<Arm, string> = {
+  metadd: 'MetaDD (the base method with the MetaDD terms)',
+  control: 'the control arm (the same iterations without the MetaDD terms)',
+  none: 'the base set',
+};
 
 /** The run a cell belongs to within its row: its values of the pooled paths (seed, by default). */
 function runKey(cfg: ReportConfig, cell: CellData): string {
   return JSON.stringify(cfg.pool.map((p) => cellValue(cell, p) ?? null));
+}
+
+/** A run's name in notes: its pooled values, e.g. "seed 0". */
+function runLabel(cfg: ReportConfig, key: string): string {
+  const values = JSON.parse(key) as unknown[];
+  return cfg.pool.map((p, i) => `${p} ${typeof values[i] === 'string' ? (values[i] as string) : JSON.stringify(values[i])}`).join(', ');
 }
 
 /** A row's cells by run; undefined when two of them are the same run (nothing to pair them by). */
@@ -67,7 +82,8 @@ function pairedRow(cfg: ReportConfig, table: TableModel, byIndex: ReadonlyMap<nu
     notes.push(`${label}: two cells of one row share the pooled values (${cfg.pool.join(', ')}), so its runs cannot be paired; the row is left out.`);
     return undefined;
   }
-  const pairs = [...treatedRuns].filter(([k]) => referenceRuns.has(k)).map(([k, cell]) => [cell, referenceRuns.get(k) as CellData] as const);
+  const paired = [...treatedRuns.keys()].filter((k) => referenceRuns.has(k));
+  const pairs = paired.map((k) => [treatedRuns.get(k) as CellData, referenceRuns.get(k) as CellData] as const);
   const unpaired = treatedRuns.size - pairs.length + (pair.symmetric ? referenceRuns.size - pairs.length : 0);
   if (unpaired > 0) {
     const whose = pair.symmetric ? 'of one arm have no counterpart in the other' : `have no counterpart in ${pair.against}`;
@@ -91,12 +107,18 @@ function pairedRow(cfg: ReportConfig, table: TableModel, byIndex: ReadonlyMap<nu
   if (averaged.length > 0) {
     // Averaged per run first, so the spread is over runs (how much the cross-architecture gain varies), not over architectures.
     const perArch = averaged.map(deltas);
-    const perRun = pairs.map((_, j) => perArch.map((d) => d[j])).filter((ds): ds is number[] => ds.every((d) => d !== undefined)).map((ds) => (stat(ds) as Stat).mean);
+    const runs = paired
+      .map((run, j) => ({ run, ds: perArch.map((d) => d[j]) }))
+      .filter((r): r is { run: string; ds: number[] } => r.ds.every((d) => d !== undefined))
+      .map(({ run, ds }) => ({ run, mean: (stat(ds) as Stat).mean }));
+    const perRun = runs.map((r) => r.mean);
     const s = stat(perRun);
     average = { stat: s, status: entryStatus(s, perRun.length, pairs.length), present: perRun.length, expected: pairs.length, best: false };
     if (s) {
       const wins = perRun.filter((d) => d > 0).length;
-      notes.push(`${label}: ${pair.subject ? `${pair.subject} ` : ''}above ${pair.against} on ${table.average.label} in ${wins} of ${perRun.length} paired run(s).`);
+      // Each run's difference, so a reader can see whether a mean comes from every run or from one.
+      const each = cfg.pool.length > 0 ? ` (${runs.map((r) => `${runLabel(cfg, r.run)}: ${signedPct(r.mean, table.digits)}`).join('; ')})` : '';
+      notes.push(`${label}: ${pair.subject ? `${pair.subject} ` : ''}above ${pair.against} on ${table.average.label} in ${wins} of ${perRun.length} paired run(s)${each}.`);
     }
   }
   return { kind: 'result', id: `${treated.id}-vs-${reference.id}`, key: pair.key, labels: pair.labels, baseline: false, entries, average, cells: [...treated.cells, ...reference.cells] };
@@ -120,34 +142,43 @@ function pooledText(cfg: ReportConfig): string {
   return cfg.pool.length > 0 ? cfg.pool.join(', ') : 'none';
 }
 
+/** The name of the effect table of `pair`: `<table>-effect` for MetaDD against its control, `<table>-effect-<arm>-<minus arm>` otherwise. */
+export function effectTableName(table: string, pair: ArmPair): string {
+  return pair[0] === DEFAULT_EFFECT[0] && pair[1] === DEFAULT_EFFECT[1] ? `${table}-effect` : `${table}-effect-${pair[0]}-${pair[1]}`;
+}
+
 /**
- * The MetaDD effect table of a laid-out accuracy table: for every row of the MetaDD arm whose
- * control row (the same key with `metadd.arm: control`) is in the table, MetaDD minus control of
- * each paired run. Undefined when the table has no such pair of rows.
+ * An effect table of a laid-out accuracy table: for every row of the arm `pair[0]` whose row of the
+ * arm `pair[1]` (the same key with that `metadd.arm`) is in the table, the first minus the second
+ * of each paired run; by default MetaDD minus its control. Undefined when the table has no such
+ * pair of rows.
  */
-export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonly CellData[]): TableModel | undefined {
+export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonly CellData[], pair: ArmPair = DEFAULT_EFFECT): TableModel | undefined {
   const armAt = table.rowPaths.indexOf(ARM);
   if (armAt < 0) return undefined;
+  const [arm, minus] = pair;
+  const name = effectTableName(table.name, pair);
   const byIndex = new Map(cells.map((c) => [c.index, c]));
   const results = table.rows.filter((r): r is ResultRow => r.kind === 'result');
   const withoutArm = <T>(values: T[]): T[] => values.filter((_, i) => i !== armAt);
-  const controls = new Map(results.filter((r) => r.key[armAt] === CONTROL).map((r) => [JSON.stringify(withoutArm(r.key)), r]));
+  const references = new Map(results.filter((r) => r.key[armAt] === minus).map((r) => [JSON.stringify(withoutArm(r.key)), r]));
   const notes: string[] = [];
   const rows: ResultRow[] = [];
   let candidates = 0;
-  for (const treated of results.filter((r) => r.key[armAt] === TREATMENT)) {
+  for (const treated of results.filter((r) => r.key[armAt] === arm)) {
     const key = withoutArm(treated.key);
-    const control = controls.get(JSON.stringify(key));
-    if (!control) continue;
+    const reference = references.get(JSON.stringify(key));
+    if (!reference) continue;
     candidates++;
-    const row = pairedRow(cfg, table, byIndex, { treated, reference: control, subject: 'MetaDD', against: 'its control', symmetric: true, key, labels: withoutArm(treated.labels) }, notes);
-    if (row) rows.push({ ...row, id: `${treated.id}-effect` });
+    const row = pairedRow(cfg, table, byIndex, { treated, reference, subject: ARM_SUBJECT[arm], against: ARM_OBJECT[minus], symmetric: true, key, labels: withoutArm(treated.labels) }, notes);
+    if (row) rows.push({ ...row, id: `${treated.id}-${name.slice(table.name.length + 1)}` });
   }
   if (candidates === 0) return undefined;
+  const what = `${ARM_TITLE[arm].charAt(0).toUpperCase()}${ARM_TITLE[arm].slice(1)} minus ${ARM_TITLE[minus]}`;
   const title =
-    `MetaDD minus its control arm (the same extra iterations without the MetaDD terms), in accuracy points: mean ± sample std over paired runs ` +
-    `(same ${pooledText(cfg)}) of each run's difference, each arm the mean of its evaluation models. Positive: MetaDD helped.`;
-  return differenceTable(table, `${table.name}-effect`, title, withoutArm(table.rowPaths), withoutArm(table.rowHeaders), rows, notes);
+    `${what}, in accuracy points: mean ± sample std over paired runs (same ${pooledText(cfg)}) of each run's difference, ` +
+    `each arm the mean of its evaluation models. Positive: ${name === `${table.name}-effect` ? 'MetaDD helped' : `${ARM_SUBJECT[arm]} is higher`}.`;
+  return differenceTable(table, name, title, withoutArm(table.rowPaths), withoutArm(table.rowHeaders), rows, notes);
 }
 
 /**

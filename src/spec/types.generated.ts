@@ -974,9 +974,22 @@ export interface ReportTable {
    */
   digits?: number;
   /**
-   * Follow the table with its MetaDD effect table when it has rows of both the 'metadd' and the 'control' arm: per row and architecture, MetaDD minus control of each paired run (same values of report.pool, i.e. the same seed), mean ± sample std over the runs, and how many runs MetaDD won on the average (docs/reports.md).
+   * Follow the table with its MetaDD effect table when it has rows of both the 'metadd' and the 'control' arm: per row and architecture, MetaDD minus control of each paired run (same values of report.pool, i.e. the same seed), mean ± sample std over the runs, and how many runs MetaDD won on the average, with each run's difference (docs/reports.md). true (default): that table; false: none; {pairs: ...}: the arm pairs to compare.
    */
-  effect?: boolean;
+  effect?:
+    | boolean
+    | {
+        /**
+         * Which arms to compare, each [arm, minus arm], one effect table per pair: [metadd, control] is <name>-effect (what `true` gives), any other pair <name>-effect-<arm>-<minus arm>. E.g. [[metadd, control], [control, none], [metadd, none]]: MetaDD against its control, what the extra iterations alone did to the base set, and MetaDD against the base set.
+         *
+         * @minItems 1
+         * @maxItems 6
+         */
+        pairs: [
+          ['none' | 'control' | 'metadd', 'none' | 'control' | 'metadd', ...('none' | 'control' | 'metadd')[]],
+          ...['none' | 'control' | 'metadd', 'none' | 'control' | 'metadd', ...('none' | 'control' | 'metadd')[]][]
+        ];
+      };
   /**
    * Follow the table with a paired comparison against its baseline rows (<name>-vs-baseline): every other row minus the baseline row that agrees with it on `match`, per paired run (same values of report.pool, i.e. the same seed: the random subset drawn for that seed), mean ± sample std over the runs, and in how many runs the row was above its baseline on the average (docs/reports.md). E.g. {match: [distill.ipc]}. Off by default.
    */
