@@ -77,7 +77,7 @@ test('rebuildReport on a partial store: a partial report that lists what is miss
   assert.deepEqual(result.evaluations, { expected: 8, present: 6 });
   assert.deepEqual(objects(plan), before, 'no artifact was added to the store');
   assert.ok(!existsSync(join(result.dir, 'stale.png')));
-  for (const f of ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json', 'tables/main.tex']) assert.ok(existsSync(join(result.dir, f)), f);
+  for (const f of ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json', 'summary.md', 'tables/main.tex']) assert.ok(existsSync(join(result.dir, f)), f);
 
   const reasons = Object.fromEntries(result.missing.map((m) => [m.where, m.reason]));
   assert.equal(Object.keys(reasons).length, 2);
@@ -101,6 +101,10 @@ test('`metadd report SPEC` rebuilds from the store; after a full run publishRepo
   const before = objects(plan);
   const out = execFileSync(process.execPath, [CLI, 'report', 'spec.yaml', '--backend', 'wasm'], { cwd: root, encoding: 'utf8' });
   assert.match(out, /report: .*reports\/pub\/report\.html/);
+  // The first table, column-aligned, before the pointer to the files (summary.md).
+  assert.match(out, /^main: Test accuracy \(%\)/m);
+  assert.match(out, /\n\| Random {13}\| 1 {3}\| 60\.5 ± 0\.7 † \| 60\.3 ± 0\.5 \| 60\.4 † \|\n/);
+  assert.ok(out.indexOf('| Random |') < out.indexOf('report: '), out);
   assert.match(out, /partial: 7 of 8 evaluations present; missing:\n {2}evaluation .*: convnet: not computed yet/);
   assert.deepEqual(objects(plan), before);
   assert.ok(existsSync(join(root, 'reports', 'pub', 'report.html')));
@@ -123,7 +127,7 @@ test('`metadd report SPEC` rebuilds from the store; after a full run publishRepo
   assert.equal(published.from, 'artifact');
   assert.equal(published.complete, true);
   assert.deepEqual(published.evaluations, { expected: 8, present: 8 });
-  for (const f of ['report.html', 'report.md', 'report.tex', 'results.csv', 'results.json']) {
+  for (const f of ['report.html', 'report.md', 'report.tex', 'results.csv', 'results.json', 'summary.md']) {
     assert.equal(readFileSync(join(published.dir, f), 'utf8'), readFileSync(join(artifact, f), 'utf8'), `${f} copied from the artifact`);
   }
   for (const f of ['manifest.json', 'stage.json', 'records.jsonl']) assert.ok(!existsSync(join(published.dir, f)), `${f} stays in the store`);

@@ -331,6 +331,19 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   assert.deepEqual([metaddMinusBase.stat?.n, metaddMinusBase.status], [3, 'ok'], 'the base arm has every seed that the control arm lacks on mlp');
   assert.ok(Math.abs((metaddMinusBase.stat?.mean ?? NaN) - 0.02 / 3) < 1e-12);
   assert.equal(results(three.tables[3])[0].entries.mlp.status, 'ok');
+  // The terminal summary (summary.md): the first table and the paired tables built from it, aligned, with their notes; then how many tables it leaves out.
+  const withSecond: Report = { tables: [...(effect3.tables ?? []), { name: 'second', effect: false }] };
+  const outDir = tempDir();
+  await buildReport({ ...params, report: withSecond }, source, outDir, 'store');
+  const summary = readFileSync(join(outDir, 'summary.md'), 'utf8');
+  assert.deepEqual(
+    summary.split('\n').filter((l) => /^[a-z-]+: /.test(l)).map((l) => l.slice(0, l.indexOf(':'))),
+    ['main', 'main-effect', 'main-effect-control-none', 'main-effect-metadd-none'],
+  );
+  assert.match(summary, /\n\| DM {5}\| 10 {2}\| \+K iters \|/, 'columns padded to one width');
+  assert.match(summary, /\n- DM \/ 10: MetaDD above its control on Avg\. in 2 of 2 paired run\(s\) \(seed 0: \+2\.0; seed 1: \+1\.0\)\.\n/);
+  assert.ok(!summary.includes('**') && !summary.includes('*Random*'), 'no Markdown emphasis on the terminal');
+  assert.match(summary, /\(1 more table\(s\) in the report\)\n$/);
   // An arm compared with itself is a spec error that names the table and suggests a pair.
   assert.throws(() => normalizeReport({ tables: [{ name: 'main', effect: { pairs: [['control', 'control']] } }] }), /table 'main': effect pair \[control, control\] compares an arm with itself; e\.g\. \[metadd, control\]/);
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { collect, type ArtifactSource, type ReportParams } from './collect.js';
 import { normalizeReport } from './config.js';
 import { baselineTable, effectTable } from './effect.js';
+import { reportSummary } from './summary.js';
 import { buildFigures } from './figures.js';
 import { reportToHtml } from './html.js';
 import { reportToLatex, tableToLatex } from './latex.js';
@@ -57,8 +58,12 @@ export function resultsCsv(tables: TableModel[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Identifies the layout of results.json; bump when it changes incompatibly. */
-export const REPORT_FORMAT = 'metadd-report/1';
+/**
+ * Identifies the layout of a report folder (results.json and the files beside it); bump when it
+ * changes, so that `metadd run` rebuilds a cached report of the older layout instead of copying it.
+ * 2: summary.md.
+ */
+export const REPORT_FORMAT = 'metadd-report/2';
 
 /** results.json: the whole model, entries as fractions in [0, 1] like eval result.json files. */
 export function resultsJson(m: ReportModel): string {
@@ -86,7 +91,7 @@ export function resultsJson(m: ReportModel): string {
 }
 
 /** Files of a report folder besides the pictures, in the order they are written. */
-export const REPORT_FILES = ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json'];
+export const REPORT_FILES = ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json', 'summary.md'];
 
 /**
  * Builds the whole report from whatever `source` holds into `outDir`: tables (Markdown, HTML,
@@ -126,5 +131,6 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
   writeFileSync(join(outDir, 'report.tex'), reportToLatex(model));
   writeFileSync(join(outDir, 'results.csv'), resultsCsv(tables));
   writeFileSync(join(outDir, 'results.json'), resultsJson(model));
+  writeFileSync(join(outDir, 'summary.md'), reportSummary(model));
   return model;
 }

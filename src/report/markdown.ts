@@ -6,30 +6,37 @@ function mdEscape(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
 
-function mdEntry(t: EntryText | undefined): string {
+function mdEntry(t: EntryText | undefined, emphasis: boolean): string {
   const text = plainText(t);
-  return t?.best ? `**${text}**` : text;
+  return emphasis && t?.best ? `**${text}**` : text;
+}
+
+/** A table's header, column alignments and body cells as Markdown text; `emphasis` bolds the best entries and italicises baselines. */
+export function markdownCells(t: TableModel, emphasis = true): { header: string[]; align: ('l' | 'r')[]; rows: string[][] } {
+  const header = [...t.rowHeaders, ...t.columns.map((c) => (c.group ? `${c.header} (${c.group.toLowerCase()})` : c.header))];
+  if (t.average.shown) header.push(t.average.label);
+  const align = header.map((_, i) => (i < t.rowHeaders.length ? 'l' : 'r') as 'l' | 'r');
+  const italic = (s: string): string => (emphasis ? `*${s}*` : s);
+  const rows = t.rows.map((r) => {
+    if (r.kind === 'result') {
+      const labels = r.labels.map((l) => (r.baseline ? italic(mdEscape(l)) : mdEscape(l)));
+      const cells = [...labels, ...t.columns.map((c) => mdEntry(entryText(r.entries[c.arch], t.digits, t.measure), emphasis))];
+      if (t.average.shown) cells.push(mdEntry(averageText(r.average, t.digits, t.measure), emphasis));
+      return cells;
+    }
+    const labels = t.rowHeaders.map((_, i) => (i === 0 ? italic(mdEscape(r.label)) : ''));
+    const cells = [...labels, ...t.columns.map((c) => (r.values[c.arch] ? plainText(referenceText(r, c.arch, t.digits)) : ''))];
+    if (t.average.shown) cells.push(r.average === undefined ? '' : (100 * r.average).toFixed(t.digits));
+    return cells;
+  });
+  return { header: header.map(mdEscape), align, rows };
 }
 
 /** One table as GitHub-flavoured Markdown; the column group is named in each header (Markdown has no spanning headers). */
 export function tableToMarkdown(t: TableModel): string {
-  const headers = [...t.rowHeaders, ...t.columns.map((c) => (c.group ? `${c.header} (${c.group.toLowerCase()})` : c.header))];
-  if (t.average.shown) headers.push(t.average.label);
-  const align = [...t.rowHeaders.map(() => ':---'), ...t.columns.map(() => '---:'), ...(t.average.shown ? ['---:'] : [])];
-  const lines = [`| ${headers.map(mdEscape).join(' | ')} |`, `|${align.join('|')}|`];
-  for (const r of t.rows) {
-    let cells: string[];
-    if (r.kind === 'result') {
-      const labels = r.labels.map((l) => (r.baseline ? `*${mdEscape(l)}*` : mdEscape(l)));
-      cells = [...labels, ...t.columns.map((c) => mdEntry(entryText(r.entries[c.arch], t.digits, t.measure)))];
-      if (t.average.shown) cells.push(mdEntry(averageText(r.average, t.digits, t.measure)));
-    } else {
-      const labels = t.rowHeaders.map((_, i) => (i === 0 ? `*${mdEscape(r.label)}*` : ''));
-      cells = [...labels, ...t.columns.map((c) => (r.values[c.arch] ? plainText(referenceText(r, c.arch, t.digits)) : ''))];
-      if (t.average.shown) cells.push(r.average === undefined ? '' : (100 * r.average).toFixed(t.digits));
-    }
-    lines.push(`| ${cells.join(' | ')} |`);
-  }
+  const { header, align, rows } = markdownCells(t);
+  const lines = [`| ${header.join(' | ')} |`, `|${align.map((a) => (a === 'l' ? ':---' : '---:')).join('|')}|`];
+  for (const cells of rows) lines.push(`| ${cells.join(' | ')} |`);
   return `${lines.join('\n')}\n`;
 }
 

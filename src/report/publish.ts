@@ -130,14 +130,16 @@ export async function publishReport(plan: Plan, options: PublishOptions = {}): P
   return { dir, from: 'artifact', complete: results.complete, evaluations: results.evaluations, missing: results.missing };
 }
 
-/** What `metadd report` (and `metadd run`) print about a published report. */
+/** What `metadd report` (and `metadd run`) print about a published report: its summary (the first table and its paired tables), then where it is and what is missing. */
 export function describePublish(r: PublishResult): string {
-  const lines = [`report: ${join(r.dir, 'report.html')} (also report.md, report.tex, results.csv, results.json)`];
+  const summaryFile = join(r.dir, 'summary.md');
+  const summary = existsSync(summaryFile) ? `\n${readFileSync(summaryFile, 'utf8')}\n` : '';
+  const lines = [`report: ${join(r.dir, 'report.html')} (also report.md, report.tex, results.csv, results.json, summary.md)`];
   if (r.complete) lines.push(`complete: all ${r.evaluations.expected} evaluations present`);
   else {
     lines.push(`partial: ${r.evaluations.present} of ${r.evaluations.expected} evaluations present; missing:`);
     for (const x of r.missing.slice(0, 20)) lines.push(`  ${x.what} ${x.where}: ${x.reason}`);
     if (r.missing.length > 20) lines.push(`  ... and ${r.missing.length - 20} more (see the report)`);
   }
-  return `${lines.join('\n')}\n`;
+  return `${summary}${lines.join('\n')}\n`;
 }
