@@ -19,8 +19,7 @@ export function reportSummary(m: ReportModel): string {
   for (const t of firstGroup(m.tables)) {
     const { header, align, rows } = markdownCells(t, false);
     out.push(`${t.name}: ${t.title}`, '', markdownTable([header, ...rows], { align }), '');
-    if (t.measure === 'difference') for (const n of t.notes) out.push(`- ${n}`);
-    if (t.measure === 'difference' && t.notes.length > 0) out.push('');
+    if (t.measure === 'difference' && t.notes.length > 0) out.push(...t.notes.map((n) => `- ${n}`), '');
   }
   const more = m.tables.length - firstGroup(m.tables).length;
   if (more > 0) out.push(`(${more} more table(s) in the report)`, '');
