@@ -142,9 +142,13 @@ function pooledText(cfg: ReportConfig): string {
   return cfg.pool.length > 0 ? cfg.pool.join(', ') : 'none';
 }
 
-/** The name of the effect table of `pair`: `<table>-effect` for MetaDD against its control, `<table>-effect-<arm>-<minus arm>` otherwise. */
-export function effectTableName(table: string, pair: ArmPair): string {
-  return pair[0] === DEFAULT_EFFECT[0] && pair[1] === DEFAULT_EFFECT[1] ? `${table}-effect` : `${table}-effect-${pair[0]}-${pair[1]}`;
+function isDefaultEffect(pair: ArmPair): boolean {
+  return pair[0] === DEFAULT_EFFECT[0] && pair[1] === DEFAULT_EFFECT[1];
+}
+
+/** What the effect table of `pair` (and its rows' ids) append to the table's name: `<table>-effect` for MetaDD against its control, `<table>-effect-<arm>-<minus arm>` otherwise. */
+function effectSuffix(pair: ArmPair): string {
+  return isDefaultEffect(pair) ? 'effect' : `effect-${pair[0]}-${pair[1]}`;
 }
 
 /**
@@ -157,7 +161,7 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
   const armAt = table.rowPaths.indexOf(ARM);
   if (armAt < 0) return undefined;
   const [arm, minus] = pair;
-  const name = effectTableName(table.name, pair);
+  const suffix = effectSuffix(pair);
   const byIndex = new Map(cells.map((c) => [c.index, c]));
   const results = table.rows.filter((r): r is ResultRow => r.kind === 'result');
   const withoutArm = <T>(values: T[]): T[] => values.filter((_, i) => i !== armAt);
@@ -171,14 +175,14 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
     if (!reference) continue;
     candidates++;
     const row = pairedRow(cfg, table, byIndex, { treated, reference, subject: ARM_SUBJECT[arm], against: ARM_OBJECT[minus], symmetric: true, key, labels: withoutArm(treated.labels) }, notes);
-    if (row) rows.push({ ...row, id: `${treated.id}-${name.slice(table.name.length + 1)}` });
+    if (row) rows.push({ ...row, id: `${treated.id}-${suffix}` });
   }
   if (candidates === 0) return undefined;
   const what = `${ARM_TITLE[arm].charAt(0).toUpperCase()}${ARM_TITLE[arm].slice(1)} minus ${ARM_TITLE[minus]}`;
   const title =
     `${what}, in accuracy points: mean ± sample std over paired runs (same ${pooledText(cfg)}) of each run's difference, ` +
-    `each arm the mean of its evaluation models. Positive: ${name === `${table.name}-effect` ? 'MetaDD helped' : `${ARM_SUBJECT[arm]} is higher`}.`;
-  return differenceTable(table, name, title, withoutArm(table.rowPaths), withoutArm(table.rowHeaders), rows, notes);
+    `each arm the mean of its evaluation models. Positive: ${isDefaultEffect(pair) ? 'MetaDD helped' : `${ARM_SUBJECT[arm]} is higher`}.`;
+  return differenceTable(table, `${table.name}-${suffix}`, title, withoutArm(table.rowPaths), withoutArm(table.rowHeaders), rows, notes);
 }
 
 /**

@@ -16,12 +16,13 @@ function firstGroup(tables: readonly TableModel[]): TableModel[] {
  */
 export function reportSummary(m: ReportModel): string {
   const out: string[] = [];
-  for (const t of firstGroup(m.tables)) {
+  const shown = firstGroup(m.tables);
+  for (const t of shown) {
     const { header, align, rows } = markdownCells(t, false);
     out.push(`${t.name}: ${t.title}`, '', markdownTable([header, ...rows], { align }), '');
     if (t.measure === 'difference' && t.notes.length > 0) out.push(...t.notes.map((n) => `- ${n}`), '');
   }
-  const more = m.tables.length - firstGroup(m.tables).length;
+  const more = m.tables.length - shown.length;
   if (more > 0) out.push(`(${more} more table(s) in the report)`, '');
   return `${out.join('\n').trimEnd()}\n`;
 }
