@@ -85,6 +85,21 @@ describe('DAG: MTT', () => {
     assert.equal(more.length, 4);
   });
 
+  it('clip_pixels keys the distill and metadd stages when on, and leaves the keys of earlier sets alone when off', () => {
+    const distillKeys = (dag: Dag) => byKind(dag, 'distill').map((n) => n.key);
+    const plain = compile(SPEC);
+    for (const d of byKind(plain, 'distill')) assert.ok(!('clip_pixels' in d.params), 'the default adds nothing to the key');
+    assert.deepEqual(distillKeys(compile(SPEC, ['distill.mtt.clip_pixels=false'])), distillKeys(plain));
+    const clipped = compile(SPEC, ['distill.mtt.clip_pixels=true']);
+    assert.equal(distillKeys(clipped).filter((k) => distillKeys(plain).includes(k)).length, 0);
+    for (const d of byKind(clipped, 'distill')) assert.equal(d.params.clip_pixels, true);
+    const metadd = byKind(clipped, 'metadd');
+    assert.ok(metadd.length > 0);
+    for (const m of metadd) assert.equal((m.params.base as Record<string, unknown>).clip_pixels, true);
+    // The experts do not depend on it.
+    assert.deepEqual(expertKeys(clipped), expertKeys(plain));
+  });
+
   it('a start epoch that would pass the last expert epoch is refused, naming the field', () => {
     assert.throws(() => compile(SPEC, ['distill.mtt.max_start_epoch=6']), /distill\.mtt\.max_start_epoch/);
     // The largest start that fits: max_start_epoch - 1 + M = expert_epochs.

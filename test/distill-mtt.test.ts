@@ -105,6 +105,7 @@ function mttConfig(experts: string[], over: Partial<MttConfig> = {}): MttConfig 
     init: 'real',
     arch: ARCH,
     dsa: false,
+    clipPixels: false,
     dataset: 'tiny',
     experts,
     ...over,
@@ -219,6 +220,22 @@ describe('MTT', () => {
     assert.ok(imagesOnly < 0.9 * before, `images only: ${before} -> ${imagesOnly}`);
     assert.ok(lrOnly < before, `syn_lr only (${init} -> ${lrAfter}): ${before} -> ${lrOnly}`);
     assert.equal(result.lastTerms[SYN_LR], lrAfter);
+  });
+
+  it('clip_pixels clamps the set to the range of real pixels after every update; off, the set leaves it', async () => {
+    // mean 0.5, std 0.25: real pixels in [0, 1] are [-2, 2] in normalised units; a large pixel lr leaves that range.
+    const real = { ...tinyData({ classes: 3, perClass: 12, seed: 'tiny-train' }), mean: [0.5], std: [0.25] };
+    const ctx = methodContext(real, 2);
+    const over = { lr: 3000, lrLr: 1e-7, init: 'noise' as const };
+    const free = await runDistillation(createMtt(mttConfig(experts, over)) as DistillMethod<unknown, unknown>, ctx, { end: 3, runSeed: 'clip' });
+    assert.ok(free.images.some((v) => Math.abs(v) > 2.01), 'without the option nothing is clamped');
+    const clipped = await runDistillation(createMtt(mttConfig(experts, { ...over, clipPixels: true })) as DistillMethod<unknown, unknown>, ctx, { end: 3, runSeed: 'clip' });
+    assert.ok(clipped.images.every((v) => v >= -2 - 1e-6 && v <= 2 + 1e-6));
+    assert.ok(clipped.images.some((v) => Math.abs(Math.abs(v) - 2) < 1e-6), 'some pixels sit on the bounds');
+    // The first update sees the same images and draws in both runs: only the projection differs.
+    const first = await runDistillation(createMtt(mttConfig(experts, over)) as DistillMethod<unknown, unknown>, ctx, { end: 1, runSeed: 'clip' });
+    const firstClipped = await runDistillation(createMtt(mttConfig(experts, { ...over, clipPixels: true })) as DistillMethod<unknown, unknown>, ctx, { end: 1, runSeed: 'clip' });
+    for (let i = 0; i < first.images.length; i++) assert.equal(firstClipped.images[i], Math.min(2, Math.max(-2, first.images[i])), `pixel ${i}`);
   });
 
   it('baseGradientNorm (MetaDD relative weights) reads the learned syn_lr and is the next update over the pixel lr', async () => {

@@ -34,6 +34,8 @@ export interface IterativeParams {
   batch_syn?: number | null;
   lr_lr?: number;
   lr_teacher?: number;
+  /** MTT: absent (off) in keys from before the option. */
+  clip_pixels?: boolean;
 }
 
 /** The directories of inputs `<prefix>0`..`<prefix>count-1`. */
@@ -99,6 +101,7 @@ export function createMethod(p: IterativeParams, dataset: string, inputs: Record
         init: p.init,
         arch,
         dsa: p.dsa ?? true,
+        clipPixels: p.clip_pixels === true,
         dataset,
         experts: numberedInputs('mtt', inputs, 'expert', need(p, 'experts')),
       }) as DistillMethod<unknown, unknown>;

@@ -8,6 +8,7 @@ import type { ArchSpec, Model, Params } from '../nn/types.js';
 import { initialSet, type InitKind } from './init.js';
 import { lazyModel } from './lazy-model.js';
 import type { DistillMethod, MethodContext } from './method.js';
+import { clampToRealRange } from './pixel-range.js';
 
 /** Resolved MTT parameters (registry.ts) plus the expert artifacts. */
 export interface MttConfig {
@@ -27,6 +28,8 @@ export interface MttConfig {
   init: InitKind;
   arch: ArchSpec;
   dsa: boolean;
+  /** Clamp the pixels to the range of real ones after every update (not in the reference). */
+  clipPixels: boolean;
   dataset: string;
   /** Pretrain artifact directories of the experts (each with `snapshots/epoch_<e>`). */
   experts: string[];
@@ -171,5 +174,8 @@ export function createMtt(cfg: MttConfig): DistillMethod<MttState, MttPrepared> 
       return unrolledMatchLoss(model, prepared.start, prepared.target, prepared.startDist, syn, labels, synLr, prepared.batches, prepared.transforms);
     },
     endIteration: () => undefined,
+    // Unclipped, MTT's pixel updates keep raising the set's contrast far past real images' range
+    // (docs/results.md, MTT with K = 200), which batch-norm running statistics do not undo.
+    ...(cfg.clipPixels ? { constrain: (ctx: MethodContext, syn: tf.Tensor4D) => clampToRealRange(ctx.real, syn) } : {}),
   };
 }

@@ -111,6 +111,8 @@ function mttKey(d: Distill): Record<string, unknown> {
     init: p.init,
     arch: normalizeArch(p.arch),
     dsa: p.dsa,
+    // Only when on: the sets distilled before the option existed keep their keys.
+    ...(p.clip_pixels ? { clip_pixels: true } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { crossEntropy } from '../nn/losses.js';
 import type { BnBatchStats, BnState, Model } from '../nn/types.js';
 import { initialSet, type InitKind } from './init.js';
 import type { DistillMethod, MethodContext } from './method.js';
+import { clampToRealRange } from './pixel-range.js';
 
 /** Resolved SRe2L recover parameters (what the cache key holds; see registry.ts). */
 export interface Sre2lConfig {
@@ -156,13 +157,8 @@ export function createSre2l(cfg: Sre2lConfig): DistillMethod<null, Sre2lPrepared
       // The teacher is frozen and belongs to the caller: nothing is allocated per iteration.
     },
     constrain(ctx, syn) {
-      // The reference clips every channel to the range of real pixels after each step
-      // (x in [(0 - mean) / std, (1 - mean) / std]); a dataset without recorded statistics is left as is.
-      const { mean, std } = ctx.real;
-      if (!mean || !std) return syn;
-      const lo = tf.tensor1d(mean.map((m, c) => -m / std[c]));
-      const hi = tf.tensor1d(mean.map((m, c) => (1 - m) / std[c]));
-      return tf.minimum(tf.maximum(syn, lo), hi) as tf.Tensor4D;
+      // The reference clips every channel to the range of real pixels after each step.
+      return clampToRealRange(ctx.real, syn);
     },
   };
 }

@@ -613,6 +613,10 @@ export interface MttParams {
    */
   dsa: boolean;
   /**
+   * Clamp the pixels to the range real pixels can take ([(0 - mean) / std, (1 - mean) / std] per channel) after every update, as SRe2L does. Not in the reference (off); without it, long runs keep raising the set's contrast past real images' range, which hurts architectures with batch norm (docs/results.md, MTT with K = 200). Applies to MetaDD's refinement of the set too.
+   */
+  clip_pixels: boolean;
+  /**
    * Evaluate the set with the learning rate it learned (meta.json learned_lr) instead of eval.lr, as the reference evaluates MTT sets.
    */
   eval_learned_lr: boolean;
