@@ -13,6 +13,7 @@ import { createMtt, studentBatches, SYN_LR, unrolledMatchLoss, type MttConfig } 
 import type { Model, Params } from '../src/nn/types.js';
 import { distillStage } from '../src/stages/distill.js';
 import { pretrainStage, type PretrainParams } from '../src/stages/pretrain.js';
+import { readNpy } from '../src/store/npy.js';
 import { createRng } from '../src/util/rng.js';
 import { bytesEqual, methodContext, stageContext, tinyData, useCpu, viewOf, writeTinyDataset } from './distill-helpers.js';
 
@@ -315,6 +316,12 @@ describe('MTT', () => {
     assert.deepEqual(meta.optimizer, { kind: 'sgd', lr: 1, momentum: 0.5 });
     for (const f of ['momentum.npy', 'optimizer.json', 'learned.json', 'learned_syn_lr.npy', 'learned_syn_lr_momentum.npy']) assert.ok(existsSync(join(outDir, 'state', f)), f);
     assert.ok(records.some((r) => r.type === 'metric' && r.key === SYN_LR));
+    // The set's pixel statistics, in meta.json and as metrics.
+    const pixels = meta.pixels as { std: number; min: number; max: number; outside_real_range: number };
+    const written = readNpy(join(outDir, 'images.npy')).data as Float32Array;
+    assert.equal(pixels.min, Math.min(...written));
+    assert.equal(pixels.max, Math.max(...written));
+    assert.ok(records.some((r) => r.type === 'metric' && r.key === 'pixel_std' && r.value === pixels.std));
     // Missing expert inputs are named.
     assert.throws(() => createMethod(params as unknown as IterativeParams, 'tiny', { dataset: datasetDir, expert0: experts[0] }), /missing input 'expert1'/);
     // An expert of another architecture is refused.

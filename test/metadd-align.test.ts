@@ -250,7 +250,7 @@ describe('metadd stage', () => {
       assert.equal(diag[which].accuracy.length, 2);
     }
     const metrics = new Set(md.records.filter((r) => r.type === 'metric').map((r) => (r as { key: string }).key));
-    for (const k of ['loss', 'base', 'ai', 'ai_ce', 'ai_kl', 'var', 'diag.real.meta_ratio', 'diag.base.meta_ratio', 'diag.aligned.meta_ratio', 'peak_rss_mb']) {
+    for (const k of ['loss', 'base', 'ai', 'ai_ce', 'ai_kl', 'var', 'diag.real.meta_ratio', 'diag.base.meta_ratio', 'diag.aligned.meta_ratio', 'peak_rss_mb', 'pixel_std', 'base.pixel_std', 'pixel_outside_real_range', 'base.pixel_outside_real_range']) {
       assert.ok(metrics.has(k), `metric ${k} logged`);
     }
     assert.ok([...metrics].some((k) => k.startsWith('diag.aligned.het_ratio.1_')));

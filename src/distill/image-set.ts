@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readNpy, writeNpy } from '../store/npy.js';
 import { writeImageGrid } from '../report/png.js';
+import { pixelStats, type PixelStats } from './pixel-stats.js';
 
 /** An image set (distilled, aligned, or a real subset) as the distill and metadd stages write it. */
 export interface ImageSet {
@@ -17,13 +18,18 @@ export interface ImageSet {
 /** File names of an image set inside its artifact folder. */
 export const IMAGE_SET_FILES = { images: 'images.npy', labels: 'labels.npy', softLabels: 'soft_labels.npy', meta: 'meta.json' } as const;
 
-/** Writes images.npy, labels.npy (+ soft_labels.npy), meta.json and grid.png (docs/artifacts.md). */
-export function writeImageSet(dir: string, set: ImageSet, norm: { mean: number[]; std: number[]; classes: number }): void {
+/**
+ * Writes images.npy, labels.npy (+ soft_labels.npy), meta.json (with the pixels' statistics under
+ * `pixels`) and grid.png (docs/artifacts.md); returns those statistics for the stage to log.
+ */
+export function writeImageSet(dir: string, set: ImageSet, norm: { mean: number[]; std: number[]; classes: number }): PixelStats {
+  const pixels = pixelStats(set.images, set.shape, norm);
   writeNpy(join(dir, IMAGE_SET_FILES.images), set.images, set.shape);
   writeNpy(join(dir, IMAGE_SET_FILES.labels), set.labels, [set.labels.length]);
   if (set.softLabels) writeNpy(join(dir, IMAGE_SET_FILES.softLabels), set.softLabels, [set.labels.length, norm.classes]);
-  writeFileSync(join(dir, IMAGE_SET_FILES.meta), `${JSON.stringify(set.meta, null, 2)}\n`);
+  writeFileSync(join(dir, IMAGE_SET_FILES.meta), `${JSON.stringify({ ...set.meta, pixels }, null, 2)}\n`);
   writeImageGrid(join(dir, 'grid.png'), set.images, set.shape, { mean: norm.mean, std: norm.std, labels: set.labels });
+  return pixels;
 }
 
 export function readImageSet(dir: string): ImageSet {

@@ -5,6 +5,7 @@ import { STAGE_VERSIONS } from './versions.js';
 import { DATASET_FILES, loadDatasetArtifact } from '../data/artifact.js';
 import { gatherImages, randomSubsetIndices } from '../distill/random.js';
 import { IMAGE_SET_FILES, writeImageSet } from '../distill/image-set.js';
+import { trackPixelStats } from '../distill/pixel-stats.js';
 import { writeImageGrid } from '../report/png.js';
 import { readLearnedState, readOptimizerState, writeLearnedState, writeOptimizerState } from '../distill/checkpoint.js';
 import type { DistillMethod, LearnedState, OptimizerState } from '../distill/method.js';
@@ -66,7 +67,7 @@ async function runRandom(ctx: StageContext<DistillParams>): Promise<void> {
   const images = gatherImages(ds.trainX, channels * height * width, indices);
   const labels = new Int32Array(indices.length);
   indices.forEach((idx, i) => (labels[i] = ds.trainY[idx]));
-  writeImageSet(
+  const pixels = writeImageSet(
     ctx.outDir,
     {
       images,
@@ -76,6 +77,7 @@ async function runRandom(ctx: StageContext<DistillParams>): Promise<void> {
     },
     ds.meta,
   );
+  trackPixelStats(ctx.track, pixels, 0);
   ctx.track.param('method', 'random');
   ctx.track.param('ipc', ipc);
   ctx.track.artifact('grid.png');
@@ -172,7 +174,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   });
   const learnedMeta = publishedLearned(method, result);
   for (const [k, v] of Object.entries(learnedMeta)) if (typeof v === 'number') ctx.track.param(k, v);
-  writeImageSet(
+  const pixels = writeImageSet(
     ctx.outDir,
     {
       images: result.images,
@@ -197,6 +199,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
     m,
   );
   writeContinuation(ctx.outDir, result);
+  trackPixelStats(ctx.track, pixels, result.end);
   ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
   ctx.track.artifact('grid.png');
   ctx.log(`done: ${result.secondsPerIteration.toFixed(3)} s per iteration`);

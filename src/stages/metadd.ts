@@ -6,6 +6,7 @@ import { STAGE_VERSIONS } from './versions.js';
 import { CHECKPOINT_SECONDS, drawRunSeed, inputDirs, publishedLearned, readContinuation, runSeedFor, writeContinuation } from './distill.js';
 import { loadDatasetArtifact, type DatasetMeta } from '../data/artifact.js';
 import { readImageSet, writeImageSet } from '../distill/image-set.js';
+import { pixelStats, trackPixelStats } from '../distill/pixel-stats.js';
 import { gatherImages } from '../distill/random.js';
 import type { StartPoint } from '../distill/driver.js';
 import type { DistillMethod, ImageOptimizer } from '../distill/method.js';
@@ -222,7 +223,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
         }
       }
       const peakRssMb = process.resourceUsage().maxRSS / 1024;
-      writeImageSet(
+      const pixels = writeImageSet(
         ctx.outDir,
         {
           images: result.images,
@@ -253,6 +254,9 @@ export const metaddStage: StageImpl<MetaddParams> = {
       writeContinuation(ctx.outDir, result);
       const diagnostics = { mode: p.mode, tau: p.tau, aux: labels, real: diagReal, [joint ? 'init' : 'base']: diagBase, aligned: diagAligned, overlays };
       writeFileSync(join(ctx.outDir, 'diagnostics.json'), `${JSON.stringify(diagnostics, null, 2)}\n`);
+      // The set before the stage and after it, side by side: the drift of its pixels over the K iterations.
+      trackPixelStats(ctx.track, pixelStats(base.images, base.shape, m), start, 'base.');
+      trackPixelStats(ctx.track, pixels, result.end);
       ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
       ctx.track.metric('peak_rss_mb', peakRssMb, result.end);
       for (const f of ['grid.png', 'diagnostics.json', ...overlays]) ctx.track.artifact(f);
