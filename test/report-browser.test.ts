@@ -78,6 +78,7 @@ test('the HTML report renders in a real headless Chromium with its tables and ev
         best: t.querySelectorAll('td.best').length,
       })),
       images: [...document.images].map((i) => ({ alt: i.alt, complete: i.complete, naturalWidth: i.naturalWidth, src: i.src.slice(0, 22) })),
+      setStatistics: [...document.querySelectorAll('table.set-statistics tbody tr')].map((tr) => tr.children.length),
       banner: document.querySelector('.partial-banner')?.textContent ?? null,
       missingList: document.querySelectorAll('#missing + table tbody tr').length,
     }));
@@ -88,6 +89,9 @@ test('the HTML report renders in a real headless Chromium with its tables and ev
     // random x {1, 10} + dc x {1, 10} x {base, MetaDD}, and the published row.
     assert.equal(main.resultRows, 6);
     assert.equal(main.referenceRows, 1);
+    // The set statistics follow main's result rows, every row as wide as the header.
+    assert.equal(dom.setStatistics.length, main.resultRows);
+    assert.ok(dom.setStatistics.every((n) => n === model.setStats?.header.length));
     assert.deepEqual(main.headerCells, ['Method', 'IPC', 'MetaDD', 'ConvNet', 'ResNet-18', 'AlexNet', 'Avg.']);
     assert.deepEqual(main.groupHeaders, ['Seen:2', 'Unseen:1']);
     // Every row spans the same number of columns: 3 keys + 3 architectures + the average.

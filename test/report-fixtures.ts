@@ -111,6 +111,9 @@ export interface SweepCell {
   /** The stage that made the set (default distill) and its parameters (stage.json). */
   setKind?: StageKind;
   setParams?: Record<string, unknown>;
+  /** More files of the set artifact (meta.json, images.npy) and its stage.json inputs (a dataset key). */
+  setFiles?: Record<string, string | Buffer>;
+  setInputs?: Record<string, string>;
 }
 
 /**
@@ -129,7 +132,7 @@ export function writeSweep(store: FixtureStore, name: string, archs: string[], c
         'records.jsonl': metricRecords('distill.loss', [4, 3, 2.5, 2.2, 2.1].map((v) => v + i * 0.1)),
       };
       if (c.cams) files['cams/cam_overlay.png'] = camPng();
-      store.put(setKey, c.setKind ?? 'distill', files, {}, c.setParams ?? {});
+      store.put(setKey, c.setKind ?? 'distill', { ...files, ...c.setFiles }, c.setInputs ?? {}, c.setParams ?? {});
     }
     const evals: ReportCellParam['evals'] = archs.map((arch, j) => {
       const input = `eval${i}_${j}`;

@@ -9,6 +9,7 @@ import { reportToHtml } from './html.js';
 import { reportToLatex, tableToLatex } from './latex.js';
 import { reportToMarkdown } from './markdown.js';
 import type { ReportModel } from './model.js';
+import { setStatsCells, setStatsRows, setsCsv } from './sets.js';
 import { layoutTable, type TableModel } from './table.js';
 
 function csvField(v: unknown): string {
@@ -61,9 +62,9 @@ export function resultsCsv(tables: TableModel[]): string {
 /**
  * Identifies the layout of a report folder (results.json and the files beside it); bump when it
  * changes, so that `metadd run` rebuilds a cached report of the older layout instead of copying it.
- * 2: summary.md.
+ * 2: summary.md. 3: set statistics (sets.csv, results.json `set_statistics`, a section of report.md/html).
  */
-export const REPORT_FORMAT = 'metadd-report/2';
+export const REPORT_FORMAT = 'metadd-report/3';
 
 /** results.json: the whole model, entries as fractions in [0, 1] like eval result.json files. */
 export function resultsJson(m: ReportModel): string {
@@ -84,14 +85,26 @@ export function resultsJson(m: ReportModel): string {
     ),
   }));
   return `${JSON.stringify(
-    { format: REPORT_FORMAT, name: m.name, title: m.title, origin: m.origin, complete: m.complete, evaluations: m.evaluations, tables, figures: m.figures, missing: m.missing, notes: m.notes },
+    {
+      format: REPORT_FORMAT,
+      name: m.name,
+      title: m.title,
+      origin: m.origin,
+      complete: m.complete,
+      evaluations: m.evaluations,
+      tables,
+      set_statistics: m.setStats ? { table: m.setStats.table, rows: m.setStats.rows } : null,
+      figures: m.figures,
+      missing: m.missing,
+      notes: m.notes,
+    },
     null,
     2,
   )}\n`;
 }
 
 /** Files of a report folder besides the pictures, in the order they are written. */
-export const REPORT_FILES = ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json', 'summary.md'];
+export const REPORT_FILES = ['report.md', 'report.html', 'report.tex', 'results.csv', 'results.json', 'sets.csv', 'summary.md'];
 
 /**
  * Builds the whole report from whatever `source` holds into `outDir`: tables (Markdown, HTML,
@@ -112,11 +125,17 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
     const vsBaseline = versus ? baselineTable(cfg, t, data.cells, versus) : undefined;
     return [t, ...effects, vsBaseline].filter((m): m is TableModel => m !== undefined);
   });
+  const first = accuracy[0] as TableModel | undefined;
+  const statsRows = first ? setStatsRows(first, data.cells) : [];
+  const statsText = first ? setStatsCells(first, statsRows) : undefined;
   const model: ReportModel = {
     name: params.name,
     title: cfg.title ?? params.name,
     description: params.description.trim(),
     tables,
+    ...(first && statsText && statsRows.length > 0
+      ? { setStats: { table: first.name, rows: statsRows, header: statsText.header, keyColumns: first.rowHeaders.length, cells: statsText.rows } }
+      : {}),
     figures,
     missing: data.missing,
     notes,
@@ -131,6 +150,7 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
   writeFileSync(join(outDir, 'report.tex'), reportToLatex(model));
   writeFileSync(join(outDir, 'results.csv'), resultsCsv(tables));
   writeFileSync(join(outDir, 'results.json'), resultsJson(model));
+  writeFileSync(join(outDir, 'sets.csv'), setsCsv(data.cells));
   writeFileSync(join(outDir, 'summary.md'), reportSummary(model));
   return model;
 }

@@ -3,6 +3,7 @@ import { basename, join, relative } from 'node:path';
 import type { ArtifactView } from '../stages/contract.js';
 import { readRecords } from '../tracking/records-io.js';
 import type { Report } from '../spec/types.generated.js';
+import { readSetFacts, type SetFacts } from './sets.js';
 
 /** One cell of the sweep as the DAG compiler hands it to the report stage (src/dag/compile.ts). */
 export interface ReportCellParam {
@@ -65,6 +66,8 @@ export interface SetData {
   curves: Record<string, CurvePoint[]>;
   /** Parameters of the stage that made the set (its stage.json), e.g. a metadd stage's `aux`. */
   stageParams?: Record<string, unknown>;
+  /** Cost and pixel statistics from its meta.json (report/sets.ts). */
+  facts?: SetFacts;
   problem?: string;
 }
 
@@ -220,8 +223,10 @@ export async function collect(params: ReportParams, source: ArtifactSource): Pro
         const grid = join(view.dir, 'grid.png');
         const { curves, declared } = await setCurves(view, source);
         const defFile = join(view.dir, 'stage.json');
-        const stageParams = existsSync(defFile) ? (readJson(defFile) as { params?: Record<string, unknown> }).params : undefined;
-        set = { ...set, key: view.key, dir: view.dir, kind: view.kind, grid: existsSync(grid) ? grid : undefined, cams: findCams(view.dir, declared), curves, stageParams };
+        const def = existsSync(defFile) ? (readJson(defFile) as { params?: Record<string, unknown>; inputs?: Record<string, string> }) : undefined;
+        const datasetKey = def?.inputs?.dataset;
+        const facts = readSetFacts(view.dir, datasetKey ? source.artifactDir?.(datasetKey) : undefined);
+        set = { ...set, key: view.key, dir: view.dir, kind: view.kind, grid: existsSync(grid) ? grid : undefined, cams: findCams(view.dir, declared), curves, stageParams: def?.params, facts };
       } else {
         set.problem = source.missingReason?.(cell.set) ?? 'not in the store';
         missing.push({ input: cell.set, what: 'image set', where, label: source.label?.(cell.set), reason: set.problem });

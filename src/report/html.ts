@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIGURE_SECTIONS } from './markdown.js';
 import { MISSING_TEXT, averageText, entryText, referenceText, tableFootnotes, type EntryText, type ReportModel } from './model.js';
+import { SET_STATS_NOTE } from './sets.js';
 import type { TableModel } from './table.js';
 
 export function escapeHtml(s: string): string {
@@ -28,6 +29,9 @@ table.results td.best .mean { font-weight: 700; }
 table.results td.missing { color: #b00; }
 table.results .std { font-size: .78em; color: #555; }
 table.results td.avg, table.results th.avg { border-left: 1px solid #ccc; }
+table.set-statistics { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; border-top: 2px solid #222; border-bottom: 2px solid #222; }
+table.set-statistics th, table.set-statistics td { padding: .25rem .6rem; text-align: right; white-space: nowrap; }
+table.set-statistics th { border-bottom: 1px solid #222; } table.set-statistics .key { text-align: left; }
 ul.notes { color: #444; font-size: .9em; }
 .figures { display: flex; flex-wrap: wrap; gap: 1.2rem; }
 figure { margin: 0; max-width: 100%; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; image-rendering: auto; }
@@ -113,6 +117,16 @@ export function reportToHtml(m: ReportModel, dir: string): string {
     out.push(`<h2>Table: ${escapeHtml(t.name)}</h2>`, tableToHtml(t));
     const notes = tableFootnotes(t);
     if (notes.length > 0) out.push(`<ul class="notes">${notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`);
+  }
+  if (m.setStats) {
+    const { table, header, cells, keyColumns } = m.setStats;
+    const th = header.map((h, i) => `<th scope="col"${i < keyColumns ? ' class="key"' : ''}>${escapeHtml(h)}</th>`).join('');
+    const body = cells.map((row) => `<tr>${row.map((c, i) => `<td${i < keyColumns ? ' class="key"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+    out.push(
+      `<h2 id="set-statistics">Set statistics (rows of ${escapeHtml(table)})</h2>`,
+      `<div class="table-wrap"><table class="set-statistics"><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table></div>`,
+      `<ul class="notes"><li>${escapeHtml(SET_STATS_NOTE)}</li></ul>`,
+    );
   }
   for (const { section, title } of FIGURE_SECTIONS) {
     const figs = m.figures.filter((f) => f.section === section && existsSync(join(dir, f.png)));

@@ -1,5 +1,6 @@
 import type { Figure } from './figures.js';
 import { MISSING_TEXT, averageText, entryText, plainText, referenceText, tableFootnotes, type EntryText, type ReportModel } from './model.js';
+import { SET_STATS_NOTE } from './sets.js';
 import type { TableModel } from './table.js';
 
 function mdEscape(s: string): string {
@@ -70,6 +71,12 @@ export function reportToMarkdown(m: ReportModel): string {
     const notes = tableFootnotes(t);
     if (notes.length > 0) out.push(...notes.map((n) => `- ${n}`), '');
   }
+  if (m.setStats) {
+    const { table, header, cells, keyColumns } = m.setStats;
+    out.push(`## Set statistics (rows of ${table})`, '', `| ${header.map(mdEscape).join(' | ')} |`, `|${header.map((_, i) => (i < keyColumns ? ':---' : '---:')).join('|')}|`);
+    for (const row of cells) out.push(`| ${row.map(mdEscape).join(' | ')} |`);
+    out.push('', SET_STATS_NOTE, '');
+  }
   for (const { section, title } of FIGURE_SECTIONS) {
     const figs = m.figures.filter((f) => f.section === section);
     if (figs.length === 0) continue;
@@ -86,7 +93,7 @@ export function reportToMarkdown(m: ReportModel): string {
     '## Files',
     '',
     '`report.html` (this report as one self-contained page), `report.tex` (LaTeX, with `tables/*.tex` to `\\input` in a paper), ' +
-      '`results.csv` and `results.json` (every entry), `images/` and `plots/` (PNG; plots also as PDF and SVG).',
+      '`results.csv` and `results.json` (every entry), `sets.csv` (every image set: cost and pixel statistics), `images/` and `plots/` (PNG; plots also as PDF and SVG).',
     '',
   );
   return out.join('\n');

@@ -1,7 +1,18 @@
 import { pct } from './aggregate.js';
 import type { MissingItem } from './collect.js';
 import type { Figure } from './figures.js';
+import type { SetStatsRow } from './sets.js';
 import type { AverageEntry, Entry, ReferenceRow, TableModel } from './table.js';
+
+export interface SetStatsTable {
+  /** The accuracy table whose rows it follows. */
+  table: string;
+  rows: SetStatsRow[];
+  header: string[];
+  /** The leading columns that hold the row's labels. */
+  keyColumns: number;
+  cells: string[][];
+}
 
 /** Everything a report page shows; the Markdown, HTML, LaTeX, CSV and JSON writers render this. */
 export interface ReportModel {
@@ -9,6 +20,8 @@ export interface ReportModel {
   title: string;
   description: string;
   tables: TableModel[];
+  /** Cost and pixel statistics of the image sets, by row of the first table (report/sets.ts). */
+  setStats?: SetStatsTable;
   figures: Figure[];
   missing: MissingItem[];
   notes: string[];

@@ -1,0 +1,188 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pixelStats, type PixelStats } from '../distill/pixel-stats.js';
+import { readNpy } from '../store/npy.js';
+import type { CellData, SetData } from './collect.js';
+import type { TableModel } from './table.js';
+
+/**
+ * What a report says about the image sets themselves, beside their accuracies: what they cost
+ * (seconds per iteration, peak memory of the stage) and where their pixels lie against real ones (a
+ * set whose contrast grows past anything real is what batch-norm students fail on; docs/results.md,
+ * MTT with K = 200). Read from each set's meta.json.
+ */
+export interface SetFacts {
+  iterations?: number;
+  secondsPerIteration?: number;
+  peakRssMb?: number;
+  /** MTT's learned student learning rate. */
+  learnedLr?: number;
+  pixels?: PixelStats;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function readJsonFile(file: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+function isPixelStats(v: unknown): v is PixelStats {
+  if (typeof v !== 'object' || v === null) return false;
+  const p = v as Record<string, unknown>;
+  return ['mean', 'std', 'min', 'max'].every((k) => num(p[k]) !== undefined) && (p.outside_real_range === null || num(p.outside_real_range) !== undefined);
+}
+
+/**
+ * The facts of the set in `dir`. Sets written before meta.json recorded `pixels` get them from
+ * images.npy and the normalisation of their dataset input (`datasetDir`), so older stores report them too.
+ */
+export function readSetFacts(dir: string, datasetDir: string | undefined): SetFacts {
+  const meta = readJsonFile(join(dir, 'meta.json')) ?? {};
+  let pixels = isPixelStats(meta.pixels) ? meta.pixels : undefined;
+  const imagesFile = join(dir, 'images.npy');
+  if (!pixels && existsSync(imagesFile)) {
+    const images = readNpy(imagesFile);
+    if (images.dtype === 'float32' && images.shape.length === 4) {
+      const norm = datasetDir ? readJsonFile(join(datasetDir, 'meta.json')) : undefined;
+      const mean = Array.isArray(norm?.mean) ? (norm.mean as number[]) : undefined;
+      const std = Array.isArray(norm?.std) ? (norm.std as number[]) : undefined;
+      pixels = pixelStats(images.data as Float32Array, images.shape as [number, number, number, number], { mean, std });
+    }
+  }
+  return {
+    iterations: num(meta.iterations),
+    secondsPerIteration: num(meta.seconds_per_iteration),
+    peakRssMb: num(meta.peak_rss_mb),
+    learnedLr: num(meta.learned_lr),
+    pixels,
+  };
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function mean(values: number[]): number | undefined {
+  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** One row of the set-statistics table: the sets pooled into one row of an accuracy table. */
+export interface SetStatsRow {
+  labels: string[];
+  /** Distinct image sets of the row, and how many have their facts read. */
+  sets: number;
+  read: number;
+  /** Distinct iteration counts (a random subset: 0). */
+  iterations: number[];
+  /** Medians over the sets (timings and memory are noisy). */
+  secondsPerIteration?: number;
+  peakRssMb?: number;
+  /** Means over the sets, and the range of the pixel std. */
+  pixelStd?: { mean: number; min: number; max: number };
+  pixelMin?: number;
+  pixelMax?: number;
+  outsideRealRange?: number;
+  learnedLr?: number;
+}
+
+function uniqueSets(cells: CellData[], indices: number[]): SetData[] {
+  const byInput = new Map<string, SetData>();
+  for (const i of indices) {
+    const set = cells[i]?.set;
+    if (set && !byInput.has(set.input)) byInput.set(set.input, set);
+  }
+  return [...byInput.values()];
+}
+
+/** The set statistics of every result row of `table` (an accuracy table), in its row order. */
+export function setStatsRows(table: TableModel, cells: CellData[]): SetStatsRow[] {
+  const out: SetStatsRow[] = [];
+  for (const row of table.rows) {
+    if (row.kind !== 'result') continue;
+    const sets = uniqueSets(cells, row.cells);
+    const facts = sets.map((s) => s.facts).filter((f): f is SetFacts => f !== undefined);
+    const values = (pick: (f: SetFacts) => number | undefined): number[] => facts.map(pick).filter((v): v is number => v !== undefined);
+    const stds = values((f) => f.pixels?.std);
+    const stdMean = mean(stds);
+    out.push({
+      labels: row.labels,
+      sets: sets.length,
+      read: facts.length,
+      iterations: [...new Set(values((f) => f.iterations))].sort((a, b) => a - b),
+      secondsPerIteration: median(values((f) => (f.iterations ? f.secondsPerIteration : undefined))),
+      peakRssMb: median(values((f) => f.peakRssMb)),
+      pixelStd: stdMean === undefined ? undefined : { mean: stdMean, min: Math.min(...stds), max: Math.max(...stds) },
+      pixelMin: mean(values((f) => f.pixels?.min)),
+      pixelMax: mean(values((f) => f.pixels?.max)),
+      outsideRealRange: mean(values((f) => f.pixels?.outside_real_range ?? undefined)),
+      learnedLr: mean(values((f) => f.learnedLr)),
+    });
+  }
+  return out;
+}
+
+/** The table's text cells (header first); '' where a value is not known. */
+export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header: string[]; rows: string[][] } {
+  const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
+  const header = [...table.rowHeaders, 'sets', 'iterations', 's / iteration', 'peak RSS (MB)', 'pixel std', 'pixel min / max', 'outside real range (%)'];
+  const withLr = rows.some((r) => r.learnedLr !== undefined);
+  if (withLr) header.push('learned lr');
+  const body = rows.map((r) => {
+    const std = r.pixelStd ? (r.pixelStd.max - r.pixelStd.min >= 0.005 ? `${fixed(r.pixelStd.mean, 2)} (${fixed(r.pixelStd.min, 2)}–${fixed(r.pixelStd.max, 2)})` : fixed(r.pixelStd.mean, 2)) : '';
+    const cells = [
+      ...r.labels,
+      r.read === r.sets ? String(r.sets) : `${r.read} of ${r.sets}`,
+      r.iterations.length === 0 ? '' : r.iterations.length === 1 ? String(r.iterations[0]) : `${r.iterations[0]}–${r.iterations[r.iterations.length - 1]}`,
+      fixed(r.secondsPerIteration, 2),
+      fixed(r.peakRssMb, 0),
+      std,
+      r.pixelMin === undefined || r.pixelMax === undefined ? '' : `${fixed(r.pixelMin, 2)} / ${fixed(r.pixelMax, 2)}`,
+      r.outsideRealRange === undefined ? '' : (100 * r.outsideRealRange).toFixed(1),
+    ];
+    if (withLr) cells.push(r.learnedLr === undefined ? '' : r.learnedLr.toPrecision(3));
+    return cells;
+  });
+  return { header, rows: body };
+}
+
+/** Why the table is there and how to read it (under it in every format). */
+export const SET_STATS_NOTE =
+  'Per row of the first table, over its distinct image sets: median seconds per distillation iteration and peak RSS of the stage that made the set (the last stage: a MetaDD arm counts its own iterations); ' +
+  "mean pixel std (range over sets), min and max, in the dataset's normalised units, and the share of pixels outside the range real pixels take. Real images have std 1.";
+
+function csvField(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const s = typeof v === 'string' ? v : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** sets.csv: one line per distinct image set, with the swept coordinates of the first cell that uses it. */
+export function setsCsv(cells: CellData[]): string {
+  const paths: string[] = [];
+  for (const c of cells) for (const p of Object.keys(c.coords)) if (!paths.includes(p)) paths.push(p);
+  const header = [...paths, 'kind', 'key', 'iterations', 'seconds_per_iteration', 'peak_rss_mb', 'learned_lr', 'pixel_mean', 'pixel_std', 'pixel_min', 'pixel_max', 'pixel_outside_real_range'];
+  const lines = [header.join(',')];
+  const seen = new Set<string>();
+  for (const c of cells) {
+    if (seen.has(c.set.input)) continue;
+    seen.add(c.set.input);
+    const f = c.set.facts;
+    const p = f?.pixels;
+    const coord = (v: unknown): unknown => (typeof v === 'object' && v !== null ? JSON.stringify(v) : v);
+    lines.push(
+      [...paths.map((k) => coord(c.coords[k])), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range]
+        .map(csvField)
+        .join(','),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
