@@ -15,6 +15,7 @@ import { useCpu } from './distill-helpers.js';
 function reference(images: Float32Array, [n, c, h, w]: number[], mean: number[], std: number[]) {
   const values: number[] = [];
   let outside = 0;
+  let excess = 0;
   for (let i = 0; i < n; i++) {
     for (let ch = 0; ch < c; ch++) {
       const lo = (0 - mean[ch]) / std[ch];
@@ -24,13 +25,14 @@ function reference(images: Float32Array, [n, c, h, w]: number[], mean: number[],
           const v = images[((i * c + ch) * h + y) * w + x];
           values.push(v);
           if (v < lo - 1e-5 || v > hi + 1e-5) outside++;
+          excess += Math.max(0, lo - v, v - hi);
         }
       }
     }
   }
   const m = values.reduce((a, b) => a + b, 0) / values.length;
   const variance = values.reduce((a, b) => a + (b - m) ** 2, 0) / values.length;
-  return { mean: m, std: Math.sqrt(variance), min: Math.min(...values), max: Math.max(...values), outside: outside / values.length };
+  return { mean: m, std: Math.sqrt(variance), min: Math.min(...values), max: Math.max(...values), outside: outside / values.length, distance: excess / values.length };
 }
 
 describe('pixel statistics of an image set', () => {
@@ -46,10 +48,13 @@ describe('pixel statistics of an image set', () => {
     assert.equal(s.min, -3);
     assert.equal(s.max, 2.5);
     assert.equal(s.outside_real_range, 2 / 6);
+    // 1 below -2 and 0.5 above 2, over six pixels.
+    assert.ok(Math.abs((s.outside_distance ?? 0) - 1.5 / 6) < 1e-12);
     assert.ok(Math.abs(s.mean - 0) < 1e-12);
     assert.ok(Math.abs(s.std - Math.sqrt((9 + 4 + 0 + 4 + 6.25 + 0.25) / 6)) < 1e-12);
     // Without recorded normalisation there is no range to be outside of.
     assert.equal(pixelStats(Float32Array.of(1, 2), [1, 1, 1, 2], {}).outside_real_range, null);
+    assert.equal(pixelStats(Float32Array.of(1, 2), [1, 1, 1, 2], {}).outside_distance, null);
   });
 
   it('per-channel ranges in NCHW order match a float64 loop over n, c, h, w on random sets', () => {
@@ -67,6 +72,7 @@ describe('pixel statistics of an image set', () => {
       assert.equal(got.min, want.min);
       assert.equal(got.max, want.max);
       assert.equal(got.outside_real_range, want.outside);
+      assert.ok(Math.abs((got.outside_distance ?? NaN) - want.distance) < 1e-9, `distance ${got.outside_distance} vs ${want.distance}`);
     }
   });
 
@@ -81,6 +87,7 @@ describe('pixel statistics of an image set', () => {
     tf.dispose([nhwc, clamped]);
     const s = pixelStats(images, shape, { mean, std });
     assert.equal(s.outside_real_range, 0);
+    assert.ok((s.outside_distance ?? 1) < 1e-6);
     assert.ok(s.min < -0.8 && s.max > 2, 'the bounds are reached');
   });
 

@@ -15,7 +15,7 @@ import { FixtureStore, fakeKey, tempDir, writeSweep, removeFixtures, type SweepC
 after(removeFixtures);
 
 const meta = (over: Record<string, unknown>): string => JSON.stringify({ method: 'mtt', ipc: 1, ...over });
-const pixels = (std: number, bound: number, outside: number) => ({ mean: 0, std, min: -bound, max: bound, outside_real_range: outside });
+const pixels = (std: number, bound: number, outside: number) => ({ mean: 0, std, min: -bound, max: bound, outside_real_range: outside, outside_distance: outside / 10 });
 
 /**
  * Two seeds of MTT whose meta.json records everything, and one DM set from before meta.json had
@@ -71,18 +71,22 @@ test('set statistics: medians of cost, means of pixel statistics with the std ra
   assert.ok(Math.abs((mtt.learnedLr ?? 0) - 0.02) < 1e-12);
   assert.ok(mtt.pixelStd && Math.abs(mtt.pixelStd.mean - 1.3) < 1e-12 && mtt.pixelStd.min === 1.2 && mtt.pixelStd.max === 1.4);
   assert.ok(Math.abs((mtt.outsideRealRange ?? 0) - 0.4) < 1e-12);
+  assert.ok(Math.abs((mtt.outsideDistance ?? 0) - 0.04) < 1e-12);
   assert.equal(mtt.pixelMin, -4);
   // The DM set recorded no pixels: they are computed with the dataset's range [-2, 2].
   const want = pixelStats(images, [3, 1, 4, 4], { mean: [0.5], std: [0.25] });
   assert.ok(want.outside_real_range !== null && want.outside_real_range > 0);
-  assert.deepEqual({ std: dm.pixelStd?.mean, min: dm.pixelMin, max: dm.pixelMax, outside: dm.outsideRealRange }, { std: want.std, min: want.min, max: want.max, outside: want.outside_real_range });
+  assert.deepEqual(
+    { std: dm.pixelStd?.mean, min: dm.pixelMin, max: dm.pixelMax, outside: dm.outsideRealRange, distance: dm.outsideDistance },
+    { std: want.std, min: want.min, max: want.max, outside: want.outside_real_range, distance: want.outside_distance },
+  );
   assert.equal(dm.learnedLr, undefined);
 
   // sets.csv: one line per set, its coordinates and facts.
   const csv = setsCsv(data.cells).trim().split('\n');
   assert.equal(csv.length, 4);
-  assert.equal(csv[0], 'distill.method,seed,kind,key,iterations,seconds_per_iteration,peak_rss_mb,learned_lr,pixel_mean,pixel_std,pixel_min,pixel_max,pixel_outside_real_range');
-  assert.equal(csv[2], `mtt,1,distill,${fakeKey('sets-set-1')},60,4,300,0.03,0,1.4,-5,5,0.5`);
+  assert.equal(csv[0], 'distill.method,seed,kind,key,iterations,seconds_per_iteration,peak_rss_mb,learned_lr,pixel_mean,pixel_std,pixel_min,pixel_max,pixel_outside_real_range,pixel_outside_distance');
+  assert.equal(csv[2], `mtt,1,distill,${fakeKey('sets-set-1')},60,4,300,0.03,0,1.4,-5,5,0.5,0.05`);
 });
 
 test('the report writes the set statistics into report.md, report.html, results.json and sets.csv', async () => {
@@ -93,7 +97,7 @@ test('the report writes the set statistics into report.md, report.html, results.
   assert.equal(model.setStats?.table, 'main');
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /## Set statistics \(rows of main\)/);
-  assert.match(md, /\| MTT \| 2 \| 60 \| 3\.00 \| 200 \| 1\.30 \(1\.20–1\.40\) \| -4\.00 \/ 4\.00 \| 40\.0 \| 0\.0200 \|/);
+  assert.match(md, /\| MTT \| 2 \| 60 \| 3\.00 \| 200 \| 1\.30 \(1\.20–1\.40\) \| -4\.00 \/ 4\.00 \| 40\.0 \| 0\.040 \| 0\.0200 \|/);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /<h2 id="set-statistics">/);
   const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { format: string; set_statistics: { table: string; rows: { labels: string[] }[] } };

@@ -6,8 +6,13 @@ export interface PixelStats {
   std: number;
   min: number;
   max: number;
-  /** Share of the pixels outside the range real pixels take; null when the dataset records no normalisation. */
+  /**
+   * Share of the pixels outside the range real pixels take; null when the dataset records no
+   * normalisation. Counts a background pixel a hair below black as much as one far beyond it.
+   */
   outside_real_range: number | null;
+  /** Mean over all pixels of the distance beyond that range (0 inside it), normalised units; null likewise. */
+  outside_distance: number | null;
 }
 
 /**
@@ -26,6 +31,7 @@ export function pixelStats(images: Float32Array, shape: readonly [number, number
   let min = Infinity;
   let max = -Infinity;
   let outside = 0;
+  let excess = 0;
   for (let i = 0; i < images.length; i++) {
     const v = images[i];
     sum += v;
@@ -34,7 +40,10 @@ export function pixelStats(images: Float32Array, shape: readonly [number, number
     if (v > max) max = v;
     if (bounds) {
       const [lo, hi] = bounds[Math.floor(i / plane) % channels];
-      if (v < lo - slack || v > hi + slack) outside++;
+      if (v < lo - slack || v > hi + slack) {
+        outside++;
+        excess += v < lo ? lo - v : v - hi;
+      }
     }
   }
   const n = images.length;
@@ -45,13 +54,15 @@ export function pixelStats(images: Float32Array, shape: readonly [number, number
     min: n > 0 ? min : 0,
     max: n > 0 ? max : 0,
     outside_real_range: bounds ? (n > 0 ? outside / n : 0) : null,
+    outside_distance: bounds ? (n > 0 ? excess / n : 0) : null,
   };
 }
 
-/** Logs a set's pixel statistics as metrics `<prefix>pixel_std`, `_min`, `_max`, `_outside_real_range`. */
+/** Logs a set's pixel statistics as metrics `<prefix>pixel_std`, `_min`, `_max`, `_outside_real_range`, `_outside_distance`. */
 export function trackPixelStats(track: { metric(key: string, value: number, step?: number): void }, stats: PixelStats, step: number, prefix = ''): void {
   track.metric(`${prefix}pixel_std`, stats.std, step);
   track.metric(`${prefix}pixel_min`, stats.min, step);
   track.metric(`${prefix}pixel_max`, stats.max, step);
   if (stats.outside_real_range !== null) track.metric(`${prefix}pixel_outside_real_range`, stats.outside_real_range, step);
+  if (stats.outside_distance !== null) track.metric(`${prefix}pixel_outside_distance`, stats.outside_distance, step);
 }

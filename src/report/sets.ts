@@ -35,7 +35,8 @@ function readJsonFile(file: string): Record<string, unknown> | undefined {
 function isPixelStats(v: unknown): v is PixelStats {
   if (typeof v !== 'object' || v === null) return false;
   const p = v as Record<string, unknown>;
-  return ['mean', 'std', 'min', 'max'].every((k) => num(p[k]) !== undefined) && (p.outside_real_range === null || num(p.outside_real_range) !== undefined);
+  const nullable = (k: string): boolean => p[k] === null || num(p[k]) !== undefined;
+  return ['mean', 'std', 'min', 'max'].every((k) => num(p[k]) !== undefined) && nullable('outside_real_range') && nullable('outside_distance');
 }
 
 /**
@@ -91,6 +92,7 @@ export interface SetStatsRow {
   pixelMin?: number;
   pixelMax?: number;
   outsideRealRange?: number;
+  outsideDistance?: number;
   learnedLr?: number;
 }
 
@@ -124,6 +126,7 @@ export function setStatsRows(table: TableModel, cells: CellData[]): SetStatsRow[
       pixelMin: mean(values((f) => f.pixels?.min)),
       pixelMax: mean(values((f) => f.pixels?.max)),
       outsideRealRange: mean(values((f) => f.pixels?.outside_real_range ?? undefined)),
+      outsideDistance: mean(values((f) => f.pixels?.outside_distance ?? undefined)),
       learnedLr: mean(values((f) => f.learnedLr)),
     });
   }
@@ -133,7 +136,7 @@ export function setStatsRows(table: TableModel, cells: CellData[]): SetStatsRow[
 /** The table's text cells (header first); '' where a value is not known. */
 export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header: string[]; rows: string[][] } {
   const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
-  const header = [...table.rowHeaders, 'sets', 'iterations', 's / iteration', 'peak RSS (MB)', 'pixel std', 'pixel min / max', 'outside real range (%)'];
+  const header = [...table.rowHeaders, 'sets', 'iterations', 's / iteration', 'peak RSS (MB)', 'pixel std', 'pixel min / max', 'outside real range (%)', 'mean distance outside'];
   const withLr = rows.some((r) => r.learnedLr !== undefined);
   if (withLr) header.push('learned lr');
   const body = rows.map((r) => {
@@ -147,6 +150,7 @@ export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header:
       std,
       r.pixelMin === undefined || r.pixelMax === undefined ? '' : `${fixed(r.pixelMin, 2)} / ${fixed(r.pixelMax, 2)}`,
       r.outsideRealRange === undefined ? '' : (100 * r.outsideRealRange).toFixed(1),
+      fixed(r.outsideDistance, 3),
     ];
     if (withLr) cells.push(r.learnedLr === undefined ? '' : r.learnedLr.toPrecision(3));
     return cells;
@@ -157,7 +161,8 @@ export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header:
 /** Why the table is there and how to read it (under it in every format). */
 export const SET_STATS_NOTE =
   'Per row of the first table, over its distinct image sets: median seconds per distillation iteration and peak RSS of the stage that made the set (the last stage: a MetaDD arm counts its own iterations); ' +
-  "mean pixel std (range over sets), min and max, in the dataset's normalised units, and the share of pixels outside the range real pixels take. Real images have std 1.";
+  "mean pixel std (range over sets), min and max, in the dataset's normalised units; the share of pixels outside the range real pixels take (a background pixel a hair below black counts), " +
+  'and the mean over all pixels of the distance beyond that range (normalised units; what separates a small excursion from a drift). Real images: std 1, nothing outside.';
 
 function csvField(v: unknown): string {
   if (v === undefined || v === null) return '';
@@ -169,7 +174,7 @@ function csvField(v: unknown): string {
 export function setsCsv(cells: CellData[]): string {
   const paths: string[] = [];
   for (const c of cells) for (const p of Object.keys(c.coords)) if (!paths.includes(p)) paths.push(p);
-  const header = [...paths, 'kind', 'key', 'iterations', 'seconds_per_iteration', 'peak_rss_mb', 'learned_lr', 'pixel_mean', 'pixel_std', 'pixel_min', 'pixel_max', 'pixel_outside_real_range'];
+  const header = [...paths, 'kind', 'key', 'iterations', 'seconds_per_iteration', 'peak_rss_mb', 'learned_lr', 'pixel_mean', 'pixel_std', 'pixel_min', 'pixel_max', 'pixel_outside_real_range', 'pixel_outside_distance'];
   const lines = [header.join(',')];
   const seen = new Set<string>();
   for (const c of cells) {
@@ -179,7 +184,7 @@ export function setsCsv(cells: CellData[]): string {
     const p = f?.pixels;
     const coord = (v: unknown): unknown => (typeof v === 'object' && v !== null ? JSON.stringify(v) : v);
     lines.push(
-      [...paths.map((k) => coord(c.coords[k])), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range]
+      [...paths.map((k) => coord(c.coords[k])), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range, p?.outside_distance]
         .map(csvField)
         .join(','),
     );
