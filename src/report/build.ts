@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collect, type ArtifactSource, type ReportParams } from './collect.js';
+import { csvField } from './csv.js';
 import { normalizeReport } from './config.js';
 import { baselineTable, effectTable } from './effect.js';
 import { reportSummary } from './summary.js';
@@ -11,12 +12,6 @@ import { reportToMarkdown } from './markdown.js';
 import type { ReportModel } from './model.js';
 import { setStatsCells, setStatsRows, setsCsv } from './sets.js';
 import { layoutTable, type TableModel } from './table.js';
-
-function csvField(v: unknown): string {
-  if (v === undefined || v === null) return '';
-  const s = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 /**
  * Long format, one line per table entry (and per average): the row's raw key values, the column,
@@ -125,17 +120,15 @@ export async function buildReport(params: ReportParams, source: ArtifactSource, 
     const vsBaseline = versus ? baselineTable(cfg, t, data.cells, versus) : undefined;
     return [t, ...effects, vsBaseline].filter((m): m is TableModel => m !== undefined);
   });
-  const first = accuracy[0] as TableModel | undefined;
+  // The sets behind the first table's rows: what they cost and where their pixels lie.
+  const first = accuracy.at(0);
   const statsRows = first ? setStatsRows(first, data.cells) : [];
-  const statsText = first ? setStatsCells(first, statsRows) : undefined;
   const model: ReportModel = {
     name: params.name,
     title: cfg.title ?? params.name,
     description: params.description.trim(),
     tables,
-    ...(first && statsText && statsRows.length > 0
-      ? { setStats: { table: first.name, rows: statsRows, header: statsText.header, keyColumns: first.rowHeaders.length, cells: statsText.rows } }
-      : {}),
+    ...(first && statsRows.length > 0 ? { setStats: { table: first.name, rows: statsRows, keyColumns: first.rowHeaders.length, ...setStatsCells(first, statsRows) } } : {}),
     figures,
     missing: data.missing,
     notes,

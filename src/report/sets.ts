@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { pixelStats, type PixelStats } from '../distill/pixel-stats.js';
 import { readNpy } from '../store/npy.js';
 import type { CellData, SetData } from './collect.js';
+import { csvField } from './csv.js';
 import type { TableModel } from './table.js';
 
 /**
@@ -133,8 +134,8 @@ export function setStatsRows(table: TableModel, cells: CellData[]): SetStatsRow[
   return out;
 }
 
-/** The table's text cells (header first); '' where a value is not known. */
-export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header: string[]; rows: string[][] } {
+/** The table's header and text cells; '' where a value is not known. */
+export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header: string[]; cells: string[][] } {
   const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
   const header = [...table.rowHeaders, 'sets', 'iterations', 's / iteration', 'peak RSS (MB)', 'pixel std', 'pixel min / max', 'outside real range (%)', 'mean distance outside'];
   const withLr = rows.some((r) => r.learnedLr !== undefined);
@@ -155,7 +156,7 @@ export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header:
     if (withLr) cells.push(r.learnedLr === undefined ? '' : r.learnedLr.toPrecision(3));
     return cells;
   });
-  return { header, rows: body };
+  return { header, cells: body };
 }
 
 /** Why the table is there and how to read it (under it in every format). */
@@ -163,12 +164,6 @@ export const SET_STATS_NOTE =
   'Per row of the first table, over its distinct image sets: median seconds per distillation iteration and peak RSS of the stage that made the set (the last stage: a MetaDD arm counts its own iterations); ' +
   "mean pixel std (range over sets), min and max, in the dataset's normalised units; the share of pixels outside the range real pixels take (a background pixel a hair below black counts), " +
   'and the mean over all pixels of the distance beyond that range (normalised units; what separates a small excursion from a drift). Real images: std 1, nothing outside.';
-
-function csvField(v: unknown): string {
-  if (v === undefined || v === null) return '';
-  const s = typeof v === 'string' ? v : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 /** sets.csv: one line per distinct image set, with the swept coordinates of the first cell that uses it. */
 export function setsCsv(cells: CellData[]): string {
@@ -182,9 +177,8 @@ export function setsCsv(cells: CellData[]): string {
     seen.add(c.set.input);
     const f = c.set.facts;
     const p = f?.pixels;
-    const coord = (v: unknown): unknown => (typeof v === 'object' && v !== null ? JSON.stringify(v) : v);
     lines.push(
-      [...paths.map((k) => coord(c.coords[k])), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range, p?.outside_distance]
+      [...paths.map((k) => c.coords[k]), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range, p?.outside_distance]
         .map(csvField)
         .join(','),
     );
