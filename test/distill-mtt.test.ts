@@ -322,6 +322,10 @@ describe('MTT', () => {
     assert.equal(pixels.min, Math.min(...written));
     assert.equal(pixels.max, Math.max(...written));
     assert.ok(records.some((r) => r.type === 'metric' && r.key === 'pixel_std' && r.value === pixels.std));
+    // The stage parameter reaches the method (the metadd stage builds its method from the same parameters).
+    const dirs = { dataset: datasetDir, expert0: experts[0], expert1: experts[1] };
+    assert.equal(createMethod(params as unknown as IterativeParams, 'tiny', dirs).constrain, undefined);
+    assert.equal(typeof createMethod({ ...params, clip_pixels: true } as unknown as IterativeParams, 'tiny', dirs).constrain, 'function');
     // Missing expert inputs are named.
     assert.throws(() => createMethod(params as unknown as IterativeParams, 'tiny', { dataset: datasetDir, expert0: experts[0] }), /missing input 'expert1'/);
     // An expert of another architecture is refused.
