@@ -134,7 +134,7 @@ export async function publishReport(plan: Plan, options: PublishOptions = {}): P
 export function describePublish(r: PublishResult): string {
   const summaryFile = join(r.dir, 'summary.md');
   const summary = existsSync(summaryFile) ? `\n${readFileSync(summaryFile, 'utf8')}\n` : '';
-  const lines = [`report: ${join(r.dir, 'report.html')} (also report.md, report.tex, results.csv, results.json, summary.md)`];
+  const lines = [`report: ${join(r.dir, 'report.html')} (also report.md, report.tex, results.csv, results.json, sets.csv, summary.md)`];
   if (r.complete) lines.push(`complete: all ${r.evaluations.expected} evaluations present`);
   else {
     lines.push(`partial: ${r.evaluations.present} of ${r.evaluations.expected} evaluations present; missing:`);
