@@ -10,7 +10,7 @@ import { layoutTable } from '../src/report/table.js';
 import { pixelStats } from '../src/distill/pixel-stats.js';
 import { writeNpy } from '../src/store/npy.js';
 import { createRng } from '../src/util/rng.js';
-import { FixtureStore, fakeKey, tempDir, writeSweep, removeFixtures, type SweepCell } from './report-fixtures.js';
+import { FixtureStore, fakeKey, metricRecords, tempDir, writeSweep, removeFixtures, type SweepCell } from './report-fixtures.js';
 
 after(removeFixtures);
 
@@ -29,7 +29,11 @@ function sweep(store: FixtureStore) {
       facts: { 'distill.method': 'mtt', 'distill.ipc': 1 },
       coords: { 'distill.method': 'mtt', seed: 0 },
       results: { convnet: [0.5, 0.52] },
-      setFiles: { 'meta.json': meta({ iterations: 60, seconds_per_iteration: 2, peak_rss_mb: 100, learned_lr: 0.01, pixels: pixels(1.2, 3, 0.3) }) },
+      setFiles: {
+        'meta.json': meta({ iterations: 60, seconds_per_iteration: 2, peak_rss_mb: 100, learned_lr: 0.01, pixels: pixels(1.2, 3, 0.3) }),
+        // A MetaDD-like set: a loss curve, and once-per-stage metrics of its base stage and its own.
+        'records.jsonl': ['distill.loss', 'seconds_per_iteration', 'peak_rss_mb', 'pixel_std', 'base.pixel_outside_distance'].map((k) => metricRecords(k, [3, 2, 1])).join(''),
+      },
     },
     {
       facts: { 'distill.method': 'mtt', 'distill.ipc': 1 },
@@ -104,4 +108,7 @@ test('the report writes the set statistics into report.md, report.html, results.
   assert.equal(json.format, REPORT_FORMAT);
   assert.deepEqual(json.set_statistics.rows.map((r) => r.labels[0]).sort(), ['DM', 'MTT']);
   assert.equal(readFileSync(join(out, 'sets.csv'), 'utf8').trim().split('\n').length, 4);
+  // Once-per-stage metrics are set statistics, not curves: only the loss is plotted.
+  const curves = model.figures.filter((f) => f.section === 'curves' && f.id.startsWith('curve-')).map((f) => f.id);
+  assert.deepEqual(curves, ['curve-distill-loss']);
 });

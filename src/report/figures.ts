@@ -9,6 +9,12 @@ import { sceneToRaster } from './raster.js';
 import { sceneToSvg } from './svg.js';
 import type { ResultRow, TableModel } from './table.js';
 
+/**
+ * Metrics a stage logs once, about its result (its speed, memory, the pixels of its set): a MetaDD set's
+ * "curve" of them would join its base stage's value to its own. The set-statistics table shows them.
+ */
+const STAGE_SUMMARY_METRIC = /^(?:seconds_per_iteration|peak_rss_mb|(?:base\.)?pixel_[a-z_]+)$/;
+
 export interface Figure {
   id: string;
   section: 'sets' | 'cams' | 'accuracy' | 'curves';
@@ -169,7 +175,7 @@ export function buildFigures(cfg: ReportConfig, tables: TableModel[], cells: Cel
 
   if (f.loss_curves) {
     const keys: string[] = [];
-    for (const r of rows) for (const i of r.cells) for (const k of Object.keys(cells[i].set.curves)) if (!keys.includes(k)) keys.push(k);
+    for (const r of rows) for (const i of r.cells) for (const k of Object.keys(cells[i].set.curves)) if (!keys.includes(k) && !STAGE_SUMMARY_METRIC.test(k)) keys.push(k);
     for (const key of keys) {
       const series: Series[] = [];
       for (const r of rows) {
