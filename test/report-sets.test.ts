@@ -1,11 +1,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, REPORT_FORMAT } from '../src/report/build.js';
 import { collect } from '../src/report/collect.js';
 import { normalizeReport } from '../src/report/config.js';
-import { setStatsRows, setsCsv } from '../src/report/sets.js';
+import { readSetFacts, setStatsRows, setsCsv } from '../src/report/sets.js';
 import { layoutTable } from '../src/report/table.js';
 import { pixelStats } from '../src/distill/pixel-stats.js';
 import { writeNpy } from '../src/store/npy.js';
@@ -85,6 +85,10 @@ test('set statistics: medians of cost, means of pixel statistics with the std ra
     { std: want.std, min: want.min, max: want.max, outside: want.outside_real_range, distance: want.outside_distance },
   );
   assert.equal(dm.learnedLr, undefined);
+  // A truncated images.npy leaves the statistics blank instead of failing the report.
+  const broken = join(store.dir(fakeKey('sets-set-2')), 'images.npy');
+  writeFileSync(broken, readFileSync(broken).subarray(0, 40));
+  assert.equal(readSetFacts(store.dir(fakeKey('sets-set-2')), store.dir(fakeKey('sets-dataset'))).pixels, undefined);
 
   // sets.csv: one line per set, its coordinates and facts.
   const csv = setsCsv(data.cells).trim().split('\n');

@@ -49,8 +49,15 @@ export function readSetFacts(dir: string, datasetDir: string | undefined): SetFa
   let pixels = isPixelStats(meta.pixels) ? meta.pixels : undefined;
   const imagesFile = join(dir, 'images.npy');
   if (!pixels && existsSync(imagesFile)) {
-    const images = readNpy(imagesFile);
-    if (images.dtype === 'float32' && images.shape.length === 4) {
+    // An unreadable file leaves the statistics blank: the report still lays out every accuracy.
+    const images = (() => {
+      try {
+        return readNpy(imagesFile);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (images?.dtype === 'float32' && images.shape.length === 4) {
       const norm = datasetDir ? readJsonFile(join(datasetDir, 'meta.json')) : undefined;
       const mean = Array.isArray(norm?.mean) ? (norm.mean as number[]) : undefined;
       const std = Array.isArray(norm?.std) ? (norm.std as number[]) : undefined;
