@@ -149,7 +149,10 @@ export function writeSweep(store: FixtureStore, name: string, archs: string[], c
       const key = inputs[input];
       if (!key || !existsManifest(store, key)) return undefined;
       const kind = (JSON.parse(readFileSync(join(store.dir(key), 'manifest.json'), 'utf8')) as { kind: StageKind }).kind;
-      return { key, kind, dir: store.dir(key), meta: {} };
+      // As Store.view: the artifact's meta.json, or {} without one.
+      const metaFile = join(store.dir(key), 'meta.json');
+      const meta = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Record<string, unknown>) : {};
+      return { key, kind, dir: store.dir(key), meta };
     },
     artifactDir: (key) => (existsManifest(store, key) ? store.dir(key) : undefined),
   };

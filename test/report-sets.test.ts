@@ -88,7 +88,7 @@ test('set statistics: medians of cost, means of pixel statistics with the std ra
   // A truncated images.npy leaves the statistics blank instead of failing the report.
   const broken = join(store.dir(fakeKey('sets-set-2')), 'images.npy');
   writeFileSync(broken, readFileSync(broken).subarray(0, 40));
-  assert.equal(readSetFacts(store.dir(fakeKey('sets-set-2')), store.dir(fakeKey('sets-dataset'))).pixels, undefined);
+  assert.equal(readSetFacts({}, store.dir(fakeKey('sets-set-2')), store.dir(fakeKey('sets-dataset'))).pixels, undefined);
 
   // sets.csv: one line per set, its coordinates and facts.
   const csv = setsCsv(data.cells).trim().split('\n');

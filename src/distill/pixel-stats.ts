@@ -16,6 +16,16 @@ export interface PixelStats {
 }
 
 /**
+ * Per channel, the values a real pixel in [0, 1] takes once normalised: [(0 - mean) / std, (1 - mean) / std];
+ * null when the dataset records no normalisation (no known range).
+ */
+export function realPixelRange(norm: { mean?: number[]; std?: number[] }): [number, number][] | null {
+  const { mean, std } = norm;
+  if (!mean || !std) return null;
+  return mean.map((m, c) => [-m / std[c], (1 - m) / std[c]]);
+}
+
+/**
  * Where a set's pixels lie against the real ones. A distilled set whose contrast grows past anything a
  * real image has is the drift that batch-norm students do not survive (docs/results.md, MTT with
  * K = 200): recording it on every set makes that visible without opening images.npy.
@@ -23,7 +33,7 @@ export interface PixelStats {
 export function pixelStats(images: Float32Array, shape: readonly [number, number, number, number], norm: { mean?: number[]; std?: number[] }): PixelStats {
   const [, channels, height, width] = shape;
   const plane = height * width;
-  const bounds = norm.mean && norm.std ? norm.mean.map((m, c) => [-m / (norm.std as number[])[c], (1 - m) / (norm.std as number[])[c]]) : null;
+  const bounds = realPixelRange(norm);
   // A pixel on the bound after float32 rounding of the clamp is inside.
   const slack = 1e-5;
   let sum = 0;

@@ -225,7 +225,7 @@ export async function collect(params: ReportParams, source: ArtifactSource): Pro
         const defFile = join(view.dir, 'stage.json');
         const def = existsSync(defFile) ? (readJson(defFile) as { params?: Record<string, unknown>; inputs?: Record<string, string> }) : undefined;
         const datasetKey = def?.inputs?.dataset;
-        const facts = readSetFacts(view.dir, datasetKey ? source.artifactDir?.(datasetKey) : undefined);
+        const facts = readSetFacts(view.meta, view.dir, datasetKey ? source.artifactDir?.(datasetKey) : undefined);
         set = { ...set, key: view.key, dir: view.dir, kind: view.kind, grid: existsSync(grid) ? grid : undefined, cams: findCams(view.dir, declared), curves, stageParams: def?.params, facts };
       } else {
         set.problem = source.missingReason?.(cell.set) ?? 'not in the store';

@@ -41,11 +41,11 @@ function isPixelStats(v: unknown): v is PixelStats {
 }
 
 /**
- * The facts of the set in `dir`. Sets written before meta.json recorded `pixels` get them from
- * images.npy and the normalisation of their dataset input (`datasetDir`), so older stores report them too.
+ * The facts of the set in `dir` from its meta.json (`meta`, as the artifact view holds it). Sets written
+ * before meta.json recorded `pixels` get them from images.npy and the normalisation of their dataset
+ * input (`datasetDir`), so older stores report them too.
  */
-export function readSetFacts(dir: string, datasetDir: string | undefined): SetFacts {
-  const meta = readJsonFile(join(dir, 'meta.json')) ?? {};
+export function readSetFacts(meta: Record<string, unknown>, dir: string, datasetDir: string | undefined): SetFacts {
   let pixels = isPixelStats(meta.pixels) ? meta.pixels : undefined;
   const imagesFile = join(dir, 'images.npy');
   if (!pixels && existsSync(imagesFile)) {
