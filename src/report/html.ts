@@ -14,14 +14,14 @@ body { font: 15px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; 
 h1 { font-size: 1.7rem; margin-bottom: .3rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 .partial-banner { background: #fff4d6; border: 1px solid #e8c766; padding: .6rem .9rem; border-radius: 4px; }
 .table-wrap { overflow-x: auto; }
-table.results { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; }
+table.results, table.set-statistics { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; }
 table.results caption { caption-side: top; text-align: left; color: #444; padding-bottom: .4rem; max-width: 60rem; }
-table.results th, table.results td { padding: .25rem .6rem; text-align: right; white-space: nowrap; }
-table.results th.key, table.results td.key { text-align: left; }
-table.results thead tr:first-child th { border-top: 2px solid #222; }
-table.results thead tr:last-child th { border-bottom: 1px solid #222; }
+table.results th, table.results td, table.set-statistics th, table.set-statistics td { padding: .25rem .6rem; text-align: right; white-space: nowrap; }
+table.results th.key, table.results td.key, table.set-statistics .key { text-align: left; }
+table.results thead tr:first-child th, table.set-statistics thead tr:first-child th { border-top: 2px solid #222; }
+table.results thead tr:last-child th, table.set-statistics thead tr:last-child th { border-bottom: 1px solid #222; }
 table.results th.group { border-bottom: 1px solid #888; text-align: center; }
-table.results tbody tr:last-child td { border-bottom: 2px solid #222; }
+table.results tbody tr:last-child td, table.set-statistics tbody tr:last-child td { border-bottom: 2px solid #222; }
 table.results tr.baseline td.key { font-style: italic; }
 table.results tr.reference td { color: #555; font-style: italic; }
 table.results tr.reference:first-of-type td, table.results tr.result + tr.reference td { border-top: 1px solid #bbb; }
@@ -29,9 +29,6 @@ table.results td.best .mean { font-weight: 700; }
 table.results td.missing { color: #b00; }
 table.results .std { font-size: .78em; color: #555; }
 table.results td.avg, table.results th.avg { border-left: 1px solid #ccc; }
-table.set-statistics { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; border-top: 2px solid #222; border-bottom: 2px solid #222; }
-table.set-statistics th, table.set-statistics td { padding: .25rem .6rem; text-align: right; white-space: nowrap; }
-table.set-statistics th { border-bottom: 1px solid #222; } table.set-statistics .key { text-align: left; }
 ul.notes { color: #444; font-size: .9em; }
 .figures { display: flex; flex-wrap: wrap; gap: 1.2rem; }
 figure { margin: 0; max-width: 100%; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; image-rendering: auto; }

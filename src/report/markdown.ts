@@ -33,12 +33,15 @@ export function markdownCells(t: TableModel, emphasis = true): { header: string[
   return { header: header.map(mdEscape), align, rows };
 }
 
+/** Header, alignment row and body as GitHub-flavoured Markdown lines (cells already escaped). */
+function markdownLines(header: string[], align: ('l' | 'r')[], rows: string[][]): string[] {
+  return [`| ${header.join(' | ')} |`, `|${align.map((a) => (a === 'l' ? ':---' : '---:')).join('|')}|`, ...rows.map((cells) => `| ${cells.join(' | ')} |`)];
+}
+
 /** One table as GitHub-flavoured Markdown; the column group is named in each header (Markdown has no spanning headers). */
 export function tableToMarkdown(t: TableModel): string {
   const { header, align, rows } = markdownCells(t);
-  const lines = [`| ${header.join(' | ')} |`, `|${align.map((a) => (a === 'l' ? ':---' : '---:')).join('|')}|`];
-  for (const cells of rows) lines.push(`| ${cells.join(' | ')} |`);
-  return `${lines.join('\n')}\n`;
+  return `${markdownLines(header, align, rows).join('\n')}\n`;
 }
 
 function figureMd(f: Figure): string {
@@ -73,9 +76,8 @@ export function reportToMarkdown(m: ReportModel): string {
   }
   if (m.setStats) {
     const { table, header, cells, keyColumns } = m.setStats;
-    out.push(`## Set statistics (rows of ${table})`, '', `| ${header.map(mdEscape).join(' | ')} |`, `|${header.map((_, i) => (i < keyColumns ? ':---' : '---:')).join('|')}|`);
-    for (const row of cells) out.push(`| ${row.map(mdEscape).join(' | ')} |`);
-    out.push('', SET_STATS_NOTE, '');
+    const align = header.map((_, i) => (i < keyColumns ? 'l' : 'r') as 'l' | 'r');
+    out.push(`## Set statistics (rows of ${table})`, '', ...markdownLines(header.map(mdEscape), align, cells.map((row) => row.map(mdEscape))), '', SET_STATS_NOTE, '');
   }
   for (const { section, title } of FIGURE_SECTIONS) {
     const figs = m.figures.filter((f) => f.section === section);
