@@ -296,6 +296,10 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   assert.ok(Math.abs((row.average?.stat?.mean ?? NaN) - (0.02 + 0.01) / 2) < 1e-12);
   assert.ok(Math.abs((row.average?.stat?.std ?? NaN) - Math.SQRT1_2 * 0.01) < 1e-12);
   assert.ok(effect.notes.some((n) => n === 'DM / 10: MetaDD above its control on Avg. in 2 of 2 paired run(s) (seed 0: +2.0; seed 1: +1.0).'), effect.notes.join('\n'));
+  // Per column, on how many runs the sign held: convnet +1, +2, -1; mlp +3, 0 (not above), and no control result for seed 2.
+  const header = (arch: string): string => effect.columns.find((c) => c.arch === arch)?.header ?? arch;
+  const perColumn = `DM / 10: MetaDD above its control, per column, in: ${header('convnet')} 2 of 3; ${header('mlp')} 1 of 2 paired run(s).`;
+  assert.ok(effect.notes.includes(perColumn), effect.notes.join('\n'));
   const md = tableToMarkdown(effect);
   assert.match(md, /\| DM \| 10 \| \+0\.7 ± 1\.5 \|/, md);
   assert.match(md, /\+1\.5 ± 2\.1 †/, 'partial mlp entry, signed');
@@ -387,6 +391,8 @@ test('versus_baseline: each row minus the random subset of the same seed, matche
   assert.ok(Math.abs((dm10.stat?.std ?? NaN) - Math.sqrt((49 / 9 + 25 / 9 + 4 / 9) / 2) / 100) < 1e-12);
   assert.ok(vs.notes.some((n) => n === 'DM / 10 / dsa: above Random / 10 / none on Avg. in 3 of 3 paired run(s) (seed 0: +5.0; seed 1: +1.0; seed 2: +2.0).'), vs.notes.join('\n'));
   assert.ok(vs.notes.some((n) => n === 'DSA / 10: above Random / 10 / none on Avg. in 1 of 1 paired run(s) (seed 0: +5.0).'), vs.notes.join('\n'));
+  assert.ok(vs.notes.some((n) => n.startsWith('DM / 10 / dsa: above Random / 10 / none, per column, in: ')), vs.notes.join('\n'));
+  assert.ok(!vs.notes.some((n) => n.startsWith('DSA / 10: above Random / 10 / none, per column')), 'one run: its entries already give the signs');
   assert.ok(vs.notes.some((n) => n.startsWith('DM / 1 / dsa: 2 baseline rows agree with it (Random / 1 / none; Random / 1 / dsa) on distill.ipc')), vs.notes.join('\n'));
   assert.ok(vs.notes.some((n) => n.startsWith('MTT / 50 / dsa: no baseline row agrees with it')), vs.notes.join('\n'));
 

@@ -97,10 +97,16 @@ function pairedRow(cfg: ReportConfig, table: TableModel, byIndex: ReadonlyMap<nu
       return a === undefined || b === undefined ? undefined : a - b;
     });
   const entries: Record<string, Entry> = {};
+  const columnWins: string[] = [];
   for (const col of table.columns) {
     const present = deltas(col.arch).filter((d): d is number => d !== undefined);
     const s = stat(present);
     entries[col.arch] = { stat: s, status: entryStatus(s, present.length, pairs.length), expected: pairs.length, present: present.length, best: false };
+    if (present.length > 0) columnWins.push(`${col.header} ${present.filter((d) => d > 0).length} of ${present.length}`);
+  }
+  // Whether a column's mean comes from every run or from one: with a single run the entries already say it.
+  if (pairs.length > 1 && columnWins.length > 0) {
+    notes.push(`${label}: ${pair.subject ? `${pair.subject} ` : ''}above ${pair.against}, per column, in: ${columnWins.join('; ')} paired run(s).`);
   }
   let average: AverageEntry | undefined;
   const averaged = table.average.shown ? table.average.columns : [];
