@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, resultsCsv } from '../src/report/build.js';
 import { collect } from '../src/report/collect.js';
-import { normalizeReport, reportFactPaths } from '../src/report/config.js';
+import { archHeader, normalizeReport, reportFactPaths } from '../src/report/config.js';
 import { tableToMarkdown } from '../src/report/markdown.js';
 import { baselineTable, effectTable } from '../src/report/effect.js';
 import { layoutTable, type ReferenceRow, type ResultRow, type TableModel } from '../src/report/table.js';
@@ -225,6 +225,16 @@ test("cells that share their stages (an axis only another method reads) count th
   assert.equal(random.entries.convnet.stat?.n, 2, 'two models, not the same two twice');
   assert.equal(random.entries.convnet.expected, 1);
   assert.ok(Math.abs((random.entries.convnet.stat?.std ?? 0) - Math.sqrt(0.0018)) < 1e-12, 'sample std of 0.50 and 0.56');
+});
+
+test('column headers: the built-in name with the variant suffixes of the label, acronyms in capitals; configured labels win', () => {
+  const cfg = normalizeReport({});
+  assert.equal(archHeader(cfg, 'convnet-w32'), 'ConvNet-w32');
+  assert.equal(archHeader(cfg, 'vgg11-w16-bn'), 'VGG-11-w16-BN');
+  assert.equal(archHeader(cfg, 'convnet-w32-nonorm-maxpool'), 'ConvNet-w32-nonorm-maxpool');
+  assert.equal(archHeader(cfg, 'resnet18-w16-gap'), 'ResNet-18-w16-GAP');
+  assert.equal(archHeader(cfg, 'mynet-bn'), 'mynet-bn', 'an unknown architecture keeps its label');
+  assert.equal(archHeader(normalizeReport({ labels: { architectures: { 'vgg11-w16-bn': 'VGG-11 (BN)' } } }), 'vgg11-w16-bn'), 'VGG-11 (BN)');
 });
 
 test('reportFactPaths names every path the report reads, for the DAG compiler', () => {

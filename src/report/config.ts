@@ -233,14 +233,15 @@ export function valueLabel(cfg: ReportConfig, path: string, value: unknown): str
   return key;
 }
 
-/** Column header of an architecture label: the built-in or configured name, keeping variant suffixes (`convnet-w64` -> `ConvNet-w64`). */
+/** Variant suffixes of an architecture label (src/dag/arch.ts) that read as acronyms in a header. */
+const SUFFIX_HEADERS: Record<string, string> = { bn: 'BN', gap: 'GAP' };
+
+/** Column header of an architecture label: the built-in or configured name, keeping variant suffixes (`convnet-w64-bn` -> `ConvNet-w64-BN`). */
 export function archHeader(cfg: ReportConfig, arch: string): string {
   const exact = cfg.labels.architectures[arch];
   if (exact !== undefined) return exact;
-  const dash = arch.indexOf('-');
-  if (dash > 0) {
-    const base = cfg.labels.architectures[arch.slice(0, dash)];
-    if (base !== undefined) return `${base}${arch.slice(dash)}`;
-  }
-  return arch;
+  const [name, ...suffixes] = arch.split('-');
+  const base = cfg.labels.architectures[name];
+  if (base === undefined || suffixes.length === 0) return arch;
+  return [base, ...suffixes.map((s) => SUFFIX_HEADERS[s] ?? s)].join('-');
 }
