@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { iterationRng, runDistillation } from '../src/distill/driver.js';
+import { blockwiseLoss, iterationRng, runDistillation } from '../src/distill/driver.js';
 import { createGradientMatching, type GradMatchConfig } from '../src/distill/gradmatch.js';
 import { nchwToTensor } from '../src/distill/layout.js';
 import { matchDistance } from '../src/distill/match.js';
@@ -145,6 +145,51 @@ describe('gradient matching (DC / DSA)', () => {
       }
     });
   }
+
+  for (const variant of ['dc', 'dsa'] as const) {
+    it(`${variant}: the per-class tapes give the whole-set tape's value and gradient, and the same run`, async () => {
+      const real = tinyData({ classes: 3, perClass: 10 });
+      const ctx = methodContext(real, 2);
+      const method = createGradientMatching(gmConfig({ variant, batchReal: 8 }));
+      const blocks = method.blocks;
+      assert.ok(blocks);
+      assert.deepEqual(blocks.rows(ctx), [{ start: 0, end: 2 }, { start: 2, end: 4 }, { start: 4, end: 6 }]);
+      const info = { iteration: 0, step: 0, globalStep: 0 };
+      const state = method.beginIteration(ctx, 0, iterationRng('blocks', 0));
+      try {
+        tf.tidy(() => {
+          const prepared = method.prepare(ctx, state, info, createRng('blocks-step'));
+          const rng = createRng('blocks-x');
+          const syn = tf.tensor4d(Float32Array.from({ length: 6 * real.height * real.width * real.channels }, () => rng.normal()), [6, real.height, real.width, real.channels]);
+          const whole = tf.valueAndGrad((x: tf.Tensor) => method.loss(ctx, state, prepared, x as tf.Tensor4D, new Int32Array(0), info))(syn);
+          const split = blockwiseLoss(blocks, ctx, state, prepared, syn, info);
+          assert.equal(split.value.dataSync()[0], whole.value.dataSync()[0]);
+          assert.deepEqual(split.grad.shape, whole.grad.shape);
+          assert.ok(bytesEqual(split.grad.dataSync() as Float32Array, whole.grad.dataSync() as Float32Array), 'the same float32 gradient');
+          assert.ok(Math.max(...Array.from(whole.grad.dataSync(), Math.abs)) > 0, 'a gradient that is not all zero');
+        });
+      } finally {
+        method.endIteration(state);
+      }
+      const viaBlocks = await runDistillation(method, ctx, { end: 2, runSeed: 'blocks-run' });
+      const oneTape = await runDistillation({ ...method, blocks: undefined }, ctx, { end: 2, runSeed: 'blocks-run' });
+      assert.ok(bytesEqual(viaBlocks.images, oneTape.images));
+    });
+  }
+
+  it('loss blocks: gaps or overlaps and methods with learned variables are refused', async () => {
+    const real = tinyData({ classes: 2, perClass: 10 });
+    const ctx = methodContext(real, 2);
+    const method = createGradientMatching(gmConfig());
+    const blocks = method.blocks;
+    assert.ok(blocks);
+    const gap = { ...method, blocks: { ...blocks, rows: () => [{ start: 0, end: 1 }, { start: 2, end: 4 }] } };
+    await assert.rejects(runDistillation(gap, ctx, { end: 1, runSeed: 'gap' }), /consecutive and non-empty: \[2, 4\) after row 1/);
+    const short = { ...method, blocks: { ...blocks, rows: () => [{ start: 0, end: 2 }] } };
+    await assert.rejects(runDistillation(short, ctx, { end: 1, runSeed: 'short' }), /cover 2 rows of a set of 4/);
+    const learned = { ...method, learned: [{ name: 'lr', shape: [1], init: Float32Array.of(0.01), lr: 1e-3, momentum: 0.5 }] };
+    await assert.rejects(runDistillation(learned, ctx, { end: 1, runSeed: 'learned' }), /learned variables cannot declare loss blocks/);
+  });
 
   it('dsa: same seed, same bytes; resume from a checkpoint equals an uninterrupted run', async () => {
     const real = tinyData({ classes: 2, perClass: 10 });

@@ -94,6 +94,18 @@ test("average 'partial' averages the present columns and marks them; 'none' drop
   assert.ok(!tableToMarkdown(tables[1]).includes('Avg.'));
 });
 
+test('an average over a single column is not shown: one evaluated architecture, or average_columns naming one', async () => {
+  const one = partialSweep().map((c) => ({ ...c, results: { convnet: c.results.convnet } }));
+  const { tables: single } = await layout(one, {}, ['convnet']);
+  assert.equal(single[0].average.shown, false);
+  assert.equal(rowOf(single[0], 'Random', '10').average, undefined);
+  assert.ok(!tableToMarkdown(single[0]).includes('Avg.'));
+  const { tables: restricted } = await layout(partialSweep(), { tables: [{ name: 'm', average_columns: ['mlp'] }] });
+  assert.equal(restricted[0].average.shown, false);
+  const { tables: both } = await layout(partialSweep(), { tables: [{ name: 'b', average_columns: ['mlp', 'convnet'] }] });
+  assert.equal(both[0].average.shown, true);
+});
+
 test('best per column within each IPC, never a baseline; ties at the printed precision are all best', async () => {
   const cells: SweepCell[] = [];
   const acc: Record<string, number> = { 'random-1': 0.99, 'dc-1': 0.8, 'dm-1': 0.8004, 'dc-10': 0.9, 'dm-10': 0.85 };

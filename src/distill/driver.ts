@@ -5,7 +5,7 @@ import { createRng, deriveSeed, type Rng } from '../util/rng.js';
 import { loadCheckpoint, saveCheckpoint, type CurvePoint } from './checkpoint.js';
 import { rowChunks } from './chunks.js';
 import { nchwToTensor, tensorToNchw } from './layout.js';
-import type { DistillMethod, ExtraLoss, ImageOptimizer, LearnedState, MethodContext, OptimizerState, StepInfo } from './method.js';
+import type { DistillMethod, ExtraLoss, ImageOptimizer, LearnedState, LossBlocks, MethodContext, OptimizerState, StepInfo } from './method.js';
 
 /**
  * Pixels beyond this magnitude mean the optimisation has diverged: normalised images live within a
@@ -220,6 +220,7 @@ function learnedTerms(vars: LearnedVar[]): Record<string, number> {
 export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: MethodContext, options: DriverOptions): Promise<DistillResult> {
   const { real, ipc } = ctx;
   const { channels: c, height: h, width: w } = real;
+  checkContract(method);
   let start = options.start;
   if (!start) {
     const init = method.init(ctx, initRng(options.runSeed));
@@ -360,6 +361,7 @@ export function baseGradientNorm<S, P>(
 ): number {
   const { channels: c, height: h, width: w } = ctx.real;
   const n = at.labels.length;
+  checkContract(method);
   const learned = createLearned(method, at.learned);
   const state = method.beginIteration(ctx, at.iteration, iterationRng(at.runSeed, at.iteration));
   try {
@@ -369,7 +371,10 @@ export function baseGradientNorm<S, P>(
     try {
       return tf.tidy(() => {
         const learnedArg: Record<string, tf.Tensor> = Object.fromEntries(learned.map((l) => [l.spec.name, l.value]));
-        const grad = tf.grad((x: tf.Tensor) => method.loss(ctx, state, prepared, x as tf.Tensor4D, at.labels, info, learnedArg))(nchwToTensor(at.images, n, c, h, w));
+        const x = nchwToTensor(at.images, n, c, h, w);
+        const grad = method.blocks
+          ? blockwiseLoss(method.blocks, ctx, state, prepared, x, info).grad
+          : tf.grad((xs: tf.Tensor) => method.loss(ctx, state, prepared, xs as tf.Tensor4D, at.labels, info, learnedArg))(x);
         return tf.norm(grad).dataSync()[0];
       });
     } finally {
@@ -379,6 +384,11 @@ export function baseGradientNorm<S, P>(
     method.endIteration(state);
     for (const l of learned) tf.dispose([l.value, l.momentum]);
   }
+}
+
+/** Block-wise differentiation has no tape for the learned variables: the two cannot be combined. */
+function checkContract(method: DistillMethod<unknown, unknown>): void {
+  if (method.blocks && (method.learned?.length ?? 0) > 0) throw new Error(`${method.name}: a method with learned variables cannot declare loss blocks`);
 }
 
 /** A variable initialised from `t` (tf.variable copies its initial value, so `t` is released). */
@@ -395,6 +405,43 @@ function fmt(v: number | undefined): string {
 /** Images [s, e) of an NHWC tensor. */
 function rows(x: tf.Tensor4D, s: number, e: number): tf.Tensor4D {
   return tf.slice(x, [s, 0, 0, 0], [e - s, -1, -1, -1]);
+}
+
+/**
+ * L_base of a method that declares blocks, and its gradient w.r.t. the set: each block on its own tape,
+ * the values summed in block order from 0 (as `loss` sums them), the gradients concatenated.
+ */
+export function blockwiseLoss<S, P>(blocks: LossBlocks<S, P>, ctx: MethodContext, state: S, prepared: P, syn: tf.Tensor4D, info: StepInfo): { value: tf.Scalar; grad: tf.Tensor4D } {
+  const ranges = blocks.rows(ctx);
+  let covered = 0;
+  for (const r of ranges) {
+    if (r.start !== covered || r.end <= r.start) throw new Error(`loss blocks must be consecutive and non-empty: [${r.start}, ${r.end}) after row ${covered}`);
+    covered = r.end;
+  }
+  if (covered !== syn.shape[0]) throw new Error(`loss blocks cover ${covered} rows of a set of ${syn.shape[0]}`);
+  let value: tf.Scalar = tf.scalar(0);
+  const grads: tf.Tensor4D[] = [];
+  try {
+    ranges.forEach((r, index) => {
+      const x = rows(syn, r.start, r.end);
+      try {
+        const { value: v, grad } = tf.valueAndGrad((xb: tf.Tensor) => blocks.loss(ctx, state, prepared, xb as tf.Tensor4D, index, info))(x);
+        const next = tf.add(value, v) as tf.Scalar;
+        tf.dispose([value, v]);
+        value = next;
+        grads.push(grad as tf.Tensor4D);
+      } finally {
+        x.dispose();
+      }
+    });
+    const grad = grads.length === 1 ? grads[0] : (tf.concat(grads, 0) as tf.Tensor4D);
+    if (grads.length > 1) tf.dispose(grads);
+    grads.length = 0;
+    return { value, grad };
+  } catch (err) {
+    tf.dispose([value, ...grads]);
+    throw err;
+  }
 }
 
 /**
@@ -460,16 +507,20 @@ function imageStep<S, P>(
   const lr = pixelOpt.lrAt(info.globalStep);
   const learnedArg: Record<string, tf.Tensor> = Object.fromEntries(learned.map((l) => [l.spec.name, l.value]));
   let kept: Record<string, tf.Scalar> = {};
-  // An active extra loss that fits in one chunk shares the base method's tape (one forward of the set).
-  const sameTape = extraLoss !== undefined && extraLoss.active && !(extraLoss.chunk > 0 && extraLoss.chunk < labels.length);
-  const { value, grads } = tf.variableGrads(() => {
-    const base = method.loss(ctx, state, prepared, syn, labels, info, learnedArg);
-    if (!sameTape || !extraLoss) return base;
-    const extra = extraLoss.compute(syn, labels, info);
-    // The tape's scope releases everything but its result: keep the terms for logging.
-    kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
-    return tf.add(base, extra.total) as tf.Scalar;
-  }, [syn, ...learned.map((l) => l.value)]);
+  // An active extra loss that fits in one chunk shares the base method's tape (one forward of the set),
+  // unless the base loss is differentiated block by block.
+  const sameTape = extraLoss !== undefined && extraLoss.active && !method.blocks && !(extraLoss.chunk > 0 && extraLoss.chunk < labels.length);
+  const blocks = method.blocks;
+  const { value, grads } = blocks
+    ? (({ value: v, grad }) => ({ value: v, grads: { [syn.name]: grad } as tf.NamedTensorMap }))(blockwiseLoss(blocks, ctx, state, prepared, syn, info))
+    : tf.variableGrads(() => {
+        const base = method.loss(ctx, state, prepared, syn, labels, info, learnedArg);
+        if (!sameTape || !extraLoss) return base;
+        const extra = extraLoss.compute(syn, labels, info);
+        // The tape's scope releases everything but its result: keep the terms for logging.
+        kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
+        return tf.add(base, extra.total) as tf.Scalar;
+      }, [syn, ...learned.map((l) => l.value)]);
   let separate: { values: Record<string, number>; grad?: tf.Tensor4D } | undefined;
   try {
     if (extraLoss && !sameTape) separate = chunkedExtra(extraLoss, syn, labels, info);

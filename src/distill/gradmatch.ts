@@ -71,6 +71,13 @@ export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmSt
     return tf.grads(f)(state.matched.map((n) => p[n]));
   };
 
+  /** The "ours" distance of class c: its synthetic images' gradients against the real batch's. */
+  const classLoss = (state: GmState, prepared: GmPrepared, block: tf.Tensor4D, c: number): tf.Scalar => {
+    const bn = state.model.bnSpecs.length > 0 ? state.train.bnState : undefined;
+    const t = prepared.transforms[c];
+    return matchDistance(classGradients(state, t ? applyDsa(block, t) : block, c, bn), prepared.gReal[c]);
+  };
+
   return {
     name: cfg.variant,
     optimizer: { kind: 'sgd', lr: cfg.lr, momentum: cfg.momentum },
@@ -102,15 +109,16 @@ export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmSt
     },
     loss(ctx, state, prepared, syn) {
       const ipc = ctx.ipc;
-      const bn = state.model.bnSpecs.length > 0 ? state.train.bnState : undefined;
       let total: tf.Scalar = tf.scalar(0);
       for (let c = 0; c < ctx.real.classes; c++) {
-        const block = tf.slice(syn, [c * ipc, 0, 0, 0], [ipc, -1, -1, -1]);
-        const t = prepared.transforms[c];
-        const gSyn = classGradients(state, t ? applyDsa(block, t) : block, c, bn);
-        total = tf.add(total, matchDistance(gSyn, prepared.gReal[c]));
+        total = tf.add(total, classLoss(state, prepared, tf.slice(syn, [c * ipc, 0, 0, 0], [ipc, -1, -1, -1]), c));
       }
       return total;
+    },
+    // Each class's term reads only that class's images.
+    blocks: {
+      rows: (ctx) => Array.from({ length: ctx.real.classes }, (_, c) => ({ start: c * ctx.ipc, end: (c + 1) * ctx.ipc })),
+      loss: (_ctx, state, prepared, block, c) => classLoss(state, prepared, block, c),
     },
     async afterStep(ctx, state, syn, labels, info, rng) {
       // The reference updates the network between image updates, not after the last one.

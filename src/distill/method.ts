@@ -109,6 +109,14 @@ export interface DistillMethod<S = unknown, P = unknown> {
    */
   loss(ctx: MethodContext, state: S, prepared: P, syn: tf.Tensor4D, labels: Int32Array, info: StepInfo, learned?: Record<string, tf.Tensor>): tf.Scalar;
   /**
+   * Declared when L_base is a sum of terms that each read only one block of rows of the set (DC/DSA:
+   * the images of one class). The driver then differentiates the blocks on separate tapes, in order,
+   * and concatenates their gradients: the value and the gradient are those of `loss`, and the tape
+   * holds one block at a time instead of the whole set (DC's second-order tape of the whole IPC-50 set
+   * exceeds the 4 GB WASM heap). A method with learned variables cannot declare blocks.
+   */
+  readonly blocks?: LossBlocks<S, P>;
+  /**
    * After the image update of `info.step` (DC: train the network on the updated set unless it was the
    * last step of the iteration). `syn` is the updated set; the method must not keep it.
    */
@@ -120,6 +128,14 @@ export interface DistillMethod<S = unknown, P = unknown> {
    * the projected set (the driver assigns it and releases every other tensor the call creates).
    */
   constrain?(ctx: MethodContext, syn: tf.Tensor4D): tf.Tensor4D;
+}
+
+/** L_base as a sum over row blocks (see `DistillMethod.blocks`). */
+export interface LossBlocks<S, P> {
+  /** Consecutive, non-overlapping row ranges [start, end) that cover the set, in the order `loss` sums them. */
+  rows(ctx: MethodContext): { start: number; end: number }[];
+  /** The term of block `index`, differentiable w.r.t. `block` (rows [start, end) of the set, NHWC). */
+  loss(ctx: MethodContext, state: S, prepared: P, block: tf.Tensor4D, index: number, info: StepInfo): tf.Scalar;
 }
 
 export interface ExtraTerms {

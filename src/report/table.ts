@@ -249,7 +249,8 @@ export function layoutTable(cfg: ReportConfig, table: TableConfig, allCells: Cel
 
   const averageColumns = (table.averageColumns ?? columns).filter((c) => columns.includes(c));
   if (table.averageColumns && averageColumns.length < table.averageColumns.length) notes.push('Some average columns are not shown and are left out of the average.');
-  const averageShown = table.average !== 'none' && averageColumns.length > 0;
+  // An average over one column would only repeat it.
+  const averageShown = table.average !== 'none' && averageColumns.length > 1;
 
   const rows: ResultRow[] = [...rowMap].map(([id, r]) => {
     const entries: Record<string, Entry> = {};

@@ -956,7 +956,7 @@ export interface ReportTable {
         }[]
       ];
   /**
-   * The cross-architecture average column. 'complete': shown for rows that have every averaged column; 'partial': also averages the present columns of incomplete rows, marked as partial; 'none': no average column.
+   * The cross-architecture average column. 'complete': shown for rows that have every averaged column; 'partial': also averages the present columns of incomplete rows, marked as partial; 'none': no average column. Never shown when it would average a single column (it would repeat that column).
    */
   average: 'complete' | 'partial' | 'none';
   /**
