@@ -177,6 +177,34 @@ describe('gradient matching (DC / DSA)', () => {
     });
   }
 
+  it('dc: with an active extra loss (how MetaDD plugs in), per-class tapes and one tape give the same run', async () => {
+    const real = tinyData({ classes: 3, perClass: 10 });
+    const ctx = methodContext(real, 2);
+    const method = createGradientMatching(gmConfig({ batchReal: 8 }));
+    // A per-image mean, so that it may be chunked: 0.05 * mean(x^2) plus a logged term.
+    const extraLoss = {
+      active: true,
+      chunk: 0,
+      compute: (syn: tf.Tensor4D) => {
+        const pull = tf.mean(tf.square(syn)) as tf.Scalar;
+        return { total: tf.mul(pull, 0.05) as tf.Scalar, terms: { pull } };
+      },
+    };
+    const viaBlocks = await runDistillation(method, ctx, { end: 2, runSeed: 'blocks-extra', extraLoss });
+    const oneTape = await runDistillation({ ...method, blocks: undefined }, ctx, { end: 2, runSeed: 'blocks-extra', extraLoss });
+    const plain = await runDistillation(method, ctx, { end: 2, runSeed: 'blocks-extra' });
+    let diff = 0;
+    let moved = 0;
+    for (let i = 0; i < oneTape.images.length; i++) {
+      diff = Math.max(diff, Math.abs(viaBlocks.images[i] - oneTape.images[i]));
+      moved = Math.max(moved, Math.abs(viaBlocks.images[i] - plain.images[i]));
+    }
+    assert.ok(diff < 1e-5, `per-class tapes vs one tape: max |difference| ${diff}`);
+    assert.ok(moved > 1e-4, `the extra loss must change the run (${moved})`);
+    // The logged terms agree too (the extra term on its own tape, or in the base's).
+    for (const k of ['loss', 'pull']) assert.ok(Math.abs(viaBlocks.lastTerms[k] - oneTape.lastTerms[k]) < 1e-5, `${k}: ${viaBlocks.lastTerms[k]} vs ${oneTape.lastTerms[k]}`);
+  });
+
   it('loss blocks: gaps or overlaps and methods with learned variables are refused', async () => {
     const real = tinyData({ classes: 2, perClass: 10 });
     const ctx = methodContext(real, 2);

@@ -510,17 +510,22 @@ function imageStep<S, P>(
   // An active extra loss that fits in one chunk shares the base method's tape (one forward of the set),
   // unless the base loss is differentiated block by block.
   const sameTape = extraLoss !== undefined && extraLoss.active && !method.blocks && !(extraLoss.chunk > 0 && extraLoss.chunk < labels.length);
-  const blocks = method.blocks;
-  const { value, grads } = blocks
-    ? (({ value: v, grad }) => ({ value: v, grads: { [syn.name]: grad } as tf.NamedTensorMap }))(blockwiseLoss(blocks, ctx, state, prepared, syn, info))
-    : tf.variableGrads(() => {
-        const base = method.loss(ctx, state, prepared, syn, labels, info, learnedArg);
-        if (!sameTape || !extraLoss) return base;
-        const extra = extraLoss.compute(syn, labels, info);
-        // The tape's scope releases everything but its result: keep the terms for logging.
-        kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
-        return tf.add(base, extra.total) as tf.Scalar;
-      }, [syn, ...learned.map((l) => l.value)]);
+  let value: tf.Scalar;
+  let grads: tf.NamedTensorMap;
+  if (method.blocks) {
+    const blockwise = blockwiseLoss(method.blocks, ctx, state, prepared, syn, info);
+    value = blockwise.value;
+    grads = { [syn.name]: blockwise.grad };
+  } else {
+    ({ value, grads } = tf.variableGrads(() => {
+      const base = method.loss(ctx, state, prepared, syn, labels, info, learnedArg);
+      if (!sameTape || !extraLoss) return base;
+      const extra = extraLoss.compute(syn, labels, info);
+      // The tape's scope releases everything but its result: keep the terms for logging.
+      kept = { base: tf.keep(base), ...Object.fromEntries(Object.entries(extra.terms).map(([k, t]) => [k, tf.keep(t)])) };
+      return tf.add(base, extra.total) as tf.Scalar;
+    }, [syn, ...learned.map((l) => l.value)]));
+  }
   let separate: { values: Record<string, number>; grad?: tf.Tensor4D } | undefined;
   try {
     if (extraLoss && !sameTape) separate = chunkedExtra(extraLoss, syn, labels, info);
