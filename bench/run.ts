@@ -10,7 +10,8 @@ import { planSpec } from '../src/exec/plan-spec.js';
 /**
  * `npm run bench`: the core benchmarks (planning a 10,000-cell sweep; re-running the fully cached
  * quickstart, Node start-up included), then time and peak memory per distillation method and of the
- * MetaDD stage (bench/methods.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
+ * MetaDD stage (bench/methods.ts), gradient matching's memory on one tape against per-class tapes
+ * (bench/gradmatch-memory.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
  * by side with PyTorch when bench/.venv exists). Results go to stdout; copy them into
  * docs/benchmarks.md with the machine and date. `--core` runs only the first two. The accuracy
  * benchmark (ConvNet-3 on the whole training sets, about an hour of one core per dataset) is its own
@@ -40,6 +41,8 @@ for (const r of results) {
 if (process.argv.includes('--core')) process.exit(0);
 const m = spawnSync(process.execPath, [fileURLToPath(new URL('./methods.js', import.meta.url))], { stdio: 'inherit' });
 if (m.status !== 0) process.exit(m.status ?? 1);
+const g = spawnSync(process.execPath, [fileURLToPath(new URL('./gradmatch-memory.js', import.meta.url))], { stdio: 'inherit' });
+if (g.status !== 0) process.exit(g.status ?? 1);
 const kernelArgs = ['--repeats', '5', ...(existsSync('bench/.venv/bin/python') ? ['--torch'] : [])];
 const k = spawnSync(process.execPath, [fileURLToPath(new URL('./kernels.js', import.meta.url)), ...kernelArgs], { stdio: 'inherit' });
 process.exit(k.status ?? 1);
