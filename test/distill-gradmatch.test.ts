@@ -243,6 +243,24 @@ describe('gradient matching (DC / DSA)', () => {
     assert.ok(bytesEqual(resumed.images, whole.images));
   });
 
+  it('reports its steps within an iteration when asked to (stepProgressMs), its iterations always', async () => {
+    const real = tinyData({ classes: 2, perClass: 10 });
+    const ctx = methodContext(real, 1);
+    const method = createGradientMatching(gmConfig({ outerLoop: 3, batchReal: 8 }));
+    const calls: [number, number, string][] = [];
+    const progress = { update: (done: number, total: number, message?: string) => void calls.push([done, total, message ?? '']) };
+    await runDistillation(method, ctx, { end: 2, runSeed: 'steps', progress, stepProgressMs: 0 });
+    // The message without its loss value; the last step of an iteration is reported as the iteration's end.
+    assert.deepEqual(
+      calls.map(([d, t, m]) => `${d}/${t}: ${m.replace(/ ?loss \S+$/, '')}`),
+      ['0/2: iteration 1, step 1/3', '0/2: iteration 1, step 2/3', '1/2: ', '1/2: iteration 2, step 1/3', '1/2: iteration 2, step 2/3', '2/2: '],
+    );
+    assert.ok(calls.every(([, , m]) => /loss \S+$/.test(m)), 'every update carries a loss');
+    calls.length = 0;
+    await runDistillation(method, ctx, { end: 2, runSeed: 'steps', progress, stepProgressMs: 1e9 });
+    assert.deepEqual(calls.map(([d]) => d), [1, 2], 'within the interval, an iteration reports only its end');
+  });
+
   it('holds no tensors across iterations (network training between image updates included)', async () => {
     const real = tinyData({ classes: 2, perClass: 10 });
     const ctx = methodContext(real, 1);

@@ -50,7 +50,13 @@ export interface DriverOptions {
   track?: Tracker;
   /** Prefix of the logged metric keys (e.g. `distill.`). */
   metricPrefix?: string;
+  /**
+   * Called with `done` = finished iterations after each; within an iteration of several steps also
+   * after a step (same `done`, the step in the message) once `stepProgressMs` have passed since the
+   * last call (default 30 s), so that a long DC/DSA iteration still shows where it is.
+   */
   progress?: ProgressReporter;
+  stepProgressMs?: number;
   signal?: AbortSignal;
 }
 
@@ -268,6 +274,8 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   let counted = 0;
   const t0 = Date.now();
   let lastSave = { iteration: first, time: t0 };
+  let lastProgress = t0;
+  const stepProgressMs = options.stepProgressMs ?? 30_000;
   const due = (next: number): boolean => {
     if (!ck) return false;
     if (ck.every !== undefined && next - lastSave.iteration >= ck.every) return true;
@@ -292,6 +300,10 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
           for (const [k, v] of Object.entries(values)) iterTerms[k] = (iterTerms[k] ?? 0) + v / method.stepsPerIteration;
           // The method manages the memory of its own state here (it replaces its network's tensors).
           await method.afterStep?.(ctx, state, syn, labels, info, rng.child('after'));
+          if (s < method.stepsPerIteration - 1 && Date.now() - lastProgress >= stepProgressMs) {
+            lastProgress = Date.now();
+            options.progress?.update(it - first, total, `iteration ${it + 1}, step ${s + 1}/${method.stepsPerIteration} loss ${fmt(values.loss)}`);
+          }
         }
       } finally {
         method.endIteration(state);
@@ -307,6 +319,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
           options.track?.metric(point.key, point.value, point.step);
         }
       }
+      lastProgress = Date.now();
       options.progress?.update(it + 1 - first, total, `loss ${fmt(iterTerms.loss)}`);
       const next = it + 1;
       const aborted = options.signal?.aborted === true;
