@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { blockwiseLoss, iterationRng, runDistillation } from '../src/distill/driver.js';
+import { baseGradientNorm, blockwiseLoss, iterationRng, runDistillation } from '../src/distill/driver.js';
 import { createGradientMatching, type GradMatchConfig } from '../src/distill/gradmatch.js';
 import { nchwToTensor } from '../src/distill/layout.js';
 import { matchDistance } from '../src/distill/match.js';
@@ -203,6 +203,18 @@ describe('gradient matching (DC / DSA)', () => {
     assert.ok(moved > 1e-4, `the extra loss must change the run (${moved})`);
     // The logged terms agree too (the extra term on its own tape, or in the base's).
     for (const k of ['loss', 'pull']) assert.ok(Math.abs(viaBlocks.lastTerms[k] - oneTape.lastTerms[k]) < 1e-5, `${k}: ${viaBlocks.lastTerms[k]} vs ${oneTape.lastTerms[k]}`);
+  });
+
+  it('dc: baseGradientNorm (MetaDD relative weights) is the same through per-class tapes as through one tape', async () => {
+    const real = tinyData({ classes: 3, perClass: 10 });
+    const ctx = methodContext(real, 2);
+    const method = createGradientMatching(gmConfig({ batchReal: 8 }));
+    const start = await runDistillation(method, ctx, { end: 0, runSeed: 'norm' });
+    const at = { images: start.images, labels: start.labels, iteration: 0, runSeed: 'norm' };
+    const viaBlocks = baseGradientNorm(method, ctx, at);
+    const oneTape = baseGradientNorm({ ...method, blocks: undefined }, ctx, at);
+    assert.ok(viaBlocks > 0);
+    assert.equal(viaBlocks, oneTape);
   });
 
   it('loss blocks: gaps or overlaps and methods with learned variables are refused', async () => {
