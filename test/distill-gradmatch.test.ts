@@ -12,7 +12,7 @@ import type { DistillMethod, MethodContext } from '../src/distill/method.js';
 import { crossEntropy } from '../src/nn/losses.js';
 import { buildModel } from '../src/nn/zoo.js';
 import { createRng } from '../src/util/rng.js';
-import { bytesEqual, finiteDifference, methodContext, tinyData, useCpu } from './distill-helpers.js';
+import { bytesEqual, finiteDifference, methodContext, tinyData, useCpu, useWasm } from './distill-helpers.js';
 
 /** The "ours" distance in float64, straight from its definition (output unit = last axis). */
 function oursReference(gs: { data: number[]; shape: number[] }[], gr: { data: number[]; shape: number[] }[]): number {
@@ -283,4 +283,20 @@ describe('gradient matching (DC / DSA)', () => {
     assert.equal(new Set(counts).size, 1, counts.join(', '));
     assert.equal(tf.memory().numTensors, before);
   });
+});
+
+describe('gradient matching on the WASM backend (the one metadd runs on here)', () => {
+  before(useWasm);
+
+  for (const variant of ['dc', 'dsa'] as const) {
+    it(`${variant}: per-class tapes give the one-tape run to the bit there too`, async () => {
+      assert.equal(tf.getBackend(), 'wasm');
+      const real = tinyData({ classes: 3, perClass: 10 });
+      const ctx = methodContext(real, 2);
+      const method = createGradientMatching(gmConfig({ variant, batchReal: 8 }));
+      const viaBlocks = await runDistillation(method, ctx, { end: 2, runSeed: 'blocks-wasm' });
+      const oneTape = await runDistillation({ ...method, blocks: undefined }, ctx, { end: 2, runSeed: 'blocks-wasm' });
+      assert.ok(bytesEqual(viaBlocks.images, oneTape.images));
+    });
+  }
 });
