@@ -153,7 +153,7 @@ describe('gradient matching (DC / DSA)', () => {
       const method = createGradientMatching(gmConfig({ variant, batchReal: 8 }));
       const blocks = method.blocks;
       assert.ok(blocks);
-      assert.deepEqual(blocks.rows(ctx), [{ start: 0, end: 2 }, { start: 2, end: 4 }, { start: 4, end: 6 }]);
+      assert.deepEqual(blocks.rows(ctx).map(({ start, end }) => ({ start, end })), [{ start: 0, end: 2 }, { start: 2, end: 4 }, { start: 4, end: 6 }]);
       const info = { iteration: 0, step: 0, globalStep: 0 };
       const state = method.beginIteration(ctx, 0, iterationRng('blocks', 0));
       try {

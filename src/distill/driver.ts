@@ -421,6 +421,17 @@ function rows(x: tf.Tensor4D, s: number, e: number): tf.Tensor4D {
 }
 
 /**
+ * The gradients of consecutive row chunks as one tensor. Takes the parts: they are released (or the
+ * single one returned) and `parts` is emptied, so a caller's cleanup of it releases nothing twice.
+ */
+function joinRows(parts: tf.Tensor4D[]): tf.Tensor4D {
+  const whole = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
+  if (parts.length > 1) tf.dispose(parts);
+  parts.length = 0;
+  return whole;
+}
+
+/**
  * L_base of a method that declares blocks, and its gradient w.r.t. the set: each block on its own tape,
  * the values summed in block order from 0 (as `loss` sums them), the gradients concatenated.
  */
@@ -447,10 +458,7 @@ export function blockwiseLoss<S, P>(blocks: LossBlocks<S, P>, ctx: MethodContext
         x.dispose();
       }
     });
-    const grad = grads.length === 1 ? grads[0] : (tf.concat(grads, 0) as tf.Tensor4D);
-    if (grads.length > 1) tf.dispose(grads);
-    grads.length = 0;
-    return { value, grad };
+    return { value, grad: joinRows(grads) };
   } catch (err) {
     tf.dispose([value, ...grads]);
     throw err;
@@ -495,10 +503,7 @@ function chunkedExtra(extra: ExtraLoss, syn: tf.Tensor4D, labels: Int32Array, in
       }
     }
     if (!extra.active) return { values };
-    const grad = grads.length === 1 ? grads[0] : (tf.concat(grads, 0) as tf.Tensor4D);
-    if (grads.length > 1) tf.dispose(grads);
-    grads.length = 0;
-    return { values, grad };
+    return { values, grad: joinRows(grads) };
   } finally {
     tf.dispose(grads);
   }

@@ -6,6 +6,7 @@ import { crossEntropy } from '../nn/losses.js';
 import { disposeTrainState, initTrainState, train, type TrainState } from '../nn/train.js';
 import type { ArchSpec, BnBatchStats, BnState, Model, Params } from '../nn/types.js';
 import type { Rng } from '../util/rng.js';
+import { rowChunks } from './chunks.js';
 import { initialSet, type InitKind } from './init.js';
 import { tensorToNchw } from './layout.js';
 import { matchDistance } from './match.js';
@@ -115,9 +116,9 @@ export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmSt
       }
       return total;
     },
-    // Each class's term reads only that class's images.
+    // Each class's term reads only that class's images: the set is class-major, ipc rows per class.
     blocks: {
-      rows: (ctx) => Array.from({ length: ctx.real.classes }, (_, c) => ({ start: c * ctx.ipc, end: (c + 1) * ctx.ipc })),
+      rows: (ctx) => rowChunks(ctx.real.classes * ctx.ipc, ctx.ipc),
       loss: (_ctx, state, prepared, block, c) => classLoss(state, prepared, block, c),
     },
     async afterStep(ctx, state, syn, labels, info, rng) {
