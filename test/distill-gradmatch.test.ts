@@ -1,18 +1,21 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { normalizeArch } from '../src/dag/arch.js';
 import { baseGradientNorm, blockwiseLoss, iterationRng, runDistillation } from '../src/distill/driver.js';
 import { createGradientMatching, type GradMatchConfig } from '../src/distill/gradmatch.js';
 import { nchwToTensor } from '../src/distill/layout.js';
 import { matchDistance } from '../src/distill/match.js';
 import type { DistillMethod, MethodContext } from '../src/distill/method.js';
 import { crossEntropy } from '../src/nn/losses.js';
+import { distillStage } from '../src/stages/distill.js';
+import type { Tracker } from '../src/tracking/records.js';
 import { buildModel } from '../src/nn/zoo.js';
 import { createRng } from '../src/util/rng.js';
-import { bytesEqual, finiteDifference, methodContext, tinyData, useCpu, useWasm } from './distill-helpers.js';
+import { bytesEqual, finiteDifference, methodContext, stageContext, tinyData, useCpu, useWasm, viewOf, writeTinyDataset } from './distill-helpers.js';
 
 /** The "ours" distance in float64, straight from its definition (output unit = last axis). */
 function oursReference(gs: { data: number[]; shape: number[] }[], gr: { data: number[]; shape: number[] }[]): number {
@@ -253,6 +256,127 @@ describe('gradient matching (DC / DSA)', () => {
     const resumed = await runDistillation(method, ctx, { end: 4, runSeed: 'gm', checkpoint });
     assert.equal(resumed.resumedFrom, 2);
     assert.ok(bytesEqual(resumed.images, whole.images));
+  });
+
+  /** Curve points as the driver logs them, in order. */
+  const curveOf = (points: string[]): Tracker => ({
+    param: () => undefined,
+    tag: () => undefined,
+    artifact: () => undefined,
+    metric: (key, value, step) => void points.push(`${key}@${step}=${value}`),
+  });
+
+  for (const [name, over] of [
+    ['dsa', { variant: 'dsa' }],
+    ['dc with batch norm', { variant: 'dc', arch: { name: 'convnet', width: 4, depth: 2, norm: 'batch' } }],
+  ] as [string, Partial<GradMatchConfig>][]) {
+    it(`${name}: a run interrupted inside an iteration resumes at its last image update, to the bytes of an uninterrupted run`, async () => {
+      const real = tinyData({ classes: 2, perClass: 10 });
+      const ctx = methodContext(real, 2);
+      const method = createGradientMatching(gmConfig({ outerLoop: 3, batchReal: 8, ...over }));
+      assert.ok(method.iterationState, 'DC/DSA declare their iteration state');
+      const wholeCurve: string[] = [];
+      const whole = await runDistillation(method, ctx, { end: 3, runSeed: 'mid', track: curveOf(wholeCurve) });
+      const checkpoint = { dir: join(dir, `mid-${name}`), seconds: 1e9, fingerprint: 'mid' };
+      const controller = new AbortController();
+      const stop = (_done: number, _total: number, message?: string): void => {
+        if (message?.startsWith('iteration 2, step 2/3')) controller.abort(new Error('halt'));
+      };
+      await assert.rejects(
+        runDistillation(method, ctx, { end: 3, runSeed: 'mid', checkpoint, signal: controller.signal, stepProgressMs: 0, progress: { update: stop } }),
+        /halt/,
+      );
+      // It stopped after the second update of the second iteration, not at the end of that iteration.
+      assert.ok(existsSync(join(checkpoint.dir, 'ckpt-1-2', 'method')), 'a checkpoint inside iteration 2 with the network state');
+      const resumedCurve: string[] = [];
+      const resumed = await runDistillation(method, ctx, { end: 3, runSeed: 'mid', checkpoint, track: curveOf(resumedCurve) });
+      assert.equal(resumed.resumedFrom, 1);
+      assert.equal(resumed.resumedStep, 2);
+      assert.ok(bytesEqual(resumed.images, whole.images));
+      assert.ok(bytesEqual(resumed.optimizerState.buffers.momentum, whole.optimizerState.buffers.momentum));
+      // The resumed iteration's logged mean includes the updates done before the interruption.
+      assert.deepEqual(resumedCurve, wholeCurve);
+    });
+  }
+
+  it('with a zero interval checkpoints after every image update, and resumes from the last one', async () => {
+    const real = tinyData({ classes: 2, perClass: 10 });
+    const ctx = methodContext(real, 1);
+    const method = createGradientMatching(gmConfig({ outerLoop: 3, batchReal: 8 }));
+    const whole = await runDistillation(method, ctx, { end: 2, runSeed: 'zero' });
+    const checkpoint = { dir: join(dir, 'zero'), seconds: 0, fingerprint: 'zero' };
+    const first = await runDistillation(method, ctx, { end: 2, runSeed: 'zero', checkpoint });
+    assert.ok(bytesEqual(first.images, whole.images), 'checkpoints do not change the run');
+    // The last checkpoint is inside the last iteration, before its last update.
+    assert.deepEqual(readdirSync(checkpoint.dir).filter((e) => e.startsWith('ckpt-')), ['ckpt-1-2']);
+    const again = await runDistillation(method, ctx, { end: 2, runSeed: 'zero', checkpoint });
+    assert.deepEqual([again.resumedFrom, again.resumedStep], [1, 2]);
+    assert.ok(bytesEqual(again.images, whole.images));
+  });
+
+  it('without an iteration state, an interrupted iteration is finished and checkpointed at its end', async () => {
+    const real = tinyData({ classes: 2, perClass: 10 });
+    const ctx = methodContext(real, 1);
+    const method = { ...createGradientMatching(gmConfig({ outerLoop: 3, batchReal: 8 })), iterationState: undefined };
+    const whole = await runDistillation(method, ctx, { end: 3, runSeed: 'plain' });
+    const checkpoint = { dir: join(dir, 'plain'), seconds: 0, fingerprint: 'plain' };
+    const controller = new AbortController();
+    const stop = (_done: number, _total: number, message?: string): void => {
+      if (message?.startsWith('iteration 2, step 1/3')) controller.abort(new Error('halt'));
+    };
+    await assert.rejects(
+      runDistillation(method, ctx, { end: 3, runSeed: 'plain', checkpoint, signal: controller.signal, stepProgressMs: 0, progress: { update: stop } }),
+      /halt/,
+    );
+    assert.deepEqual(readdirSync(checkpoint.dir).filter((e) => e.startsWith('ckpt-')), ['ckpt-2']);
+    const resumed = await runDistillation(method, ctx, { end: 3, runSeed: 'plain', checkpoint });
+    assert.deepEqual([resumed.resumedFrom, resumed.resumedStep], [2, 0]);
+    assert.ok(bytesEqual(resumed.images, whole.images));
+  });
+
+  it('the distill stage checkpoints inside an iteration (METADD_CHECKPOINT_SECONDS) and resumes there, to the same bytes', async () => {
+    const datasetDir = mkdtempSync(join(dir, 'stage-data-'));
+    writeTinyDataset(datasetDir, { classes: 2, perClass: 10, size: 8 });
+    const params = {
+      method: 'dc',
+      ipc: 1,
+      seed: 0,
+      iterations: 2,
+      lr_img: 0.1,
+      momentum: 0.5,
+      batch_real: 8,
+      init: 'noise',
+      arch: normalizeArch({ name: 'convnet', width: 4, depth: 2 }),
+      outer_loop: 3,
+      inner_loop: 1,
+      lr_net: 0.01,
+      momentum_net: 0.5,
+      batch_train: 256,
+    };
+    const inputs = { dataset: viewOf('dataset', datasetDir) };
+    const full = stageContext('distill', params, inputs, dir, 'dc-stage');
+    await distillStage.run(full.ctx);
+    const previous = process.env.METADD_CHECKPOINT_SECONDS;
+    process.env.METADD_CHECKPOINT_SECONDS = '0';
+    try {
+      // A zero interval checkpoints after every update, so the run leaves its last one inside its last
+      // iteration, as a run killed before its last update would.
+      const checkpointed = stageContext('distill', params, inputs, dir, 'dc-stage');
+      await distillStage.run(checkpointed.ctx);
+      assert.deepEqual(readdirSync(join(checkpointed.ctx.scratchDir, 'driver')).filter((e) => e.startsWith('ckpt-')), ['ckpt-1-2']);
+      const logs: string[] = [];
+      const resumed = stageContext('distill', params, inputs, dir, 'dc-stage');
+      resumed.ctx.scratchDir = checkpointed.ctx.scratchDir;
+      resumed.ctx.log = (line) => void logs.push(line);
+      await distillStage.run(resumed.ctx);
+      assert.ok(logs.some((l) => l.includes('resuming dc from the checkpoint at iteration 2, after image update 2/3')), logs.join('\n'));
+      for (const f of ['images.npy', 'labels.npy', 'state/momentum.npy']) {
+        assert.ok(readFileSync(join(full.outDir, f)).equals(readFileSync(join(resumed.outDir, f))), `${f} differs`);
+      }
+    } finally {
+      if (previous === undefined) delete process.env.METADD_CHECKPOINT_SECONDS;
+      else process.env.METADD_CHECKPOINT_SECONDS = previous;
+    }
   });
 
   it('reports its steps within an iteration when asked to (stepProgressMs), its iterations always', async () => {

@@ -4,13 +4,21 @@ import { readNpy, writeNpy } from '../store/npy.js';
 import type { ImageOptimizer, LearnedState, OptimizerState } from './method.js';
 
 /**
- * Driver checkpoints in a stage's scratch directory: `ckpt-<iteration>/` folders (images, optimiser
- * buffers, learned variables, state) and a `latest` pointer replaced atomically, so a crash while
- * writing leaves the previous checkpoint intact.
+ * Driver checkpoints in a stage's scratch directory: `ckpt-<iteration>[-<step>]/` folders (images,
+ * optimiser buffers, learned variables, state, and inside an iteration the method's iteration state in
+ * `method/`) and a `latest` pointer replaced atomically, so a crash while writing leaves the previous
+ * checkpoint intact.
  */
 export interface DriverCheckpoint {
-  /** The next iteration to run. */
+  /** The next iteration to run (the one in progress when `step` > 0). */
   iteration: number;
+  /**
+   * Image updates of `iteration` already done; 0 (or absent, in checkpoints written before steps
+   * existed) at an iteration boundary. When > 0 the checkpoint holds the method's iteration state.
+   */
+  step?: number;
+  /** Inside an iteration: the running per-step sums of its logged terms (the driver's `iterTerms`). */
+  stepTerms?: Record<string, number>;
   /** Identifies the run the checkpoint belongs to (method, parameters, seed); a mismatch is ignored. */
   fingerprint: string;
   /** NCHW images, and the set's shape. */
@@ -39,7 +47,13 @@ interface StateFile {
   /** Absent in checkpoints written before optimiser kinds existed: SGD with `momentum.npy`. */
   optimizer?: OptimizerFiles;
   learned?: Record<string, number[]>;
+  /** Absent in checkpoints written before steps existed: an iteration boundary. */
+  step?: number;
+  step_terms?: Record<string, number>;
 }
+
+/** Folder of a checkpoint that holds the method's iteration state. */
+const METHOD_STATE = 'method';
 
 const POINTER = 'latest';
 
@@ -126,9 +140,15 @@ export function readLearnedState(dir: string): Record<string, LearnedState> {
   return readLearnedFiles(dir, JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, number[]>);
 }
 
-export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
+/**
+ * Writes `ck` and points `latest` at it. Inside an iteration (`ck.step` > 0), `writeMethodState` must
+ * write the method's iteration state into the empty folder it is given.
+ */
+export function saveCheckpoint(dir: string, ck: DriverCheckpoint, writeMethodState?: (folder: string) => void): void {
+  const step = ck.step ?? 0;
+  if (step > 0 && !writeMethodState) throw new Error(`a checkpoint inside iteration ${ck.iteration} (step ${step}) needs the method's iteration state`);
   mkdirSync(dir, { recursive: true });
-  const name = `ckpt-${ck.iteration}`;
+  const name = step > 0 ? `ckpt-${ck.iteration}-${step}` : `ckpt-${ck.iteration}`;
   const tmp = join(dir, `${name}.tmp`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
@@ -141,7 +161,13 @@ export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
     curve: ck.curve,
     optimizer: writeOptimizerBuffers(tmp, ck.optimizer, ck.shape),
     learned: writeLearnedFiles(tmp, ck.learned),
+    step,
+    step_terms: step > 0 ? (ck.stepTerms ?? {}) : undefined,
   };
+  if (step > 0 && writeMethodState) {
+    mkdirSync(join(tmp, METHOD_STATE));
+    writeMethodState(join(tmp, METHOD_STATE));
+  }
   writeFileSync(join(tmp, 'state.json'), JSON.stringify(state));
   const final = join(dir, name);
   rmSync(final, { recursive: true, force: true });
@@ -153,8 +179,12 @@ export function saveCheckpoint(dir: string, ck: DriverCheckpoint): void {
   }
 }
 
-/** The latest checkpoint in `dir` for this fingerprint, or undefined. */
-export function loadCheckpoint(dir: string, fingerprint: string): DriverCheckpoint | undefined {
+/**
+ * The latest checkpoint in `dir` for this fingerprint, or undefined. Inside an iteration,
+ * `methodStateDir` is the folder `saveCheckpoint` gave the method: read it before the next save, which
+ * removes it.
+ */
+export function loadCheckpoint(dir: string, fingerprint: string): (DriverCheckpoint & { methodStateDir?: string }) | undefined {
   const pointer = join(dir, POINTER);
   if (!existsSync(pointer)) return undefined;
   const folder = join(dir, readFileSync(pointer, 'utf8').trim());
@@ -172,5 +202,8 @@ export function loadCheckpoint(dir: string, fingerprint: string): DriverCheckpoi
     optimizer: readOptimizerBuffers(folder, state.optimizer ?? LEGACY_SGD),
     learned: readLearnedFiles(folder, state.learned ?? {}),
     labels: labels.data as Int32Array,
+    step: state.step ?? 0,
+    stepTerms: state.step_terms,
+    methodStateDir: (state.step ?? 0) > 0 ? join(folder, METHOD_STATE) : undefined,
   };
 }

@@ -43,8 +43,10 @@ export interface DriverOptions {
   extraLoss?: ExtraLoss;
   /**
    * Checkpoint into `dir` at the end of an iteration once `every` iterations or `seconds` of wall time
-   * have passed since the last one (whichever is set and comes first); resumes from there when a
-   * checkpoint with the same fingerprint exists. Checkpoints never change the result.
+   * have passed since the last one (whichever is set and comes first), and, for a method that declares
+   * `iterationState`, also between two image updates of an iteration once `seconds` have passed;
+   * resumes from there when a checkpoint with the same fingerprint exists. Checkpoints never change the
+   * result.
    */
   checkpoint?: { dir: string; every?: number; seconds?: number; fingerprint: string };
   track?: Tracker;
@@ -84,6 +86,8 @@ export interface DistillResult {
   secondsPerIteration: number;
   /** Iteration the process resumed from, when a checkpoint was used. */
   resumedFrom?: number;
+  /** Image updates of that iteration the checkpoint had already done (0 at an iteration boundary). */
+  resumedStep?: number;
 }
 
 export function iterationRng(runSeed: string, iteration: number): Rng {
@@ -238,15 +242,29 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   let curve: CurvePoint[] = [];
   let first = start.iteration;
   let resumedFrom: number | undefined;
+  // Inside the first iteration: the image updates already done, their term sums and the method's state.
+  let firstStep = 0;
+  let firstTerms: Record<string, number> = {};
+  let methodStateDir: string | undefined;
   const ck = options.checkpoint;
   if (ck) {
     const saved = loadCheckpoint(ck.dir, ck.fingerprint);
-    if (saved && saved.iteration > start.iteration && saved.iteration <= options.end) {
+    const step = saved?.step ?? 0;
+    const ahead = saved !== undefined && (saved.iteration > start.iteration || (saved.iteration === start.iteration && step > 0));
+    const within = saved !== undefined && (step > 0 ? saved.iteration < options.end && method.iterationState !== undefined : saved.iteration <= options.end);
+    if (saved && ahead && within) {
+      if (step > 0 && saved.methodStateDir) {
+        // Read when the iteration starts: nothing writes a checkpoint (and removes this one) before.
+        methodStateDir = saved.methodStateDir;
+        firstStep = step;
+        firstTerms = { ...(saved.stepTerms ?? {}) };
+      }
       start = { images: saved.images, labels: saved.labels, optimizerState: saved.optimizer, learned: saved.learned, iteration: saved.iteration };
       curve = saved.curve;
       first = saved.iteration;
       resumedFrom = saved.iteration;
-      ctx.log(`resuming ${method.name} from the checkpoint at iteration ${saved.iteration}`);
+      const where = firstStep > 0 ? `iteration ${saved.iteration + 1}, after image update ${firstStep}/${method.stepsPerIteration}` : `iteration ${saved.iteration}`;
+      ctx.log(`resuming ${method.name} from the checkpoint at ${where}`);
       for (const p of curve) options.track?.metric(p.key, p.value, p.step);
     }
   }
@@ -281,12 +299,39 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
     if (ck.every !== undefined && next - lastSave.iteration >= ck.every) return true;
     return ck.seconds !== undefined && Date.now() - lastSave.time >= ck.seconds * 1000;
   };
+  const save = (iteration: number, inside?: { step: number; terms: Record<string, number>; state: S }): void => {
+    if (!ck) return;
+    const io = method.iterationState;
+    saveCheckpoint(
+      ck.dir,
+      {
+        iteration,
+        fingerprint: ck.fingerprint,
+        images: tensorToNchw(syn),
+        optimizer: pixelOpt.state(),
+        learned: learnedStates(learned),
+        shape,
+        labels,
+        curve,
+        step: inside?.step ?? 0,
+        stepTerms: inside?.terms,
+      },
+      inside && io ? (folder) => io.save(ctx, inside.state, folder) : undefined,
+    );
+  };
+  const stopIfAborted = (): void => {
+    if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('interrupted');
+  };
   try {
     for (let it = first; it < options.end; it++) {
-      const state = method.beginIteration(ctx, it, iterationRng(options.runSeed, it));
-      const iterTerms: Record<string, number> = {};
+      const resuming = it === first && methodStateDir !== undefined;
+      const state =
+        resuming && methodStateDir !== undefined && method.iterationState
+          ? method.iterationState.load(ctx, it, methodStateDir)
+          : method.beginIteration(ctx, it, iterationRng(options.runSeed, it));
+      const iterTerms: Record<string, number> = resuming ? firstTerms : {};
       try {
-        for (let s = 0; s < method.stepsPerIteration; s++) {
+        for (let s = resuming ? firstStep : 0; s < method.stepsPerIteration; s++) {
           const info: StepInfo = { iteration: it, step: s, globalStep: it * method.stepsPerIteration + s };
           const rng = stepRng(options.runSeed, it, s);
           // tidy and dispose walk any object for tensors at run time; the cast only satisfies their types.
@@ -300,9 +345,20 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
           for (const [k, v] of Object.entries(values)) iterTerms[k] = (iterTerms[k] ?? 0) + v / method.stepsPerIteration;
           // The method manages the memory of its own state here (it replaces its network's tensors).
           await method.afterStep?.(ctx, state, syn, labels, info, rng.child('after'));
-          if (s < method.stepsPerIteration - 1 && Date.now() - lastProgress >= stepProgressMs) {
-            lastProgress = Date.now();
-            options.progress?.update(it - first, total, `iteration ${it + 1}, step ${s + 1}/${method.stepsPerIteration} loss ${fmt(values.loss)}`);
+          if (s < method.stepsPerIteration - 1) {
+            if (Date.now() - lastProgress >= stepProgressMs) {
+              lastProgress = Date.now();
+              options.progress?.update(it - first, total, `iteration ${it + 1}, step ${s + 1}/${method.stepsPerIteration} loss ${fmt(values.loss)}`);
+            }
+            const aborted = options.signal?.aborted === true;
+            // Without a way to save the method's state, an interrupted run finishes its iteration to checkpoint it.
+            const resumable = ck !== undefined && method.iterationState !== undefined;
+            const timely = ck?.seconds !== undefined && Date.now() - lastSave.time >= ck.seconds * 1000;
+            if (resumable && (timely || aborted)) {
+              lastSave = { iteration: lastSave.iteration, time: Date.now() };
+              save(it, { step: s + 1, terms: { ...iterTerms }, state });
+            }
+            if (resumable || !ck) stopIfAborted();
           }
         }
       } finally {
@@ -325,18 +381,9 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       const aborted = options.signal?.aborted === true;
       if (ck && next < options.end && (due(next) || aborted)) {
         lastSave = { iteration: next, time: Date.now() };
-        saveCheckpoint(ck.dir, {
-          iteration: next,
-          fingerprint: ck.fingerprint,
-          images: tensorToNchw(syn),
-          optimizer: pixelOpt.state(),
-          learned: learnedStates(learned),
-          shape,
-          labels,
-          curve,
-        });
+        save(next);
       }
-      if (aborted) throw options.signal?.reason instanceof Error ? options.signal.reason : new Error('interrupted');
+      stopIfAborted();
       // Let the event loop deliver signals and progress between iterations.
       await new Promise((r) => setImmediate(r));
     }
@@ -354,6 +401,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       meanTerms,
       secondsPerIteration: counted > 0 ? (Date.now() - t0) / 1000 / counted : 0,
       resumedFrom,
+      resumedStep: resumedFrom === undefined ? undefined : firstStep,
     };
   } finally {
     syn.dispose();

@@ -3,6 +3,7 @@ import { fromNchw } from '../nn/data.js';
 import { applyDsa, drawDsa, dsaStrategyFor, type DsaTransform } from '../nn/dsa.js';
 import { updateBnState } from '../nn/layers.js';
 import { crossEntropy } from '../nn/losses.js';
+import { loadTrainState, saveTrainState } from '../nn/checkpoint.js';
 import { disposeTrainState, initTrainState, train, type TrainState } from '../nn/train.js';
 import type { ArchSpec, BnBatchStats, BnState, Model, Params } from '../nn/types.js';
 import type { Rng } from '../util/rng.js';
@@ -86,8 +87,7 @@ export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmSt
     init: (ctx, rng) => initialSet(ctx, cfg.init, rng),
     beginIteration(ctx, _iteration, rng) {
       const m = modelFor(ctx);
-      const matched = m.paramSpecs.filter((s) => s.shape.length >= 2).map((s) => s.name);
-      return { model: m, train: initTrainState(m, rng.child('net')), matched };
+      return { model: m, train: initTrainState(m, rng.child('net')), matched: matchedParams(m) };
     },
     prepare(ctx, state, _info, rng) {
       const { real } = ctx;
@@ -147,7 +147,23 @@ export function createGradientMatching(cfg: GradMatchConfig): DistillMethod<GmSt
     endIteration(state) {
       disposeTrainState(state.train);
     },
+    // The network trained between image updates is the whole iteration state: its weights, momentum
+    // and batch-norm statistics as float32 files, read back to the bit.
+    iterationState: {
+      save: (_ctx, state, dir) => saveTrainState(dir, state.model, state.train),
+      load(ctx, iteration, dir) {
+        const m = modelFor(ctx);
+        const loaded = loadTrainState(dir, m);
+        if (!loaded) throw new Error(`${cfg.variant}: no network state in ${dir} to resume iteration ${iteration + 1} from`);
+        return { model: m, train: loaded.state, matched: matchedParams(m) };
+      },
+    },
   };
+}
+
+/** The parameters whose gradients are matched: those with at least two dimensions, in canonical order. */
+function matchedParams(m: Model): string[] {
+  return m.paramSpecs.filter((s) => s.shape.length >= 2).map((s) => s.name);
 }
 
 /**

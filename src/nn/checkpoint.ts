@@ -2,9 +2,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readNpy, writeNpy } from '../store/npy.js';
+import { checkpointIntervalMs } from '../util/checkpoint-interval.js';
 import type { TrainCurves, TrainState } from './train.js';
 import type { ArchSpec, BnState, InputShape, Model, ParamSpec, Params } from './types.js';
 import { buildModel } from './zoo.js';
+
+export { checkpointIntervalMs };
 
 /**
  * The pretrain artifact layout (docs/artifacts.md, docs/models.md):
@@ -167,17 +170,6 @@ export function saveTrainState(dir: string, model: Model, state: TrainState, ext
   }
 }
 
-/**
- * Milliseconds between the time-based checkpoints of the training stages: `METADD_CHECKPOINT_SECONDS`
- * when set (0 = after every step; useful on preemptible cluster nodes), else `defaultSeconds`.
- */
-export function checkpointIntervalMs(defaultSeconds: number, env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.METADD_CHECKPOINT_SECONDS;
-  if (raw === undefined || raw === '') return defaultSeconds * 1000;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`METADD_CHECKPOINT_SECONDS must be a number of seconds >= 0, got '${raw}'`);
-  return v * 1000;
-}
 
 /**
  * A training stage's checkpoints in `dir`: `save` writes one now, `saveIfDue` only when the last one is at

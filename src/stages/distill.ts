@@ -8,6 +8,7 @@ import { IMAGE_SET_FILES, writeImageSet } from '../distill/image-set.js';
 import { trackPixelStats } from '../distill/pixel-stats.js';
 import { writeImageGrid } from '../report/png.js';
 import { readLearnedState, readOptimizerState, writeLearnedState, writeOptimizerState } from '../distill/checkpoint.js';
+import { checkpointIntervalMs } from '../util/checkpoint-interval.js';
 import type { DistillMethod, LearnedState, OptimizerState } from '../distill/method.js';
 import type { DistillResult } from '../distill/driver.js';
 import { hashJson } from '../store/hash.js';
@@ -168,7 +169,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   const result = await runDistillation(method, mctx, {
     end: params.iterations,
     runSeed,
-    checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: CHECKPOINT_SECONDS, fingerprint: hashJson({ params: ctx.params, runSeed }) },
+    checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: checkpointIntervalMs(CHECKPOINT_SECONDS) / 1000, fingerprint: hashJson({ params: ctx.params, runSeed }) },
     track: ctx.track,
     progress: ctx.progress,
     signal: ctx.signal,
