@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_ENTRY } from '../src/exec/local.js';
 import { Store } from '../src/store/store.js';
@@ -73,6 +73,24 @@ test('run computes everything, a re-run is fully cached, and the same spec gives
   const b = project();
   assert.equal(cli(b, ['run', 'spec.yaml', '-j', '1']).status, 0);
   assert.deepEqual(contentDigest(join(b, '.metadd')), contentDigest(join(a, '.metadd')));
+});
+
+test('plan and status mark the stages that resume from saved progress', () => {
+  const root = project();
+  const planned = cli(root, ['plan', 'spec.yaml', '--json']);
+  assert.equal(planned.status, 0, planned.stderr);
+  const stages = (JSON.parse(planned.stdout) as { stages: { key: string; kind: string; partial: boolean }[] }).stages;
+  assert.ok(stages.every((s) => !s.partial));
+  const evalKey = stages.find((s) => s.kind === 'eval')?.key ?? assert.fail('no eval stage');
+  // What an interrupted eval leaves: its checkpoint in the stage's scratch folder.
+  writeFileSync(join(new Store(join(root, '.metadd')).scratchDir(evalKey), 'latest.json'), '{}');
+  const plan = cli(root, ['plan', 'spec.yaml']).stdout.split('\n');
+  assert.ok(plan.includes('1 stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)'), plan.join('\n'));
+  assert.deepEqual(plan.filter((l) => l.startsWith('resume')).map((l) => l.split(/ +/)[1]), [evalKey.slice(0, 12)]);
+  assert.equal(plan.filter((l) => l.startsWith('run ')).length, stages.length - 1);
+  const status = cli(root, ['status', 'spec.yaml']).stdout;
+  assert.match(status, new RegExp(`^partial  ${evalKey.slice(0, 12)} `, 'm'));
+  assert.match(status, /0\/\d+ done, 0 running, \d+ to compute \(1 of them resume from saved progress\)/);
 });
 
 test('a run killed with SIGKILL resumes where it stopped and ends with the same results', async () => {

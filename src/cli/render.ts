@@ -15,8 +15,10 @@ export function renderPlan(plan: Plan, json: boolean): string {
   const stages = plan.dag.order.map((key) => {
     const n = plan.dag.nodes.get(key);
     if (!n) throw new Error(`DAG lost node ${key}`);
-    return { key, kind: n.kind, label: n.label, cached: plan.store.has(key), inputs: n.inputs, cells: n.cells };
+    const cached = plan.store.has(key);
+    return { key, kind: n.kind, label: n.label, cached, partial: !cached && plan.store.hasPartial(key), inputs: n.inputs, cells: n.cells };
   });
+  const partial = stages.filter((s) => s.partial).length;
   const repeated = repeatedCells(plan.dag);
   if (json) {
     return `${JSON.stringify(
@@ -44,8 +46,9 @@ export function renderPlan(plan: Plan, json: boolean): string {
     '',
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
+    ...(partial > 0 ? ['', `${partial} stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)`] : []),
     '',
-    ...stages.map((s) => `${s.cached ? 'cached' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}`),
+    ...stages.map((s) => `${s.cached ? 'cached' : s.partial ? 'resume' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}`),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -54,6 +57,7 @@ export async function renderStatus(plan: Plan): Promise<string> {
   const rows: string[] = [];
   let done = 0;
   let busy = 0;
+  let partial = 0;
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) continue;
@@ -64,11 +68,15 @@ export async function renderStatus(plan: Plan): Promise<string> {
     } else if (await plan.store.isLocked(key)) {
       state = 'running';
       busy++;
+    } else if (plan.store.hasPartial(key)) {
+      state = 'partial';
+      partial++;
     }
     rows.push(`${state.padEnd(8)} ${key.slice(0, 12)}  ${n.label}`);
   }
   const total = plan.dag.order.length;
-  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute\n`;
+  const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
+  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n`;
 }
 
 export function renderSummary(plan: Plan, summary: ScheduleSummary): string {

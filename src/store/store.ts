@@ -115,6 +115,12 @@ export class Store {
     return d;
   }
 
+  /** Whether an unfinished stage left saved progress (checkpoints, finished models) that its next attempt resumes from. */
+  hasPartial(key: string): boolean {
+    const d = this.dir('scratch', key);
+    return existsSync(d) && readdirSync(d).length > 0;
+  }
+
   logPath(key: string): string {
     mkdirSync(this.dir('logs'), { recursive: true });
     return this.dir('logs', `${key}.log`);
