@@ -82,7 +82,7 @@ export interface DistillResult {
   lastTerms: Record<string, number>;
   /** Each logged term averaged over the iterations this process ran. */
   meanTerms: Record<string, number>;
-  /** Wall-clock seconds per iteration over the iterations this process ran. */
+  /** Wall-clock seconds per iteration over the image updates this process ran (a partly resumed iteration counts its share). */
   secondsPerIteration: number;
   /** Iteration the process resumed from, when a checkpoint was used. */
   resumedFrom?: number;
@@ -290,6 +290,8 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   const sums: Record<string, number> = {};
   let lastTerms: Record<string, number> = {};
   let counted = 0;
+  // Image updates this process ran: a run resumed inside an iteration ran only part of that one.
+  let stepsRun = 0;
   const t0 = Date.now();
   let lastSave = { iteration: first, time: t0 };
   let lastProgress = t0;
@@ -343,6 +345,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
             tf.dispose(prepared as unknown as tf.TensorContainer);
           }
           for (const [k, v] of Object.entries(values)) iterTerms[k] = (iterTerms[k] ?? 0) + v / method.stepsPerIteration;
+          stepsRun++;
           // The method manages the memory of its own state here (it replaces its network's tensors).
           await method.afterStep?.(ctx, state, syn, labels, info, rng.child('after'));
           if (s < method.stepsPerIteration - 1) {
@@ -399,7 +402,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       end: options.end,
       lastTerms,
       meanTerms,
-      secondsPerIteration: counted > 0 ? (Date.now() - t0) / 1000 / counted : 0,
+      secondsPerIteration: stepsRun > 0 ? ((Date.now() - t0) / 1000 / stepsRun) * method.stepsPerIteration : 0,
       resumedFrom,
       resumedStep: resumedFrom === undefined ? undefined : firstStep,
     };
