@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { normalizeArch } from '../src/dag/arch.js';
-import { baseGradientNorm, blockwiseLoss, iterationRng, runDistillation } from '../src/distill/driver.js';
+import { baseGradientNorm, blockwiseLoss, iterationRng, runDistillation, type DriverOptions } from '../src/distill/driver.js';
 import { createGradientMatching, type GradMatchConfig } from '../src/distill/gradmatch.js';
 import { nchwToTensor } from '../src/distill/layout.js';
 import { matchDistance } from '../src/distill/match.js';
@@ -266,6 +266,15 @@ describe('gradient matching (DC / DSA)', () => {
     metric: (key, value, step) => void points.push(`${key}@${step}=${value}`),
   });
 
+  /** Runs `method` and interrupts it (its signal) when the step named by `at` reports progress. */
+  const interruptAfter = async (at: string, method: DistillMethod<unknown, unknown>, ctx: MethodContext, options: DriverOptions): Promise<void> => {
+    const controller = new AbortController();
+    const update = (_done: number, _total: number, message?: string): void => {
+      if (message?.startsWith(at)) controller.abort(new Error('halt'));
+    };
+    await assert.rejects(runDistillation(method, ctx, { ...options, signal: controller.signal, stepProgressMs: 0, progress: { update } }), /halt/);
+  };
+
   for (const [name, over] of [
     ['dsa', { variant: 'dsa' }],
     ['dc with batch norm', { variant: 'dc', arch: { name: 'convnet', width: 4, depth: 2, norm: 'batch' } }],
@@ -278,14 +287,7 @@ describe('gradient matching (DC / DSA)', () => {
       const wholeCurve: string[] = [];
       const whole = await runDistillation(method, ctx, { end: 3, runSeed: 'mid', track: curveOf(wholeCurve) });
       const checkpoint = { dir: join(dir, `mid-${name}`), seconds: 1e9, fingerprint: 'mid' };
-      const controller = new AbortController();
-      const stop = (_done: number, _total: number, message?: string): void => {
-        if (message?.startsWith('iteration 2, step 2/3')) controller.abort(new Error('halt'));
-      };
-      await assert.rejects(
-        runDistillation(method, ctx, { end: 3, runSeed: 'mid', checkpoint, signal: controller.signal, stepProgressMs: 0, progress: { update: stop } }),
-        /halt/,
-      );
+      await interruptAfter('iteration 2, step 2/3', method, ctx, { end: 3, runSeed: 'mid', checkpoint });
       // It stopped after the second update of the second iteration, not at the end of that iteration.
       assert.ok(existsSync(join(checkpoint.dir, 'ckpt-1-2', 'method')), 'a checkpoint inside iteration 2 with the network state');
       const resumedCurve: string[] = [];
@@ -320,14 +322,7 @@ describe('gradient matching (DC / DSA)', () => {
     const method = { ...createGradientMatching(gmConfig({ outerLoop: 3, batchReal: 8 })), iterationState: undefined };
     const whole = await runDistillation(method, ctx, { end: 3, runSeed: 'plain' });
     const checkpoint = { dir: join(dir, 'plain'), seconds: 0, fingerprint: 'plain' };
-    const controller = new AbortController();
-    const stop = (_done: number, _total: number, message?: string): void => {
-      if (message?.startsWith('iteration 2, step 1/3')) controller.abort(new Error('halt'));
-    };
-    await assert.rejects(
-      runDistillation(method, ctx, { end: 3, runSeed: 'plain', checkpoint, signal: controller.signal, stepProgressMs: 0, progress: { update: stop } }),
-      /halt/,
-    );
+    await interruptAfter('iteration 2, step 1/3', method, ctx, { end: 3, runSeed: 'plain', checkpoint });
     assert.deepEqual(readdirSync(checkpoint.dir).filter((e) => e.startsWith('ckpt-')), ['ckpt-2']);
     const resumed = await runDistillation(method, ctx, { end: 3, runSeed: 'plain', checkpoint });
     assert.deepEqual([resumed.resumedFrom, resumed.resumedStep], [2, 0]);
