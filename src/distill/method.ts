@@ -12,7 +12,8 @@ import type { RealData } from './real-data.js';
  * update; DC/DSA: one fresh network and `stepsPerIteration` = outer-loop image updates with network
  * training in between). A *step* is one image update. Every random draw of iteration `it` and step `s`
  * comes from streams derived from (run seed, it) and (run seed, it, s), so a run resumed at an
- * iteration boundary repeats exactly what an uninterrupted run does.
+ * iteration boundary (or, with `iterationState`, between two steps) repeats exactly what an
+ * uninterrupted run does.
  */
 
 /** What a method is given: the real training set and the shape of the synthetic set. */
