@@ -7,8 +7,6 @@ import type { TrainCurves, TrainState } from './train.js';
 import type { ArchSpec, BnState, InputShape, Model, ParamSpec, Params } from './types.js';
 import { buildModel } from './zoo.js';
 
-export { checkpointIntervalMs };
-
 /**
  * The pretrain artifact layout (docs/artifacts.md, docs/models.md):
  *   model.json            { arch, input, params: [{ name, shape }], buffers: [{ name, shape }] }
@@ -169,7 +167,6 @@ export function saveTrainState(dir: string, model: Model, state: TrainState, ext
     if (entry.startsWith('ckpt-') && entry !== name) rmSync(join(dir, entry), { recursive: true, force: true });
   }
 }
-
 
 /**
  * A training stage's checkpoints in `dir`: `save` writes one now, `saveIfDue` only when the last one is at
