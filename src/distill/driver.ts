@@ -296,10 +296,11 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   let lastSave = { iteration: first, time: t0 };
   let lastProgress = t0;
   const stepProgressMs = options.stepProgressMs ?? 30_000;
+  const timeDue = (): boolean => ck?.seconds !== undefined && Date.now() - lastSave.time >= ck.seconds * 1000;
   const due = (next: number): boolean => {
     if (!ck) return false;
     if (ck.every !== undefined && next - lastSave.iteration >= ck.every) return true;
-    return ck.seconds !== undefined && Date.now() - lastSave.time >= ck.seconds * 1000;
+    return timeDue();
   };
   const save = (iteration: number, inside?: { step: number; terms: Record<string, number>; state: S }): void => {
     if (!ck) return;
@@ -326,11 +327,9 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   };
   try {
     for (let it = first; it < options.end; it++) {
-      const resuming = it === first && methodStateDir !== undefined;
-      const state =
-        resuming && methodStateDir !== undefined && method.iterationState
-          ? method.iterationState.load(ctx, it, methodStateDir)
-          : method.beginIteration(ctx, it, iterationRng(options.runSeed, it));
+      const resumeDir = it === first ? methodStateDir : undefined;
+      const resuming = resumeDir !== undefined && method.iterationState !== undefined;
+      const state = resuming ? method.iterationState.load(ctx, it, resumeDir) : method.beginIteration(ctx, it, iterationRng(options.runSeed, it));
       const iterTerms: Record<string, number> = resuming ? firstTerms : {};
       try {
         for (let s = resuming ? firstStep : 0; s < method.stepsPerIteration; s++) {
@@ -356,8 +355,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
             const aborted = options.signal?.aborted === true;
             // Without a way to save the method's state, an interrupted run finishes its iteration to checkpoint it.
             const resumable = ck !== undefined && method.iterationState !== undefined;
-            const timely = ck?.seconds !== undefined && Date.now() - lastSave.time >= ck.seconds * 1000;
-            if (resumable && (timely || aborted)) {
+            if (resumable && (timeDue() || aborted)) {
               lastSave = { iteration: lastSave.iteration, time: Date.now() };
               save(it, { step: s + 1, terms: { ...iterTerms }, state });
             }

@@ -57,7 +57,12 @@ export function inputDirs(inputs: StageContext['inputs']): Record<string, string
 }
 
 /** Checkpoint an iterative run at most every this many seconds (a checkpoint never changes the result). */
-export const CHECKPOINT_SECONDS = 60;
+const CHECKPOINT_SECONDS = 60;
+
+/** The driver's checkpoint interval in the distill and metadd stages (`METADD_CHECKPOINT_SECONDS` overrides). */
+export function driverCheckpointSeconds(): number {
+  return checkpointIntervalMs(CHECKPOINT_SECONDS) / 1000;
+}
 
 async function runRandom(ctx: StageContext<DistillParams>): Promise<void> {
   const ipc = ctx.params.ipc;
@@ -169,7 +174,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   const result = await runDistillation(method, mctx, {
     end: params.iterations,
     runSeed,
-    checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: checkpointIntervalMs(CHECKPOINT_SECONDS) / 1000, fingerprint: hashJson({ params: ctx.params, runSeed }) },
+    checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: driverCheckpointSeconds(), fingerprint: hashJson({ params: ctx.params, runSeed }) },
     track: ctx.track,
     progress: ctx.progress,
     signal: ctx.signal,

@@ -3,8 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageContext, StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
-import { checkpointIntervalMs } from '../util/checkpoint-interval.js';
-import { CHECKPOINT_SECONDS, drawRunSeed, inputDirs, publishedLearned, readContinuation, runSeedFor, writeContinuation } from './distill.js';
+import { driverCheckpointSeconds, drawRunSeed, inputDirs, publishedLearned, readContinuation, runSeedFor, writeContinuation } from './distill.js';
 import { loadDatasetArtifact, type DatasetMeta } from '../data/artifact.js';
 import { readImageSet, writeImageSet } from '../distill/image-set.js';
 import { pixelStats, trackPixelStats } from '../distill/pixel-stats.js';
@@ -203,7 +202,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
         end: start + p.iterations,
         runSeed,
         extraLoss: metaddExtraLoss(nets, weights),
-        checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: checkpointIntervalMs(CHECKPOINT_SECONDS) / 1000, fingerprint: hashJson({ params: p, runSeed, start }) },
+        checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: driverCheckpointSeconds(), fingerprint: hashJson({ params: p, runSeed, start }) },
         track: ctx.track,
         progress: ctx.progress,
         signal: ctx.signal,
