@@ -162,3 +162,47 @@ test('Ctrl-C (SIGINT) stops the run cleanly with exit 130; the next run complete
   const resumed = cli(root, ['run', 'spec.yaml']);
   assert.equal(resumed.status, 0, resumed.stderr);
 });
+
+test('plan estimates the stages still to run from their finished twins (the same stage with another seed)', () => {
+  const root = project();
+  const first = cli(root, ['run', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1]']);
+  assert.equal(first.status, 0, first.stderr + first.stdout);
+  const store = new Store(join(root, '.metadd'));
+  type Planned = { key: string; kind: string; label: string; cached: boolean; estimate_seconds: number | null };
+  const plan = (args: string[]) => JSON.parse(cli(root, ['plan', 'spec.yaml', '--json', ...args]).stdout) as { estimate: { stages_to_run: number; estimated: number; worker_seconds: number }; stages: Planned[] };
+  const done = plan(['--set', 'sweep.axes.seed=[0, 1]']);
+  assert.ok(done.stages.every((s) => s.cached && s.estimate_seconds === null));
+  assert.deepEqual(done.estimate, { stages_to_run: 0, estimated: 0, worker_seconds: 0 });
+
+  // Every finished stage recorded how long its attempt took; give them known times to check the arithmetic.
+  const seconds = (label: string): number => (label.includes('ipc=4') ? 400 : 100) * (label.includes('seed=1') ? 3 : 1) + (label.startsWith('eval') ? 10 : 0);
+  for (const m of store.listManifests()) {
+    assert.ok(m.compute && m.compute.seconds >= 0 && !m.compute.resumed, `${m.label}: ${JSON.stringify(m.compute)}`);
+    writeFileSync(join(store.objectDir(m.key), 'manifest.json'), JSON.stringify({ ...m, compute: { seconds: seconds(m.label), resumed: false } }));
+  }
+  const wide = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']);
+  const toRun = wide.stages.filter((s) => !s.cached);
+  // Seed 2's random subsets and their evaluations, and the report (its parameters list every cell: no twin).
+  assert.deepEqual(toRun.map((s) => s.kind).sort(), ['distill', 'distill', 'eval', 'eval', 'report']);
+  const byLabel = Object.fromEntries(toRun.map((s) => [s.label.replace(/ +/g, ' '), s.estimate_seconds]));
+  // Medians of the seed-0 and seed-1 twins; the IPC-4 stages are not twins of the IPC-2 ones, and an
+  // evaluation's twins are those of sets distilled alike.
+  assert.equal(byLabel['distill random ipc=2 seed=2'], 200);
+  assert.equal(byLabel['distill random ipc=4 seed=2'], 800);
+  const evals = toRun.filter((s) => s.kind === 'eval').map((s) => s.estimate_seconds).sort();
+  assert.deepEqual(evals, [210, 810]);
+  assert.equal(toRun.find((s) => s.kind === 'report')?.estimate_seconds, null);
+  assert.deepEqual(wide.estimate, { stages_to_run: 5, estimated: 4, worker_seconds: 2020 });
+  const text = cli(root, ['plan', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
+  assert.match(text, /time: 4 of the 5 stage\(s\) to run have finished twins in this store \(the same stage with another seed\): about 34 min of worker time for those .*; 1 have none and are not counted/);
+  assert.match(text, /^run {5}\S{12} {2}distill random ipc=4 seed=2 \(~13 min\)$/m);
+
+  // A twin that resumed from saved progress measured only part of its work: it does not count.
+  for (const m of store.listManifests()) {
+    if (m.label.startsWith('distill') && m.label.includes('ipc=2') && m.label.includes('seed=1')) {
+      writeFileSync(join(store.objectDir(m.key), 'manifest.json'), JSON.stringify({ ...m, compute: { seconds: 300, resumed: true } }));
+    }
+  }
+  const after = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']).stages.find((s) => /distill random ipc=2 seed=2/.test(s.label.replace(/ +/g, ' ')));
+  assert.equal(after?.estimate_seconds, 100);
+});

@@ -1,6 +1,7 @@
 import { repeatedCells } from '../dag/repeats.js';
 import type { Plan } from '../exec/plan-spec.js';
 import { planCounts } from '../exec/plan-spec.js';
+import { estimatePlan, formatDuration, type PlanEstimate } from '../exec/estimate.js';
 import type { ScheduleSummary } from '../exec/scheduler.js';
 import type { Store, Manifest } from '../store/store.js';
 
@@ -20,6 +21,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
   });
   const partial = stages.filter((s) => s.partial).length;
   const repeated = repeatedCells(plan.dag);
+  const estimate = estimatePlan(plan);
   if (json) {
     return `${JSON.stringify(
       {
@@ -29,7 +31,8 @@ export function renderPlan(plan: Plan, json: boolean): string {
         cells: plan.resolved.cells.map((c) => c.coords),
         repeated_cells: repeated,
         counts: planCounts(plan),
-        stages,
+        estimate: { stages_to_run: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
+        stages: stages.map((s) => ({ ...s, estimate_seconds: estimate.stages.get(s.key)?.seconds ?? null })),
       },
       null,
       2,
@@ -47,10 +50,27 @@ export function renderPlan(plan: Plan, json: boolean): string {
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
     ...(partial > 0 ? ['', `${partial} stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)`] : []),
+    ...describeEstimate(estimate),
     '',
-    ...stages.map((s) => `${s.cached ? 'cached' : s.partial ? 'resume' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}`),
+    ...stages.map((s) => {
+      const seconds = estimate.stages.get(s.key)?.seconds;
+      const time = seconds === undefined || seconds === null ? '' : ` (~${formatDuration(seconds)})`;
+      return `${s.cached ? 'cached' : s.partial ? 'resume' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}${time}`;
+    }),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function describeEstimate(e: PlanEstimate): string[] {
+  if (e.toRun === 0) return [];
+  if (e.estimated === 0) return ['', `time: none of the ${e.toRun} stage(s) to run has a finished twin in this store (the same stage with another seed), so there is no estimate`];
+  const rest = e.toRun - e.estimated;
+  return [
+    '',
+    `time: ${e.estimated} of the ${e.toRun} stage(s) to run have finished twins in this store (the same stage with another seed): ` +
+      `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' wall times, as loaded as the machine was then)` +
+      (rest > 0 ? `; ${rest} have none and are not counted` : ''),
+  ];
 }
 
 export async function renderStatus(plan: Plan): Promise<string> {

@@ -80,6 +80,8 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
       return 'cached';
     }
     tmp = store.newTmpDir(key);
+    const started = Date.now();
+    const resumed = store.hasPartial(key);
     emit({ type: 'status', key, status: 'started' });
     const impl = await loadStage(def.kind);
     const backend = def.needsTensors ? await initTensors(def) : 'none';
@@ -116,7 +118,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     }
     if (controller.signal.aborted) throw controller.signal.reason as Error;
     writeFileSync(join(tmp, 'stage.json'), `${JSON.stringify(def, null, 2)}\n`);
-    await store.commit(key, def.kind, def.label, tmp, options.force === true);
+    await store.commit(key, def.kind, def.label, tmp, options.force === true, { seconds: (Date.now() - started) / 1000, resumed });
     tmp = undefined;
     rmSync(store.scratchDir(key), { recursive: true, force: true });
     emit({ type: 'status', key, status: 'done' });

@@ -13,6 +13,14 @@ export interface ManifestFile {
   sha256: string;
 }
 
+/** How the attempt that finished an artifact went: what `metadd plan` estimates the cost of its twins from. */
+export interface ManifestCompute {
+  /** Wall-clock seconds from the stage's start to its commit, under whatever load the machine had. */
+  seconds: number;
+  /** Whether it started from progress an earlier attempt saved (then `seconds` covers only the rest). */
+  resumed: boolean;
+}
+
 export interface Manifest {
   key: string;
   kind: StageKind;
@@ -20,6 +28,8 @@ export interface Manifest {
   createdAt: string;
   totalBytes: number;
   files: ManifestFile[];
+  /** Absent in artifacts written before it was recorded. */
+  compute?: ManifestCompute;
 }
 
 /** A stage definition as the store keeps it: everything a worker needs to run the stage on its own. */
@@ -141,7 +151,7 @@ export class Store {
   }
 
   /** Hashes the files of `tmpDir`, writes its manifest, and renames it into place as `key`. */
-  async commit(key: string, kind: StageKind, label: string, tmpDir: string, replace = false): Promise<Manifest> {
+  async commit(key: string, kind: StageKind, label: string, tmpDir: string, replace = false, compute?: ManifestCompute): Promise<Manifest> {
     const files: ManifestFile[] = [];
     const walk = async (d: string): Promise<void> => {
       for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -158,6 +168,7 @@ export class Store {
       createdAt: new Date().toISOString(),
       totalBytes: files.reduce((n, f) => n + f.size, 0),
       files,
+      ...(compute ? { compute } : {}),
     };
     writeFileSync(join(tmpDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     const target = this.objectDir(key);

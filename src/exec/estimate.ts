@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StageDef } from '../store/store.js';
+import type { Plan } from './plan-spec.js';
+
+/** What the store's history says a stage still to run will cost. */
+export interface StageEstimate {
+  /** Median wall seconds of its measured twins; null when it has none. */
+  seconds: number | null;
+  /** How many finished stages in the store it was estimated from. */
+  twins: number;
+}
+
+export interface PlanEstimate {
+  /** Per stage still to run (cached stages are absent). */
+  stages: Map<string, StageEstimate>;
+  toRun: number;
+  /** Stages to run that have at least one twin. */
+  estimated: number;
+  /** Sum of the estimates of those stages: worker seconds, not wall time (workers run in parallel). */
+  seconds: number;
+}
+
+type DefLookup = (key: string) => StageDef | undefined;
+
+/**
+ * The part of a stage that decides what it costs: kind, version, backend and parameters without the
+ * seed, and the same for each of its inputs (an evaluation's cost depends on how many images its set
+ * has, which only the distill stage upstream says). Two stages with one signature differ only in
+ * their random draws, so the measured time of one predicts the other's. Undefined when the
+ * definition of the stage or of something upstream is not known.
+ */
+function costSignature(key: string, lookup: DefLookup, memo: Map<string, string | undefined>): string | undefined {
+  if (memo.has(key)) return memo.get(key);
+  memo.set(key, undefined); // a cycle cannot happen in a DAG; this only keeps a corrupt store from recursing forever
+  const def = lookup(key);
+  let signature: string | undefined;
+  if (def) {
+    const params = { ...def.params };
+    delete params.seed;
+    const inputs: [string, string][] = [];
+    let known = true;
+    for (const [name, inputKey] of Object.entries(def.inputs).sort(([a], [b]) => a.localeCompare(b))) {
+      const s = costSignature(inputKey, lookup, memo);
+      if (s === undefined) known = false;
+      else inputs.push([name, s]);
+    }
+    if (known) {
+      signature = createHash('sha256')
+        .update(JSON.stringify({ kind: def.kind, version: def.version, backend: def.backend, params, inputs }))
+        .digest('hex');
+    }
+  }
+  memo.set(key, signature);
+  return signature;
+}
+
+function readJson<T>(path: string): T | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    // A damaged definition only costs an estimate, never the plan.
+    return undefined;
+  }
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * Estimates each stage still to run from the stages this store has finished that are its twins (the
+ * same signature: the same stage apart from the seed). Only complete measurements count: artifacts
+ * from before timings were recorded and stages that resumed from saved progress are left out.
+ */
+export function estimatePlan(plan: Plan): PlanEstimate {
+  const lookup: DefLookup = (key) =>
+    plan.dag.nodes.get(key) ??
+    readJson<StageDef>(plan.store.stageDefPath(key)) ??
+    readJson<StageDef>(join(plan.store.objectDir(key), 'stage.json'));
+  const memo = new Map<string, string | undefined>();
+  const measured = new Map<string, number[]>();
+  for (const m of plan.store.listManifests()) {
+    if (!m.compute || m.compute.resumed) continue;
+    const s = costSignature(m.key, lookup, memo);
+    if (s === undefined) continue;
+    const list = measured.get(s) ?? [];
+    list.push(m.compute.seconds);
+    measured.set(s, list);
+  }
+  const stages = new Map<string, StageEstimate>();
+  let estimated = 0;
+  let seconds = 0;
+  for (const key of plan.dag.order) {
+    if (plan.store.has(key)) continue;
+    const s = costSignature(key, lookup, memo);
+    const twins = s === undefined ? [] : (measured.get(s) ?? []);
+    const estimate = twins.length > 0 ? median(twins) : null;
+    stages.set(key, { seconds: estimate, twins: twins.length });
+    if (estimate !== null) {
+      estimated++;
+      seconds += estimate;
+    }
+  }
+  return { stages, toRun: stages.size, estimated, seconds };
+}
+
+/** 45 s, 12 min, 3.4 h: as precise as a time measured under varying load deserves. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
