@@ -196,6 +196,8 @@ test('plan estimates the stages still to run from their finished twins (the same
   const text = cli(root, ['plan', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
   assert.match(text, /time: 4 of the 5 stage\(s\) to run have finished twins in this store \(the same stage with another seed\): about 34 min of worker time for those .*; 1 have none and are not counted/);
   assert.match(text, /^run {5}\S{12} {2}distill random ipc=4 seed=2 \(~13 min\)$/m);
+  const status = cli(root, ['status', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
+  assert.match(status, /\n\d+\/\d+ done, 0 running, 5 to compute\ntime: 4 of the 5 stage\(s\) not finished have finished twins .*about 34 min of worker time/);
 
   // A twin that resumed from saved progress measured only part of its work: it does not count.
   for (const m of store.listManifests()) {

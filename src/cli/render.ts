@@ -50,7 +50,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
     ...(partial > 0 ? ['', `${partial} stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)`] : []),
-    ...describeEstimate(estimate),
+    ...describeEstimate(estimate, 'to run'),
     '',
     ...stages.map((s) => {
       const seconds = estimate.stages.get(s.key)?.seconds;
@@ -61,13 +61,14 @@ export function renderPlan(plan: Plan, json: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
-function describeEstimate(e: PlanEstimate): string[] {
+/** `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
+function describeEstimate(e: PlanEstimate, which: string): string[] {
   if (e.toRun === 0) return [];
-  if (e.estimated === 0) return ['', `time: none of the ${e.toRun} stage(s) to run has a finished twin in this store (the same stage with another seed), so there is no estimate`];
+  if (e.estimated === 0) return ['', `time: none of the ${e.toRun} stage(s) ${which} has a finished twin in this store (the same stage with another seed), so there is no estimate`];
   const rest = e.toRun - e.estimated;
   return [
     '',
-    `time: ${e.estimated} of the ${e.toRun} stage(s) to run have finished twins in this store (the same stage with another seed): ` +
+    `time: ${e.estimated} of the ${e.toRun} stage(s) ${which} have finished twins in this store (the same stage with another seed): ` +
       `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' wall times, as loaded as the machine was then)` +
       (rest > 0 ? `; ${rest} have none and are not counted` : ''),
   ];
@@ -96,7 +97,9 @@ export async function renderStatus(plan: Plan): Promise<string> {
   }
   const total = plan.dag.order.length;
   const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
-  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n`;
+  // Running stages count in full: how far one has got is stage-specific.
+  const time = describeEstimate(estimatePlan(plan), 'not finished').slice(1);
+  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time.map((l) => `${l}\n`).join('')}`;
 }
 
 export function renderSummary(plan: Plan, summary: ScheduleSummary): string {
