@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { planSpec } from '../src/exec/plan-spec.js';
+import { estimatePlan } from '../src/exec/estimate.js';
 
 export interface BenchResult {
   name: string;
@@ -19,9 +20,8 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Planning a 10,000-cell sweep (1000 seeds x 10 IPCs): spec resolution, per-cell validation, DAG, cache lookups. */
-export function benchPlan(repeats = 5): BenchResult {
-  const root = mkdtempSync(join(tmpdir(), 'metadd-bench-plan-'));
+/** A 10,000-cell sweep (1000 seeds x 10 IPCs) of cheap stages: the spec the planning benchmarks plan. */
+function writeSweep(root: string): void {
   writeFileSync(join(root, 'package.json'), '{"name":"bench","private":true}\n');
   const seeds = Array.from({ length: 1000 }, (_, i) => i).join(', ');
   const spec = [
@@ -37,6 +37,12 @@ export function benchPlan(repeats = 5): BenchResult {
     '',
   ].join('\n');
   writeFileSync(join(root, 'spec.yaml'), spec);
+}
+
+/** Planning that sweep: spec resolution, per-cell validation, DAG, cache lookups. */
+export function benchPlan(repeats = 5): BenchResult {
+  const root = mkdtempSync(join(tmpdir(), 'metadd-bench-plan-'));
+  writeSweep(root);
   const runs: number[] = [];
   let stages = 0;
   for (let i = 0; i < repeats; i++) {
@@ -50,6 +56,24 @@ export function benchPlan(repeats = 5): BenchResult {
   return { name: 'plan 10,000-cell sweep (in process)', unit: 's', median: median(runs), runs, note: `${stages} stages` };
 }
 
+/**
+ * What `metadd plan` adds for its time estimate on the same sweep: a cost signature for every stage
+ * and the store's finished twins (none in this empty store, so it is the signature work alone).
+ */
+export function benchEstimate(repeats = 5): BenchResult {
+  const root = mkdtempSync(join(tmpdir(), 'metadd-bench-estimate-'));
+  writeSweep(root);
+  const plan = planSpec(join(root, 'spec.yaml'));
+  const runs: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    const e = estimatePlan(plan);
+    runs.push((performance.now() - t0) / 1000);
+    if (e.toRun !== plan.dag.order.length) throw new Error(`expected ${plan.dag.order.length} stages to run, got ${e.toRun}`);
+  }
+  return { name: 'time estimate of that plan (in process)', unit: 's', median: median(runs), runs };
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.log(JSON.stringify(benchPlan(), null, 2));
+  console.log(JSON.stringify([benchPlan(), benchEstimate()], null, 2));
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { benchPlan, median, type BenchResult } from './plan.js';
+import { benchEstimate, benchPlan, median, type BenchResult } from './plan.js';
 import { CLI_ENTRY } from '../src/exec/local.js';
 import { planSpec } from '../src/exec/plan-spec.js';
 
@@ -32,7 +32,7 @@ function benchCachedQuickstart(repeats = 5): BenchResult | string {
   return { name: 'metadd run quickstart, fully cached (wall, incl. node start-up)', unit: 's', median: median(runs), runs };
 }
 
-const results: (BenchResult | string)[] = [benchPlan(), benchCachedQuickstart()];
+const results: (BenchResult | string)[] = [benchPlan(), benchEstimate(), benchCachedQuickstart()];
 console.log(`machine: ${cpus()[0]?.model ?? '?'} x${cpus().length}, node ${process.version}, ${new Date().toISOString()}`);
 for (const r of results) {
   if (typeof r === 'string') console.log(r);
