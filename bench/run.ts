@@ -32,7 +32,7 @@ function benchCachedQuickstart(repeats = 5): BenchResult | string {
   return { name: 'metadd run quickstart, fully cached (wall, incl. node start-up)', unit: 's', median: median(runs), runs };
 }
 
-const results: (BenchResult | string)[] = [benchPlan(), benchEstimate(), benchCachedQuickstart()];
+const results: (BenchResult | string)[] = [benchPlan(), await benchEstimate(), benchCachedQuickstart()];
 console.log(`machine: ${cpus()[0]?.model ?? '?'} x${cpus().length}, node ${process.version}, ${new Date().toISOString()}`);
 for (const r of results) {
   if (typeof r === 'string') console.log(r);

@@ -97,7 +97,8 @@ export function estimatePlan(plan: Plan): PlanEstimate {
   let seconds = 0;
   for (const key of plan.dag.order) {
     if (plan.store.has(key)) continue;
-    const s = costSignature(key, lookup, memo);
+    // Without a single measurement there is nothing to match: skip the signatures (a fresh store).
+    const s = measured.size > 0 ? costSignature(key, lookup, memo) : undefined;
     const twins = s === undefined ? [] : (measured.get(s) ?? []);
     const estimate = twins.length > 0 ? median(twins) : null;
     stages.set(key, { seconds: estimate, twins: twins.length });
