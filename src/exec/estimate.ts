@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { canonicalJson } from '../spec/paths.js';
 import type { StageDef } from '../store/store.js';
 import type { Plan } from './plan-spec.js';
 
@@ -48,7 +49,7 @@ function costSignature(key: string, lookup: DefLookup, memo: Map<string, string 
     }
     if (known) {
       signature = createHash('sha256')
-        .update(JSON.stringify({ kind: def.kind, version: def.version, backend: def.backend, params, inputs }))
+        .update(canonicalJson({ kind: def.kind, version: def.version, backend: def.backend, params, inputs }))
         .digest('hex');
     }
   }
