@@ -194,7 +194,7 @@ test('plan estimates the stages still to run from their finished twins (the same
   assert.equal(toRun.find((s) => s.kind === 'report')?.estimate_seconds, null);
   assert.deepEqual(wide.estimate, { stages_to_run: 5, estimated: 4, worker_seconds: 2020 });
   const text = cli(root, ['plan', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
-  assert.match(text, /time: 4 of the 5 stage\(s\) to run have finished twins in this store \(the same stage with another seed\): about 34 min of worker time for those .*; 1 have none and are not counted/);
+  assert.match(text, /time: 4 of the 5 stage\(s\) to run have finished twins in this store \(the same stage with another seed\): about 34 min of worker time for those .*; 1 has none and is not counted/);
   assert.match(text, /^run {5}\S{12} {2}distill random ipc=4 seed=2 \(~13 min\)$/m);
   const status = cli(root, ['status', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
   assert.match(status, /\n\d+\/\d+ done, 0 running, 5 to compute\ntime: 4 of the 5 stage\(s\) not finished have finished twins .*about 34 min of worker time/);

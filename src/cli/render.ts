@@ -70,7 +70,7 @@ function describeEstimate(e: PlanEstimate, which: string): string[] {
     '',
     `time: ${e.estimated} of the ${e.toRun} stage(s) ${which} have finished twins in this store (the same stage with another seed): ` +
       `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' wall times, as loaded as the machine was then)` +
-      (rest > 0 ? `; ${rest} have none and are not counted` : ''),
+      (rest > 0 ? `; ${rest} ${rest === 1 ? 'has' : 'have'} none and ${rest === 1 ? 'is' : 'are'} not counted` : ''),
   ];
 }
 
