@@ -168,7 +168,7 @@ test('plan estimates the stages still to run from their finished twins (the same
   const first = cli(root, ['run', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1]']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
   const store = new Store(join(root, '.metadd'));
-  type Planned = { key: string; kind: string; label: string; cached: boolean; estimate_seconds: number | null };
+  type Planned = { key: string; kind: string; label: string; cached: boolean; estimate_seconds: number | null; estimate_twins: number };
   const plan = (args: string[]) => JSON.parse(cli(root, ['plan', 'spec.yaml', '--json', ...args]).stdout) as { estimate: { stages_to_run: number; estimated: number; worker_seconds: number }; stages: Planned[] };
   const done = plan(['--set', 'sweep.axes.seed=[0, 1]']);
   assert.ok(done.stages.every((s) => s.cached && s.estimate_seconds === null));
@@ -188,6 +188,7 @@ test('plan estimates the stages still to run from their finished twins (the same
   // Medians of the seed-0 and seed-1 twins; the IPC-4 stages are not twins of the IPC-2 ones, and an
   // evaluation's twins are those of sets distilled alike.
   assert.equal(byLabel['distill random ipc=2 seed=2'], 200);
+  assert.deepEqual(toRun.map((s) => s.estimate_twins).sort(), [0, 2, 2, 2, 2]);
   assert.equal(byLabel['distill random ipc=4 seed=2'], 800);
   const evals = toRun.filter((s) => s.kind === 'eval').map((s) => s.estimate_seconds).sort();
   assert.deepEqual(evals, [210, 810]);

@@ -32,7 +32,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
         repeated_cells: repeated,
         counts: planCounts(plan),
         estimate: { stages_to_run: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
-        stages: stages.map((s) => ({ ...s, estimate_seconds: estimate.stages.get(s.key)?.seconds ?? null })),
+        stages: stages.map((s) => ({ ...s, estimate_seconds: estimate.stages.get(s.key)?.seconds ?? null, estimate_twins: estimate.stages.get(s.key)?.twins ?? 0 })),
       },
       null,
       2,
