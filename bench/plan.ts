@@ -73,7 +73,7 @@ export async function benchEstimate(repeats = 5): Promise<BenchResult> {
   const runs: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t0 = performance.now();
-    const e = estimatePlan(plan);
+    const e = estimatePlan(plan, plan.dag.order);
     runs.push((performance.now() - t0) / 1000);
     if (e.toRun !== plan.dag.order.length) throw new Error(`expected ${plan.dag.order.length} stages to run, got ${e.toRun}`);
   }

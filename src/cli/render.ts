@@ -21,7 +21,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
   });
   const partial = stages.filter((s) => s.partial).length;
   const repeated = repeatedCells(plan.dag);
-  const estimate = estimatePlan(plan);
+  const estimate = estimatePlan(plan, stages.filter((s) => !s.cached).map((s) => s.key));
   if (json) {
     return `${JSON.stringify(
       {
@@ -32,7 +32,10 @@ export function renderPlan(plan: Plan, json: boolean): string {
         repeated_cells: repeated,
         counts: planCounts(plan),
         estimate: { stages_to_run: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
-        stages: stages.map((s) => ({ ...s, estimate_seconds: estimate.stages.get(s.key)?.seconds ?? null, estimate_twins: estimate.stages.get(s.key)?.twins ?? 0 })),
+        stages: stages.map((s) => {
+          const e = estimate.stages.get(s.key);
+          return { ...s, estimate_seconds: e?.seconds ?? null, estimate_twins: e?.twins ?? 0 };
+        }),
       },
       null,
       2,
@@ -50,7 +53,7 @@ export function renderPlan(plan: Plan, json: boolean): string {
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
     ...(partial > 0 ? ['', `${partial} stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)`] : []),
-    ...describeEstimate(estimate, 'to run'),
+    ...(estimate.toRun > 0 ? ['', describeEstimate(estimate, 'to run')] : []),
     '',
     ...stages.map((s) => {
       const seconds = estimate.stages.get(s.key)?.seconds;
@@ -61,17 +64,15 @@ export function renderPlan(plan: Plan, json: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
-function describeEstimate(e: PlanEstimate, which: string): string[] {
-  if (e.toRun === 0) return [];
-  if (e.estimated === 0) return ['', `time: none of the ${e.toRun} stage(s) ${which} has a finished twin in this store (the same stage with another seed), so there is no estimate`];
+/** The `time:` line; `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
+function describeEstimate(e: PlanEstimate, which: string): string {
+  if (e.estimated === 0) return `time: none of the ${e.toRun} stage(s) ${which} has a finished twin in this store (the same stage with another seed), so there is no estimate`;
   const rest = e.toRun - e.estimated;
-  return [
-    '',
+  return (
     `time: ${e.estimated} of the ${e.toRun} stage(s) ${which} have finished twins in this store (the same stage with another seed): ` +
-      `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' wall times, as loaded as the machine was then)` +
-      (rest > 0 ? `; ${rest} ${rest === 1 ? 'has' : 'have'} none and ${rest === 1 ? 'is' : 'are'} not counted` : ''),
-  ];
+    `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' wall times, as loaded as the machine was then)` +
+    (rest > 0 ? `; ${rest} ${rest === 1 ? 'has' : 'have'} none and ${rest === 1 ? 'is' : 'are'} not counted` : '')
+  );
 }
 
 export async function renderStatus(plan: Plan): Promise<string> {
@@ -79,6 +80,7 @@ export async function renderStatus(plan: Plan): Promise<string> {
   let done = 0;
   let busy = 0;
   let partial = 0;
+  const unfinished: string[] = [];
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) continue;
@@ -93,13 +95,14 @@ export async function renderStatus(plan: Plan): Promise<string> {
       state = 'partial';
       partial++;
     }
+    if (state !== 'done') unfinished.push(key);
     rows.push(`${state.padEnd(8)} ${key.slice(0, 12)}  ${n.label}`);
   }
   const total = plan.dag.order.length;
   const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
   // Running stages count in full: how far one has got is stage-specific.
-  const time = describeEstimate(estimatePlan(plan), 'not finished').slice(1);
-  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time.map((l) => `${l}\n`).join('')}`;
+  const time = unfinished.length > 0 ? `${describeEstimate(estimatePlan(plan, unfinished), 'not finished')}\n` : '';
+  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time}`;
 }
 
 export function renderSummary(plan: Plan, summary: ScheduleSummary): string {

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson } from '../spec/paths.js';
 import type { StageDef } from '../store/store.js';
+import { median } from '../util/median.js';
+import { readJsonIfReadable } from '../util/read-json.js';
 import type { Plan } from './plan-spec.js';
 
 /** What the store's history says a stage still to run will cost. */
@@ -14,7 +15,7 @@ export interface StageEstimate {
 }
 
 export interface PlanEstimate {
-  /** Per stage still to run (cached stages are absent). */
+  /** Per stage estimated. */
   stages: Map<string, StageEstimate>;
   toRun: number;
   /** Stages to run that have at least one twin. */
@@ -57,32 +58,18 @@ function costSignature(key: string, lookup: DefLookup, memo: Map<string, string 
   return signature;
 }
 
-function readJson<T>(path: string): T | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    // A damaged definition only costs an estimate, never the plan.
-    return undefined;
-  }
-}
-
-function median(values: number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
 /**
- * Estimates each stage still to run from the stages this store has finished that are its twins (the
- * same signature: the same stage apart from the seed). Only complete measurements count: artifacts
- * from before timings were recorded and stages that resumed from saved progress are left out.
+ * Estimates the given stages of the plan (those the caller found still to run) from the stages this
+ * store has finished that are their twins (the same signature: the same stage apart from the seed).
+ * Only complete measurements count: artifacts from before timings were recorded and stages that
+ * resumed from saved progress are left out.
  */
-export function estimatePlan(plan: Plan): PlanEstimate {
+export function estimatePlan(plan: Plan, keys: string[]): PlanEstimate {
+  // A missing or damaged definition only costs an estimate, never the plan.
   const lookup: DefLookup = (key) =>
     plan.dag.nodes.get(key) ??
-    readJson<StageDef>(plan.store.stageDefPath(key)) ??
-    readJson<StageDef>(join(plan.store.objectDir(key), 'stage.json'));
+    readJsonIfReadable<StageDef>(plan.store.stageDefPath(key)) ??
+    readJsonIfReadable<StageDef>(join(plan.store.objectDir(key), 'stage.json'));
   const memo = new Map<string, string | undefined>();
   const measured = new Map<string, number[]>();
   for (const m of plan.store.listManifests()) {
@@ -96,12 +83,11 @@ export function estimatePlan(plan: Plan): PlanEstimate {
   const stages = new Map<string, StageEstimate>();
   let estimated = 0;
   let seconds = 0;
-  for (const key of plan.dag.order) {
-    if (plan.store.has(key)) continue;
+  for (const key of keys) {
     // Without a single measurement there is nothing to match: skip the signatures (a fresh store).
     const s = measured.size > 0 ? costSignature(key, lookup, memo) : undefined;
     const twins = s === undefined ? [] : (measured.get(s) ?? []);
-    const estimate = twins.length > 0 ? median(twins) : null;
+    const estimate = median(twins) ?? null;
     stages.set(key, { seconds: estimate, twins: twins.length });
     if (estimate !== null) {
       estimated++;

@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pixelStats, type PixelStats } from '../distill/pixel-stats.js';
 import { readNpy } from '../store/npy.js';
 import type { CellData, SetData } from './collect.js';
 import { csvField } from './csv.js';
+import { median } from '../util/median.js';
+import { readJsonIfReadable } from '../util/read-json.js';
 import type { TableModel } from './table.js';
 
 /**
@@ -23,14 +25,6 @@ export interface SetFacts {
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-}
-
-function readJsonFile(file: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
 }
 
 function isPixelStats(v: unknown): v is PixelStats {
@@ -58,7 +52,7 @@ export function readSetFacts(meta: Record<string, unknown>, dir: string, dataset
       }
     })();
     if (images?.dtype === 'float32' && images.shape.length === 4) {
-      const norm = datasetDir ? readJsonFile(join(datasetDir, 'meta.json')) : undefined;
+      const norm = datasetDir ? readJsonIfReadable<Record<string, unknown>>(join(datasetDir, 'meta.json')) : undefined;
       const mean = Array.isArray(norm?.mean) ? (norm.mean as number[]) : undefined;
       const std = Array.isArray(norm?.std) ? (norm.std as number[]) : undefined;
       pixels = pixelStats(images.data as Float32Array, images.shape as [number, number, number, number], { mean, std });
@@ -71,13 +65,6 @@ export function readSetFacts(meta: Record<string, unknown>, dir: string, dataset
     learnedLr: num(meta.learned_lr),
     pixels,
   };
-}
-
-function median(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 function mean(values: number[]): number | undefined {
