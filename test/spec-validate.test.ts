@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { resolveSpec } from '../src/spec/resolve.js';
-import { SpecError, type SpecIssue } from '../src/spec/errors.js';
+import { SpecError, formatIssue, type SpecIssue } from '../src/spec/errors.js';
 import { makeProject, yaml } from './helpers/project.js';
 
 function issuesOf(files: Record<string, string>, main = 'spec.yaml', sets: string[] = []): { root: string; issues: SpecIssue[] } {
@@ -169,6 +169,25 @@ test('--set overrides parse YAML values and errors name the command line', () =>
   assert.equal(issues.length, 1);
   assert.match(issues[0].file, /--set distill\.ipcc=3/);
   assert.equal(issues[0].suggestion, 'ipc');
+});
+
+test('a list given where one value belongs points to sweep.axes, in the form it was written', () => {
+  const onLine = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['seed=[0, 1]']).issues;
+  assert.equal(onLine.length, 1);
+  assert.match(onLine[0].message, /expected an integer, got a list/);
+  assert.equal(onLine[0].hint, "to run one cell per value, sweep it: --set 'sweep.axes.seed=[0, 1]'");
+  assert.match(formatIssue(onLine[0]), /got a list; to run one cell per value/);
+  const inFile = issuesOf({ 'spec.yaml': GOOD.replace('ipc: 10', 'ipc: [1, 10]') }).issues;
+  assert.equal(inFile.length, 1);
+  assert.equal(inFile[0].path, 'distill.ipc');
+  assert.equal(inFile[0].hint, 'to run one cell per value, sweep it: sweep: {axes: {distill.ipc: [1, 10]}}');
+  // A sweep that then gives the value is accepted, so the hint leads somewhere valid.
+  const root = makeProject({ 'spec.yaml': `${GOOD}sweep: {axes: {distill.ipc: [1, 10]}}\n` });
+  assert.deepEqual(resolveSpec(join(root, 'spec.yaml')).cells.map((c) => c.spec.distill.ipc), [1, 10]);
+  // Not for a list where a mapping or a list item is expected, nor for a wrong scalar.
+  const other = issuesOf({ 'spec.yaml': GOOD.replace('{name: mnist}', '[mnist]').replace('ipc: 10', "ipc: 'ten'") }).issues;
+  assert.ok(other.length >= 2);
+  for (const issue of other) assert.equal(issue.hint, undefined, formatIssue(issue));
 });
 
 test('user dataset paths must exist and stay inside data_root', () => {

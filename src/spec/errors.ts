@@ -8,6 +8,8 @@ export interface SpecIssue {
   path: string;
   message: string;
   suggestion?: string;
+  /** Advice that is not a spelling fix, e.g. how to sweep a list given where one value belongs. */
+  hint?: string;
 }
 
 /** Every problem of a spec at once; the CLI prints them and exits with code 2. */
@@ -23,6 +25,7 @@ export class SpecError extends Error {
 export function formatIssue(issue: SpecIssue): string {
   const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.col}` : issue.file;
   const path = issue.path ? ` ${issue.path}:` : '';
-  const hint = issue.suggestion ? ` (did you mean '${issue.suggestion}'?)` : '';
-  return `${where}:${path} ${issue.message}${hint}`;
+  const guess = issue.suggestion ? ` (did you mean '${issue.suggestion}'?)` : '';
+  const hint = issue.hint ? `; ${issue.hint}` : '';
+  return `${where}:${path} ${issue.message}${guess}${hint}`;
 }

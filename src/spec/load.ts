@@ -26,6 +26,10 @@ export interface LoadedSpec {
 }
 
 /** Where an issue at `parts` was written: an override, the file that defines it, or its nearest ancestor. */
+/** How an issue written by a --set override names its "file". */
+export const commandLineFile = (overrideText: string): string => `command line (${overrideText})`;
+export const isCommandLine = (file: string): boolean => file.startsWith('command line (');
+
 export interface Located {
   file: string;
   line: number;
@@ -157,7 +161,7 @@ export function locateIn(spec: LoadedSpec, parts: string[], at: 'key' | 'value' 
   for (let i = spec.overrides.length - 1; i >= 0; i--) {
     const o = spec.overrides[i];
     if (dotted === o.path || dotted.startsWith(`${o.path}.`) || o.path.startsWith(`${dotted}.`)) {
-      return { file: `command line (${o.text})`, line: 0, col: 0 };
+      return { file: commandLineFile(o.text), line: 0, col: 0 };
     }
   }
   for (let i = spec.sources.length - 1; i >= 0; i--) {

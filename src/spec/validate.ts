@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import type { SpecIssue } from './errors.js';
-import type { Located } from './load.js';
+import { isCommandLine, type Located } from './load.js';
 import { displayPath, isObject, pointerToPath, type Json, type JsonObject } from './paths.js';
 import { experimentSchema, keysAt } from './schema.js';
 import { suggest } from './suggest.js';
@@ -50,8 +50,11 @@ function toIssue(err: ErrorObject, locateAt: Locator): SpecIssue {
         suggestion: typeof err.data === 'string' ? suggest(err.data, allowed) : undefined,
       };
     }
-    case 'type':
-      return { ...base(parts, 'value'), message: `expected ${typeWords((err.params as { type: unknown }).type)}, got ${describeValue(err.data)}` };
+    case 'type': {
+      const expected = (err.params as { type: unknown }).type;
+      const at = base(parts, 'value');
+      return { ...at, message: `expected ${typeWords(expected)}, got ${describeValue(err.data)}`, hint: sweepHint(parts, expected, err.data, at.file) };
+    }
     case 'pattern':
       return { ...base(parts, 'value'), message: `${describeValue(err.data)} does not match the pattern ${String((err.params as { pattern: string }).pattern)}` };
     case 'propertyNames':
@@ -59,6 +62,23 @@ function toIssue(err: ErrorObject, locateAt: Locator): SpecIssue {
     default:
       return { ...base(parts, 'value'), message: `${err.message ?? err.keyword}, got ${describeValue(err.data)}` };
   }
+}
+
+const SCALAR_TYPES = new Set(['integer', 'number', 'string', 'boolean']);
+
+/**
+ * A list where one value belongs is most often an attempt to run several values: those go under
+ * sweep.axes, one cell each. Only for dotted paths a sweep axis can name (no list indices).
+ */
+function sweepHint(parts: string[], expected: unknown, data: unknown, file: string): string | undefined {
+  const scalar = (Array.isArray(expected) ? expected : [expected]).every((t) => SCALAR_TYPES.has(String(t)));
+  if (!Array.isArray(data) || !scalar || parts.length === 0 || parts[0] === 'sweep') return undefined;
+  if (!parts.every((p) => /^[a-z_][a-z0-9_]*$/.test(p))) return undefined;
+  const values = JSON.stringify(data).replaceAll(',', ', ');
+  const dotted = parts.join('.');
+  return isCommandLine(file)
+    ? `to run one cell per value, sweep it: --set 'sweep.axes.${dotted}=${values}'`
+    : `to run one cell per value, sweep it: sweep: {axes: {${dotted}: ${values}}}`;
 }
 
 /**
