@@ -184,6 +184,13 @@ test('a list given where one value belongs points to sweep.axes, in the form it 
   // A sweep that then gives the value is accepted, so the hint leads somewhere valid.
   const root = makeProject({ 'spec.yaml': `${GOOD}sweep: {axes: {distill.ipc: [1, 10]}}\n` });
   assert.deepEqual(resolveSpec(join(root, 'spec.yaml')).cells.map((c) => c.spec.distill.ipc), [1, 10]);
+  // An axis given one value instead of a list of them.
+  const axis = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['sweep.axes.seed=3']).issues;
+  assert.equal(axis.length, 1);
+  assert.equal(axis[0].hint, "an axis lists its values, even a single one: --set 'sweep.axes.seed=[3]'");
+  const axisInFile = issuesOf({ 'spec.yaml': `${GOOD}sweep: {axes: {distill.method: dm}}\n` }).issues;
+  assert.equal(axisInFile.length, 1);
+  assert.equal(axisInFile[0].hint, 'an axis lists its values, even a single one: distill.method: ["dm"]');
   // Not for a list where a mapping or a list item is expected, nor for a wrong scalar.
   const other = issuesOf({ 'spec.yaml': GOOD.replace('{name: mnist}', '[mnist]').replace('ipc: 10', "ipc: 'ten'") }).issues;
   assert.ok(other.length >= 2);

@@ -67,18 +67,27 @@ function toIssue(err: ErrorObject, locateAt: Locator): SpecIssue {
 const SCALAR_TYPES = new Set(['integer', 'number', 'string', 'boolean']);
 
 /**
- * A list where one value belongs is most often an attempt to run several values: those go under
- * sweep.axes, one cell each. Only for dotted paths a sweep axis can name (no list indices).
+ * The two ways a sweep is most often miswritten: a list where one value belongs (meant as several
+ * runs: those go under sweep.axes, one cell each; only for paths an axis can name, no list indices),
+ * and an axis given one value instead of a list of them.
  */
 function sweepHint(parts: string[], expected: unknown, data: unknown, file: string): string | undefined {
-  const scalar = (Array.isArray(expected) ? expected : [expected]).every((t) => SCALAR_TYPES.has(String(t)));
+  const types = (Array.isArray(expected) ? expected : [expected]).map(String);
+  const flow = (value: unknown): string => JSON.stringify(value).replaceAll(',', ', ');
+  const onLine = isCommandLine(file);
+  if (parts.length === 3 && parts[0] === 'sweep' && parts[1] === 'axes' && types.includes('array') && !isObject(data as Json)) {
+    const one = flow([data]);
+    return onLine
+      ? `an axis lists its values, even a single one: --set 'sweep.axes.${parts[2]}=${one}'`
+      : `an axis lists its values, even a single one: ${parts[2]}: ${one}`;
+  }
+  const scalar = types.every((t) => SCALAR_TYPES.has(t));
   if (!Array.isArray(data) || !scalar || parts.length === 0 || parts[0] === 'sweep') return undefined;
   if (!parts.every((p) => /^[a-z_][a-z0-9_]*$/.test(p))) return undefined;
-  const values = JSON.stringify(data).replaceAll(',', ', ');
   const dotted = parts.join('.');
-  return isCommandLine(file)
-    ? `to run one cell per value, sweep it: --set 'sweep.axes.${dotted}=${values}'`
-    : `to run one cell per value, sweep it: sweep: {axes: {${dotted}: ${values}}}`;
+  return onLine
+    ? `to run one cell per value, sweep it: --set 'sweep.axes.${dotted}=${flow(data)}'`
+    : `to run one cell per value, sweep it: sweep: {axes: {${dotted}: ${flow(data)}}}`;
 }
 
 /**
