@@ -25,11 +25,11 @@ export interface LoadedSpec {
   overrides: Override[];
 }
 
-/** Where an issue at `parts` was written: an override, the file that defines it, or its nearest ancestor. */
 /** How an issue written by a --set override names its "file". */
 export const commandLineFile = (overrideText: string): string => `command line (${overrideText})`;
 export const isCommandLine = (file: string): boolean => file.startsWith('command line (');
 
+/** Where an issue at `parts` was written: an override, the file that defines it, or its nearest ancestor. */
 export interface Located {
   file: string;
   line: number;
