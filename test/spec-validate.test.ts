@@ -184,6 +184,10 @@ test('a list given where one value belongs points to sweep.axes, in the form it 
   // A sweep that then gives the value is accepted, so the hint leads somewhere valid.
   const root = makeProject({ 'spec.yaml': `${GOOD}sweep: {axes: {distill.ipc: [1, 10]}}\n` });
   assert.deepEqual(resolveSpec(join(root, 'spec.yaml')).cells.map((c) => c.spec.distill.ipc), [1, 10]);
+  // A comma inside a string value stays inside that value.
+  const quoted = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['description=[a, "b,c"]']).issues;
+  assert.equal(quoted.length, 1);
+  assert.equal(quoted[0].hint, `to run one cell per value, sweep it: --set 'sweep.axes.description=["a", "b,c"]'`);
   // An axis given one value instead of a list of them.
   const axis = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['sweep.axes.seed=3']).issues;
   assert.equal(axis.length, 1);
@@ -191,7 +195,11 @@ test('a list given where one value belongs points to sweep.axes, in the form it 
   const axisInFile = issuesOf({ 'spec.yaml': `${GOOD}sweep: {axes: {distill.method: dm}}\n` }).issues;
   assert.equal(axisInFile.length, 1);
   assert.equal(axisInFile[0].hint, 'an axis lists its values, even a single one: distill.method: ["dm"]');
-  // Not for a list where a mapping or a list item is expected, nor for a wrong scalar.
+  // Not for a key no sweep may vary (the sweep refuses it), nor for a list where a mapping or a list
+  // item is expected, nor for a wrong scalar.
+  const named = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['name=[a, b]']).issues;
+  assert.equal(named.length, 1);
+  assert.equal(named[0].hint, undefined, formatIssue(named[0]));
   const other = issuesOf({ 'spec.yaml': GOOD.replace('{name: mnist}', '[mnist]').replace('ipc: 10', "ipc: 'ten'") }).issues;
   assert.ok(other.length >= 2);
   for (const issue of other) assert.equal(issue.hint, undefined, formatIssue(issue));

@@ -20,12 +20,15 @@ interface SweepSection {
   max_cells?: number;
 }
 
+/** Top-level keys a sweep may not vary: the sweep itself, the files a spec extends, the spec's name. */
+export const UNSWEEPABLE = new Set(['sweep', 'extends', 'name']);
+
 /** Sweep paths must name a real spec field (and not the sweep itself). */
 export function checkSweepPaths(sweep: SweepSection, locateAt: Locator): SpecIssue[] {
   const issues: SpecIssue[] = [];
   const check = (path: string, parts: string[]): void => {
     const segs = splitPath(path);
-    if (segs[0] === 'sweep' || segs[0] === 'extends' || segs[0] === 'name') {
+    if (UNSWEEPABLE.has(segs[0])) {
       issues.push({ ...locateAt(parts, 'key'), path, message: `'${segs[0]}' cannot be swept` });
       return;
     }

@@ -4,6 +4,7 @@ import { isCommandLine, type Located } from './load.js';
 import { displayPath, isObject, pointerToPath, type Json, type JsonObject } from './paths.js';
 import { experimentSchema, keysAt } from './schema.js';
 import { suggest } from './suggest.js';
+import { UNSWEEPABLE } from './sweep.js';
 
 export type Locator = (parts: string[], at: 'key' | 'value') => Located;
 
@@ -73,7 +74,8 @@ const SCALAR_TYPES = new Set(['integer', 'number', 'string', 'boolean']);
  */
 function sweepHint(parts: string[], expected: unknown, data: unknown, file: string): string | undefined {
   const types = (Array.isArray(expected) ? expected : [expected]).map(String);
-  const flow = (value: unknown): string => JSON.stringify(value).replaceAll(',', ', ');
+  // JSON is YAML's flow style; the items are joined by hand so that a comma inside a string stays as written.
+  const flow = (items: unknown[]): string => `[${items.map((v) => JSON.stringify(v)).join(', ')}]`;
   const onLine = isCommandLine(file);
   if (parts.length === 3 && parts[0] === 'sweep' && parts[1] === 'axes' && types.includes('array') && !isObject(data as Json)) {
     const one = flow([data]);
@@ -82,8 +84,9 @@ function sweepHint(parts: string[], expected: unknown, data: unknown, file: stri
       : `an axis lists its values, even a single one: ${parts[2]}: ${one}`;
   }
   const scalar = types.every((t) => SCALAR_TYPES.has(t));
-  if (!Array.isArray(data) || !scalar || parts.length === 0 || parts[0] === 'sweep') return undefined;
-  if (!parts.every((p) => /^[a-z_][a-z0-9_]*$/.test(p))) return undefined;
+  if (!Array.isArray(data) || !scalar || parts.length === 0 || UNSWEEPABLE.has(parts[0])) return undefined;
+  // A sweep path is dotted keys: a value inside a list (an index in the path) cannot be an axis.
+  if (parts.some((p) => /^\d+$/.test(p))) return undefined;
   const dotted = parts.join('.');
   return onLine
     ? `to run one cell per value, sweep it: --set 'sweep.axes.${dotted}=${flow(data)}'`
