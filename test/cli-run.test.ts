@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_ENTRY } from '../src/exec/local.js';
-import { Store } from '../src/store/store.js';
+import { Store, type Manifest } from '../src/store/store.js';
 import { makeProject, yaml } from './helpers/project.js';
 import { writeNpyDataset } from './helpers/npy-dataset.js';
 
@@ -167,6 +167,8 @@ test('plan estimates the stages still to run from their finished twins (the same
   const root = project();
   const first = cli(root, ['run', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1]']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
+  // The run log gives each computed stage's wall time and the CPU time its worker recorded.
+  assert.match(first.stderr, /computed +distill random ipc=2 seed=0 +in \d+\.\ds \(\d+\.\ds CPU\)/);
   const store = new Store(join(root, '.metadd'));
   type Planned = { key: string; kind: string; label: string; cached: boolean; estimate_seconds: number | null; estimate_twins: number };
   const plan = (args: string[]) => JSON.parse(cli(root, ['plan', 'spec.yaml', '--json', ...args]).stdout) as { estimate: { stages_to_run: number; estimated: number; worker_seconds: number }; stages: Planned[] };
@@ -178,6 +180,7 @@ test('plan estimates the stages still to run from their finished twins (the same
   const seconds = (label: string): number => (label.includes('ipc=4') ? 400 : 100) * (label.includes('seed=1') ? 3 : 1) + (label.startsWith('eval') ? 10 : 0);
   for (const m of store.listManifests()) {
     assert.ok(m.compute && m.compute.seconds >= 0 && !m.compute.resumed, `${m.label}: ${JSON.stringify(m.compute)}`);
+    assert.ok(m.compute.cpuSeconds !== undefined && m.compute.cpuSeconds > 0, `${m.label}: ${JSON.stringify(m.compute)}`);
     writeFileSync(join(store.objectDir(m.key), 'manifest.json'), JSON.stringify({ ...m, compute: { seconds: seconds(m.label), resumed: false } }));
   }
   const wide = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']);
@@ -208,4 +211,17 @@ test('plan estimates the stages still to run from their finished twins (the same
   }
   const after = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']).stages.find((s) => /distill random ipc=2 seed=2/.test(s.label.replace(/ +/g, ' ')));
   assert.equal(after?.estimate_seconds, 100);
+
+  // A twin whose worker was paused or shared its core counts its CPU time; one whose backend ran
+  // several threads (more CPU than wall time) counts its wall time.
+  const ipc4 = (seed: number): Manifest | undefined =>
+    store.listManifests().find((m) => m.label.startsWith('distill') && m.label.includes('ipc=4') && m.label.includes(`seed=${seed}`));
+  const rewrite = (m: Manifest | undefined, compute: Manifest['compute']): void => {
+    assert.ok(m);
+    writeFileSync(join(store.objectDir(m.key), 'manifest.json'), JSON.stringify({ ...m, compute }));
+  };
+  rewrite(ipc4(0), { seconds: 900, cpuSeconds: 300, resumed: false });
+  rewrite(ipc4(1), { seconds: 500, cpuSeconds: 1900, resumed: false });
+  const mixed = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']).stages.find((s) => /distill random ipc=4 seed=2/.test(s.label.replace(/ +/g, ' ')));
+  assert.equal(mixed?.estimate_seconds, 400);
 });

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { canonicalJson } from '../spec/paths.js';
-import type { StageDef } from '../store/store.js';
+import type { ManifestCompute, StageDef } from '../store/store.js';
 import { median } from '../util/median.js';
 import { readJsonIfReadable } from '../util/read-json.js';
 import type { Plan } from './plan-spec.js';
 
 /** What the store's history says a stage still to run will cost. */
 export interface StageEstimate {
-  /** Median wall seconds of its measured twins; null when it has none. */
+  /** Median seconds of its measured twins (each twin's `measuredSeconds`); null when it has none. */
   seconds: number | null;
   /** How many finished stages in the store it was estimated from. */
   twins: number;
@@ -22,6 +22,16 @@ export interface PlanEstimate {
   estimated: number;
   /** Sum of the estimates of those stages: worker seconds, not wall time (workers run in parallel). */
   seconds: number;
+}
+
+/**
+ * What a finished stage's attempt says the stage costs on a machine to itself: its wall time, or its
+ * CPU time where that is less. A single-threaded worker that was paused or shared its core with other
+ * processes spent more wall time than the stage needs; a multi-threaded backend spends more CPU time
+ * than wall time, and then the wall time is the cost.
+ */
+export function measuredSeconds(compute: ManifestCompute): number {
+  return compute.cpuSeconds === undefined ? compute.seconds : Math.min(compute.seconds, compute.cpuSeconds);
 }
 
 type DefLookup = (key: string) => StageDef | undefined;
@@ -77,7 +87,7 @@ export function estimatePlan(plan: Plan, keys: string[]): PlanEstimate {
     const s = costSignature(m.key, lookup, memo);
     if (s === undefined) continue;
     const list = measured.get(s) ?? [];
-    list.push(m.compute.seconds);
+    list.push(measuredSeconds(m.compute));
     measured.set(s, list);
   }
   const stages = new Map<string, StageEstimate>();

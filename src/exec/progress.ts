@@ -26,7 +26,8 @@ export function createProgressView(dag: Dag, stream: NodeJS.WriteStream = proces
     stream.write(`${text}\n`);
   };
   const resultLine = (r: StageResult): string => {
-    const t = r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)}s` : '';
+    const cpu = r.cpuSeconds !== undefined ? ` (${r.cpuSeconds.toFixed(1)}s CPU)` : '';
+    const t = r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)}s${cpu}` : '';
     const extra = r.status === 'skipped' ? ` (upstream ${label(r.because ?? '')} failed)` : r.status === 'failed' ? `: ${(r.error ?? '').split('\n')[0]}` : '';
     return `[${finished}/${total}] ${r.status.padEnd(8)} ${r.label}${t}${extra}`;
   };

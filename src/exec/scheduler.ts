@@ -19,7 +19,21 @@ export interface StageResult {
   error?: string;
   /** For skipped stages: the failed upstream stage. */
   because?: string;
+  /** Wall seconds from dispatch to the end, as the scheduler saw them. */
   seconds?: number;
+  /** For computed stages: the CPU seconds the worker recorded in the manifest (see ManifestCompute). */
+  cpuSeconds?: number;
+}
+
+/** The CPU time a computed stage's worker recorded in its manifest, as a StageResult field. */
+export function recordedCpu(store: Store, key: string): Pick<StageResult, 'cpuSeconds'> {
+  // A log line without it is better than a failed run: the artifact itself is already committed.
+  try {
+    const cpu = store.manifest(key).compute?.cpuSeconds;
+    return cpu === undefined ? {} : { cpuSeconds: cpu };
+  } catch {
+    return {};
+  }
 }
 
 /** Ready stages probed for another process's lock per dispatch (bounds the cost on huge sweeps). */
@@ -143,7 +157,15 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
     const p = executor
       .run(node, (e) => options.onEvent?.(e), inner.signal)
       .then(
-        (outcome) => finish(key, { key, kind: node.kind, label: node.label, status: outcome, seconds: (Date.now() - t0) / 1000 }),
+        (outcome) =>
+          finish(key, {
+            key,
+            kind: node.kind,
+            label: node.label,
+            status: outcome,
+            seconds: (Date.now() - t0) / 1000,
+            ...(outcome === 'computed' ? recordedCpu(store, key) : {}),
+          }),
         (err: unknown) =>
           finish(key, {
             key,

@@ -81,6 +81,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     }
     tmp = store.newTmpDir(key);
     const started = Date.now();
+    const cpuAtStart = process.cpuUsage();
     const resumed = store.hasPartial(key);
     emit({ type: 'status', key, status: 'started' });
     const impl = await loadStage(def.kind);
@@ -118,7 +119,12 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     }
     if (controller.signal.aborted) throw controller.signal.reason as Error;
     writeFileSync(join(tmp, 'stage.json'), `${JSON.stringify(def, null, 2)}\n`);
-    await store.commit(key, def.kind, def.label, tmp, options.force === true, { seconds: (Date.now() - started) / 1000, resumed });
+    const cpu = process.cpuUsage(cpuAtStart);
+    await store.commit(key, def.kind, def.label, tmp, options.force === true, {
+      seconds: (Date.now() - started) / 1000,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      resumed,
+    });
     tmp = undefined;
     rmSync(store.scratchDir(key), { recursive: true, force: true });
     emit({ type: 'status', key, status: 'done' });

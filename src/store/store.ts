@@ -17,6 +17,12 @@ export interface ManifestFile {
 export interface ManifestCompute {
   /** Wall-clock seconds from the stage's start to its commit, under whatever load the machine had. */
   seconds: number;
+  /**
+   * CPU seconds (user + system) the worker process spent on the stage. Unlike `seconds` it does not
+   * count time the process was paused or waiting for a core another process held; with a backend that
+   * runs several threads it is above `seconds`. Absent in artifacts written before it was recorded.
+   */
+  cpuSeconds?: number;
   /** Whether it started from progress an earlier attempt saved (then `seconds` covers only the rest). */
   resumed: boolean;
 }

@@ -7,7 +7,7 @@ import type { Store } from '../../store/store.js';
 import { EVENT_PREFIX, parseEvent } from '../events.js';
 import { CLI_ENTRY } from '../local.js';
 import type { DagExecutor, DagRunOptions } from '../run-spec.js';
-import type { ScheduleSummary, StageResult, StageStatus } from '../scheduler.js';
+import { recordedCpu, type ScheduleSummary, type StageResult, type StageStatus } from '../scheduler.js';
 import { isTerminal, sacct, sbatch, scancel, scontrolShowJob, SlurmError, squeue, type JobInfo } from './commands.js';
 import { jobName, jobScript, resourceFlags, resourcesFor, type SlurmConfig } from './job.js';
 import { createSlurmView, type SlurmView } from './progress.js';
@@ -370,7 +370,8 @@ class SlurmRun {
     const log = this.store.logPath(key);
     const seconds = info?.start && info.end ? Math.max(0, (info.end.getTime() - info.start.getTime()) / 1000) : undefined;
     if (this.store.has(key)) {
-      this.finish(key, { status: t.cachedByWorker ? 'cached' : 'computed', seconds });
+      if (t.cachedByWorker) this.finish(key, { status: 'cached', seconds });
+      else this.finish(key, { status: 'computed', seconds, ...recordedCpu(this.store, key) });
       return;
     }
     if (!info || info.state === 'COMPLETED') {
