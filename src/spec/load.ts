@@ -25,15 +25,14 @@ export interface LoadedSpec {
   overrides: Override[];
 }
 
-/** How an issue written by a --set override names its "file". */
-export const commandLineFile = (overrideText: string): string => `command line (${overrideText})`;
-export const isCommandLine = (file: string): boolean => file.startsWith('command line (');
-
 /** Where an issue at `parts` was written: an override, the file that defines it, or its nearest ancestor. */
 export interface Located {
+  /** A file, or `command line (<override>)` for an override. */
   file: string;
   line: number;
   col: number;
+  /** The text of the --set override that wrote it, when one did. */
+  override?: string;
 }
 
 export function findProjectRoot(specFile: string): string {
@@ -161,7 +160,7 @@ export function locateIn(spec: LoadedSpec, parts: string[], at: 'key' | 'value' 
   for (let i = spec.overrides.length - 1; i >= 0; i--) {
     const o = spec.overrides[i];
     if (dotted === o.path || dotted.startsWith(`${o.path}.`) || o.path.startsWith(`${dotted}.`)) {
-      return { file: commandLineFile(o.text), line: 0, col: 0 };
+      return { file: `command line (${o.text})`, line: 0, col: 0, override: o.text };
     }
   }
   for (let i = spec.sources.length - 1; i >= 0; i--) {

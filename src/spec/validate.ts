@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import type { SpecIssue } from './errors.js';
-import { isCommandLine, type Located } from './load.js';
+import type { Located } from './load.js';
 import { displayPath, isObject, pointerToPath, type Json, type JsonObject } from './paths.js';
 import { experimentSchema, keysAt } from './schema.js';
 import { suggest } from './suggest.js';
@@ -54,7 +54,7 @@ function toIssue(err: ErrorObject, locateAt: Locator): SpecIssue {
     case 'type': {
       const expected = (err.params as { type: unknown }).type;
       const at = base(parts, 'value');
-      return { ...at, message: `expected ${typeWords(expected)}, got ${describeValue(err.data)}`, hint: sweepHint(parts, expected, err.data, at.file) };
+      return { ...at, message: `expected ${typeWords(expected)}, got ${describeValue(err.data)}`, hint: sweepHint(parts, expected, err.data, at) };
     }
     case 'pattern':
       return { ...base(parts, 'value'), message: `${describeValue(err.data)} does not match the pattern ${String((err.params as { pattern: string }).pattern)}` };
@@ -72,11 +72,11 @@ const SCALAR_TYPES = new Set(['integer', 'number', 'string', 'boolean']);
  * runs: those go under sweep.axes, one cell each; only for paths an axis can name, no list indices),
  * and an axis given one value instead of a list of them.
  */
-function sweepHint(parts: string[], expected: unknown, data: unknown, file: string): string | undefined {
+function sweepHint(parts: string[], expected: unknown, data: unknown, at: Located): string | undefined {
   const types = (Array.isArray(expected) ? expected : [expected]).map(String);
   // JSON is YAML's flow style; the items are joined by hand so that a comma inside a string stays as written.
   const flow = (items: unknown[]): string => `[${items.map((v) => JSON.stringify(v)).join(', ')}]`;
-  const onLine = isCommandLine(file);
+  const onLine = at.override !== undefined;
   if (parts.length === 3 && parts[0] === 'sweep' && parts[1] === 'axes' && types.includes('array') && !isObject(data as Json)) {
     const one = flow([data]);
     return onLine
