@@ -174,6 +174,12 @@ if (process.argv[2] === 'slurm-child') {
       JSON.stringify(summary.results, null, 1),
     );
     assert.equal(jobsNamed(jobPrefix).length, dag.order.length, 'one job per stage');
+    for (const r of summary.results) {
+      // The CPU time the worker inside the job recorded reaches the result and its log line.
+      assert.ok(r.cpuSeconds !== undefined && r.cpuSeconds > 0, JSON.stringify(r));
+      assert.equal(r.cpuSeconds, store.manifest(r.key).compute?.cpuSeconds);
+    }
+    assert.match(stream.text, /computed +\S.* \(\d+\.\ds CPU\)/);
     for (const key of dag.order) {
       assert.deepEqual(await store.verify(key), []);
       const kinds = events.filter((e) => e.key === key && e.type === 'status').map((e) => (e.type === 'status' ? e.status : ''));

@@ -16,6 +16,13 @@ function fmtEta(seconds: number): string {
   return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
 }
 
+/** ` in 812.4s (805.1s CPU)`: the wall time, and the CPU time the worker recorded where known; '' without either. */
+export function stageTime(r: StageResult): string {
+  if (r.seconds === undefined) return '';
+  const cpu = r.cpuSeconds !== undefined ? ` (${r.cpuSeconds.toFixed(1)}s CPU)` : '';
+  return ` in ${r.seconds.toFixed(1)}s${cpu}`;
+}
+
 /** Live bars per running stage on a terminal; one plain line per state change otherwise (logs, CI). */
 export function createProgressView(dag: Dag, stream: NodeJS.WriteStream = process.stderr): ProgressView {
   const label = (key: string): string => dag.nodes.get(key)?.label ?? key.slice(0, 12);
@@ -26,8 +33,7 @@ export function createProgressView(dag: Dag, stream: NodeJS.WriteStream = proces
     stream.write(`${text}\n`);
   };
   const resultLine = (r: StageResult): string => {
-    const cpu = r.cpuSeconds !== undefined ? ` (${r.cpuSeconds.toFixed(1)}s CPU)` : '';
-    const t = r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)}s${cpu}` : '';
+    const t = stageTime(r);
     const extra = r.status === 'skipped' ? ` (upstream ${label(r.because ?? '')} failed)` : r.status === 'failed' ? `: ${(r.error ?? '').split('\n')[0]}` : '';
     return `[${finished}/${total}] ${r.status.padEnd(8)} ${r.label}${t}${extra}`;
   };

@@ -1,4 +1,5 @@
 import type { StageResult } from '../scheduler.js';
+import { stageTime } from '../progress.js';
 
 export interface SlurmCounts {
   pending: number;
@@ -25,7 +26,7 @@ export function countsLine(c: SlurmCounts): string {
 }
 
 function resultLine(r: StageResult, total: number, finished: number, jobId?: string): string {
-  const t = r.seconds !== undefined ? ` in ${r.seconds.toFixed(1)}s` : '';
+  const t = stageTime(r);
   const job = jobId ? ` (job ${jobId})` : '';
   const why = r.status === 'skipped' ? ` (${r.because ? 'an upstream stage failed' : 'dependency never satisfied'})` : r.status === 'failed' ? `: ${(r.error ?? '').split('\n')[0]}` : '';
   return `[${finished}/${total}] ${r.status.padEnd(8)} ${r.label}${t}${job}${why}`;
