@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatDuration } from '../src/exec/estimate.js';
 import { CLI_ENTRY } from '../src/exec/local.js';
 import { Store, type Manifest } from '../src/store/store.js';
 import { makeProject, yaml } from './helpers/project.js';
@@ -118,6 +119,62 @@ test('a run killed with SIGKILL resumes where it stopped and ends with the same 
   const clean = project();
   assert.equal(cli(clean, ['run', 'spec.yaml']).status, 0);
   assert.deepEqual(contentDigest(join(root, '.metadd')), contentDigest(join(clean, '.metadd')));
+});
+
+test('status shows how far a running stage has got (its worker writes it beside the lock); the file goes with the lock', async () => {
+  const root = project();
+  // One IPC, evaluations long enough (seconds) that the worker writes its progress more than once.
+  const set = ['--set', 'eval.epochs=2000', '--set', 'sweep.axes.distill.ipc=[2]'];
+  const first = cli(root, ['run', 'spec.yaml', ...set, '--set', 'sweep.axes.seed=[0]']);
+  assert.equal(first.status, 0, first.stderr);
+  // Seed 0's stages are the twins of seed 1's: give them a known time to check the estimate's arithmetic.
+  const store = new Store(join(root, '.metadd'));
+  for (const m of store.listManifests()) writeFileSync(join(store.objectDir(m.key), 'manifest.json'), JSON.stringify({ ...m, compute: { seconds: 600, resumed: false } }));
+
+  const child = spawn(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '-j', '1', ...set], {
+    cwd: root,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MLFLOW_TRACKING_URI: '' },
+  });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  // Pause the run (workers included) once the evaluation's file says it is a fifth of the way through
+  // (the random subset's one-unit distillation is done once it reports at all).
+  const locks = join(store.root, 'locks');
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const files = existsSync(locks) ? readdirSync(locks).filter((f) => f.endsWith('.progress.json')) : [];
+      const p = files.length === 1 ? store.readProgress(files[0].replace('.progress.json', '')) : undefined;
+      if (p && p.done >= 0.2 * p.total && p.done < p.total) {
+        clearInterval(timer);
+        process.kill(-(child.pid as number), 'SIGSTOP');
+        resolve();
+      }
+    }, 20);
+  });
+  try {
+    const status = cli(root, ['status', 'spec.yaml', ...set]).stdout;
+    const running = status.split('\n').filter((l) => l.startsWith('running'));
+    assert.equal(running.length, 1, status);
+    assert.match(running[0], /eval mlp-w16 <- random ipc=\d seed=1: \d+\/\d+ model \d\/2 epoch \d+ loss [\d.]+; \d+ s in/, status);
+    assert.match(status, /\n4\/6 done, 1 running, 1 to compute\n/);
+    // The paused worker's file holds still: the running stage counts the part of its twin's 600 s it has left.
+    const files = readdirSync(locks).filter((f) => f.endsWith('.progress.json'));
+    assert.equal(files.length, 1, files.join(', '));
+    const key = files[0].replace('.progress.json', '');
+    assert.ok(key.startsWith(running[0].split(/ +/)[1]), `${key} is the running stage`);
+    const progress = store.readProgress(key);
+    assert.ok(progress && progress.total > 0, JSON.stringify(progress));
+    const expected = 600 * ((progress.total - progress.done) / progress.total);
+    assert.ok(progress.done < progress.total && formatDuration(expected) !== formatDuration(600), JSON.stringify(progress));
+    assert.match(status, new RegExp(`about ${formatDuration(expected)} of worker time for those \\(.*a running stage counts the part it has left\\); 1 has none`), status);
+  } finally {
+    process.kill(-(child.pid as number), 'SIGCONT');
+  }
+  assert.equal(await exited, 0, err);
+  assert.deepEqual(readdirSync(locks).filter((f) => f.endsWith('.progress.json')), [], 'every progress file went with its lock');
 });
 
 test('two runs of the same spec on one store compute each stage once', async () => {

@@ -184,6 +184,17 @@ test('a list given where one value belongs points to sweep.axes, in the form it 
   // A sweep that then gives the value is accepted, so the hint leads somewhere valid.
   const root = makeProject({ 'spec.yaml': `${GOOD}sweep: {axes: {distill.ipc: [1, 10]}}\n` });
   assert.deepEqual(resolveSpec(join(root, 'spec.yaml')).cells.map((c) => c.spec.distill.ipc), [1, 10]);
+  // Both command-line hints work for a dotted axis too: what follows sweep.axes. is the axis's name.
+  const plain = makeProject({ 'spec.yaml': GOOD });
+  const suggested = (issue: { hint?: string }): string => /--set '(.*)'$/.exec(issue.hint ?? '')?.[1] ?? '';
+  const dotted = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['distill.ipc=[1, 10]']).issues;
+  assert.equal(dotted[0].hint, "to run one cell per value, sweep it: --set 'sweep.axes.distill.ipc=[1, 10]'");
+  assert.deepEqual(resolveSpec(join(plain, 'spec.yaml'), { sets: [suggested(dotted[0])] }).cells.map((c) => c.spec.distill.ipc), [1, 10]);
+  const dottedAxis = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['sweep.axes.distill.ipc=5']).issues;
+  assert.equal(dottedAxis.length, 1);
+  assert.equal(dottedAxis[0].path, 'sweep.axes.distill.ipc');
+  assert.equal(dottedAxis[0].hint, "an axis lists its values, even a single one: --set 'sweep.axes.distill.ipc=[5]'");
+  assert.deepEqual(resolveSpec(join(plain, 'spec.yaml'), { sets: [suggested(dottedAxis[0])] }).cells.map((c) => c.spec.distill.ipc), [5]);
   // A comma inside a string value stays inside that value.
   const quoted = issuesOf({ 'spec.yaml': GOOD }, 'spec.yaml', ['description=[a, "b,c"]']).issues;
   assert.equal(quoted.length, 1);

@@ -2,6 +2,7 @@ import { repeatedCells } from '../dag/repeats.js';
 import type { Plan } from '../exec/plan-spec.js';
 import { planCounts } from '../exec/plan-spec.js';
 import { estimatePlan, formatDuration, type PlanEstimate } from '../exec/estimate.js';
+import { describeLiveProgress, leftFraction } from '../exec/live-progress.js';
 import type { ScheduleSummary } from '../exec/scheduler.js';
 import type { Store, Manifest } from '../store/store.js';
 
@@ -65,12 +66,13 @@ export function renderPlan(plan: Plan, json: boolean): string {
 }
 
 /** The `time:` line; `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
-function describeEstimate(e: PlanEstimate, which: string): string {
+function describeEstimate(e: PlanEstimate, which: string, runningCountLeft = false): string {
+  const partly = runningCountLeft ? '; a running stage counts the part it has left' : '';
   if (e.estimated === 0) return `time: none of the ${e.toRun} stage(s) ${which} has a finished twin in this store (the same stage with another seed), so there is no estimate`;
   const rest = e.toRun - e.estimated;
   return (
     `time: ${e.estimated} of the ${e.toRun} stage(s) ${which} have finished twins in this store (the same stage with another seed): ` +
-    `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' wall times, as loaded as the machine was then)` +
+    `about ${formatDuration(e.seconds)} of worker time for those (medians of the twins' times, wall or CPU where less${partly})` +
     (rest > 0 ? `; ${rest} ${rest === 1 ? 'has' : 'have'} none and ${rest === 1 ? 'is' : 'are'} not counted` : '')
   );
 }
@@ -81,27 +83,35 @@ export async function renderStatus(plan: Plan): Promise<string> {
   let busy = 0;
   let partial = 0;
   const unfinished: string[] = [];
+  const left = new Map<string, number>();
+  const now = Date.now();
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) continue;
     let state = 'todo';
+    let live = '';
     if (plan.store.has(key)) {
       state = 'done';
       done++;
     } else if (await plan.store.isLocked(key)) {
       state = 'running';
       busy++;
+      const p = plan.store.readProgress(key);
+      if (p) {
+        live = `: ${describeLiveProgress(p, now)}`;
+        const f = leftFraction(p);
+        if (f !== undefined) left.set(key, f);
+      }
     } else if (plan.store.hasPartial(key)) {
       state = 'partial';
       partial++;
     }
     if (state !== 'done') unfinished.push(key);
-    rows.push(`${state.padEnd(8)} ${key.slice(0, 12)}  ${n.label}`);
+    rows.push(`${state.padEnd(8)} ${key.slice(0, 12)}  ${n.label}${live}`);
   }
   const total = plan.dag.order.length;
   const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
-  // Running stages count in full: how far one has got is stage-specific.
-  const time = unfinished.length > 0 ? `${describeEstimate(estimatePlan(plan, unfinished), 'not finished')}\n` : '';
+  const time = unfinished.length > 0 ? `${describeEstimate(estimatePlan(plan, unfinished, left), 'not finished', left.size > 0)}\n` : '';
   return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time}`;
 }
 

@@ -20,7 +20,7 @@ export interface PlanEstimate {
   toRun: number;
   /** Stages to run that have at least one twin. */
   estimated: number;
-  /** Sum of the estimates of those stages: worker seconds, not wall time (workers run in parallel). */
+  /** Sum of the estimates of those stages (of what running ones have left): worker seconds, not wall time (workers run in parallel). */
   seconds: number;
 }
 
@@ -72,9 +72,10 @@ function costSignature(key: string, lookup: DefLookup, memo: Map<string, string 
  * Estimates the given stages of the plan (those the caller found still to run) from the stages this
  * store has finished that are their twins (the same signature: the same stage apart from the seed).
  * Only complete measurements count: artifacts from before timings were recorded and stages that
- * resumed from saved progress are left out.
+ * resumed from saved progress are left out. A stage in `leftFractions` (a running one) adds only that
+ * fraction of its estimate to the total.
  */
-export function estimatePlan(plan: Plan, keys: string[]): PlanEstimate {
+export function estimatePlan(plan: Plan, keys: string[], leftFractions: ReadonlyMap<string, number> = new Map()): PlanEstimate {
   // A missing or damaged definition only costs an estimate, never the plan.
   const lookup: DefLookup = (key) =>
     plan.dag.nodes.get(key) ??
@@ -101,7 +102,7 @@ export function estimatePlan(plan: Plan, keys: string[]): PlanEstimate {
     stages.set(key, { seconds: estimate, twins: twins.length });
     if (estimate !== null) {
       estimated++;
-      seconds += estimate;
+      seconds += estimate * (leftFractions.get(key) ?? 1);
     }
   }
   return { stages, toRun: stages.size, estimated, seconds };

@@ -5,6 +5,7 @@ import { loadStage } from '../stages/registry.js';
 import type { StageContext } from '../stages/contract.js';
 import { FileTracker } from '../tracking/file-tracker.js';
 import { createRng } from '../util/rng.js';
+import { liveProgressWriter } from './live-progress.js';
 import { emit } from './events.js';
 
 export interface WorkerOptions {
@@ -83,6 +84,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     const started = Date.now();
     const cpuAtStart = process.cpuUsage();
     const resumed = store.hasPartial(key);
+    const recordProgress = liveProgressWriter(store, key);
     emit({ type: 'status', key, status: 'started' });
     const impl = await loadStage(def.kind);
     const backend = def.needsTensors ? await initTensors(def) : 'none';
@@ -98,6 +100,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
       rng: createRng(def.seedKey),
       progress: {
         update: (done, total, message) => {
+          recordProgress(done, total, message);
           const now = Date.now();
           if (now - lastEmit < 200 && done < total) return;
           lastEmit = now;

@@ -9,6 +9,8 @@ const MAX_EXTENDS_DEPTH = 8;
 
 export interface Override {
   path: string;
+  /** The keys `path` names, outermost first (a sweep axis, itself a dotted path, is one key). */
+  parts: string[];
   value: Json;
   /** As typed, for error messages: `--set distill.ipc=10`. */
   text: string;
@@ -81,7 +83,17 @@ export function parseOverride(text: string): Override {
       { file: `--set ${text}`, line: 0, col: 0, path, message: `value is not valid YAML: ${(err as Error).message.split('\n')[0]}` },
     ]);
   }
-  return { path, value: value ?? null, text: `--set ${text}` };
+  return { path, parts: overrideParts(path), value: value ?? null, text: `--set ${text}` };
+}
+
+/**
+ * The keys an override's dotted path names. Under `sweep.axes` every key is an axis named by a dotted
+ * path of the spec, so the rest of the path is that one key: `sweep.axes.distill.ipc=[1, 10]` sets the
+ * axis `distill.ipc`, as `sweep: {axes: {distill.ipc: [1, 10]}}` does in a file.
+ */
+export function overrideParts(path: string): string[] {
+  const parts = splitPath(path);
+  return parts.length > 3 && parts[0] === 'sweep' && parts[1] === 'axes' ? [...parts.slice(0, 2), parts.slice(2).join('.')] : parts;
 }
 
 export function loadSpec(file: string, sets: string[] = []): LoadedSpec {
@@ -90,7 +102,7 @@ export function loadSpec(file: string, sets: string[] = []): LoadedSpec {
   const sources: SourceDoc[] = [];
   const raw = loadWithExtends(abs, projectRoot, sources, [], undefined);
   const overrides = sets.map(parseOverride);
-  for (const o of overrides) setPath(raw, o.path, o.value);
+  for (const o of overrides) setPath(raw, o.parts, o.value);
   return { file: abs, projectRoot, raw, sources, overrides };
 }
 

@@ -19,9 +19,9 @@ export function getPath(root: Json, path: string): Json | undefined {
   return node;
 }
 
-/** Sets `path` in `root` (mutating), creating intermediate objects. */
-export function setPath(root: JsonObject, path: string, value: Json): void {
-  const parts = splitPath(path);
+/** Sets `path` (dotted, or its keys) in `root` (mutating), creating intermediate objects. */
+export function setPath(root: JsonObject, path: string | readonly string[], value: Json): void {
+  const parts = typeof path === 'string' ? splitPath(path) : path;
   let node: JsonObject = root;
   for (const part of parts.slice(0, -1)) {
     const next = node[part];

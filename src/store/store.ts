@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import type { ArtifactView, StageKind } from '../stages/contract.js';
+import { readJsonIfReadable } from '../util/read-json.js';
 import { sha256File } from './hash.js';
 import { objectPath } from './layout.js';
 
@@ -36,6 +37,27 @@ export interface Manifest {
   files: ManifestFile[];
   /** Absent in artifacts written before it was recorded. */
   compute?: ManifestCompute;
+}
+
+/**
+ * A running stage's latest progress, which its worker keeps beside the stage's lock so that `metadd
+ * status` in another terminal (or on another node of a shared store) can show it.
+ */
+export interface StageProgress {
+  /** When this attempt started (ISO 8601). */
+  startedAt: string;
+  /** When the worker last wrote the file. */
+  updatedAt: string;
+  /** Units done of `total` (iterations, epochs, models: the stage's own), 0 of 0 before the first report. */
+  done: number;
+  total: number;
+  message?: string;
+  /**
+   * The first report of this attempt and when it came: a stage that resumed from saved progress
+   * starts past 0, so its pace counts from here.
+   */
+  firstDone?: number;
+  firstAt?: string;
 }
 
 /** A stage definition as the store keeps it: everything a worker needs to run the stage on its own. */
@@ -234,8 +256,23 @@ export class Store {
     const unlock = release;
     return async () => {
       rmSync(owner, { force: true });
+      rmSync(this.progressPath(key), { force: true });
       await unlock();
     };
+  }
+
+  /** Where the holder of a key's lock keeps its progress; removed with the lock. */
+  progressPath(key: string): string {
+    return `${this.dir('locks', key)}.progress.json`;
+  }
+
+  writeProgress(key: string, progress: StageProgress): void {
+    this.writeAtomic(this.progressPath(key), JSON.stringify(progress));
+  }
+
+  /** The progress a running stage's worker last wrote; undefined when there is none (yet). */
+  readProgress(key: string): StageProgress | undefined {
+    return readJsonIfReadable<StageProgress>(this.progressPath(key));
   }
 
   private async lockOnce(key: string, target: string): Promise<(() => Promise<void>) | undefined> {

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeLiveProgress, leftFraction, liveProgressWriter, secondsLeft } from '../src/exec/live-progress.js';
+import { Store, type StageProgress } from '../src/store/store.js';
+
+const T0 = Date.parse('2026-12-05T10:00:00.000Z');
+const iso = (seconds: number): string => new Date(T0 + seconds * 1000).toISOString();
+
+test('the pace counts from the first report of this attempt, so a resumed stage is not credited with earlier work', () => {
+  // Resumed at 300 of 1000 units; 100 more in 50 s: 2 units per second, 600 left.
+  const p: StageProgress = { startedAt: iso(0), updatedAt: iso(60), done: 400, total: 1000, firstDone: 300, firstAt: iso(10) };
+  assert.equal(secondsLeft(p, T0 + 60_000), 300);
+  // Read 20 s after the file was written: 20 s of that already passed.
+  assert.equal(secondsLeft(p, T0 + 80_000), 280);
+  assert.equal(leftFraction(p), 0.6);
+  assert.equal(describeLiveProgress({ ...p, message: 'epoch 40' }, T0 + 80_000), '400/1000 epoch 40; 80 s in, about 5 min left at its pace');
+  // No pace before the stage has moved past its first report, and none before any report.
+  assert.equal(secondsLeft({ ...p, done: 300 }, T0 + 60_000), undefined);
+  assert.equal(describeLiveProgress({ ...p, done: 300 }, T0 + 60_000), '300/1000; 60 s in');
+  const fresh: StageProgress = { startedAt: iso(0), updatedAt: iso(0), done: 0, total: 0 };
+  assert.equal(leftFraction(fresh), undefined);
+  assert.equal(describeLiveProgress(fresh, T0 + 5000), 'starting; 5 s in');
+});
+
+test('the worker writes its start at once, then at most every two seconds, and always the last report', () => {
+  const store = new Store(mkdtempSync(join(tmpdir(), 'metadd-live-')));
+  let now = T0;
+  const record = liveProgressWriter(store, 'k', () => now);
+  assert.deepEqual(store.readProgress('k'), { startedAt: iso(0), updatedAt: iso(0), done: 0, total: 0 });
+  now += 1000;
+  record(5, 100, 'a');
+  assert.deepEqual(store.readProgress('k'), { startedAt: iso(0), updatedAt: iso(1), done: 5, total: 100, message: 'a', firstDone: 5, firstAt: iso(1) });
+  now += 1500;
+  record(20, 100, 'b');
+  assert.equal(store.readProgress('k')?.done, 5, 'within two seconds of the last write: not written');
+  now += 600;
+  record(30, 100);
+  const p = store.readProgress('k');
+  assert.equal(p?.done, 30);
+  assert.equal(p?.message, undefined);
+  assert.equal(p?.firstDone, 5);
+  now += 100;
+  record(100, 100);
+  assert.equal(store.readProgress('k')?.done, 100, 'the last report is always written');
+});
