@@ -46,3 +46,11 @@ test('the worker writes its start at once, then at most every two seconds, and a
   record(100, 100);
   assert.equal(store.readProgress('k')?.done, 100, 'the last report is always written');
 });
+
+test('a progress file that cannot be written does not fail the stage', () => {
+  // Only the method the writer calls: a store whose disk is full.
+  const full = { writeProgress: () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }); } } as unknown as Store;
+  const record = liveProgressWriter(full, 'k');
+  assert.doesNotThrow(() => record(1, 2, 'x'));
+  assert.doesNotThrow(() => record(2, 2));
+});

@@ -10,7 +10,15 @@ const WRITE_INTERVAL_MS = 2000;
  */
 export function liveProgressWriter(store: Store, key: string, now: () => number = Date.now): (done: number, total: number, message?: string) => void {
   const startedAt = new Date(now()).toISOString();
-  store.writeProgress(key, { startedAt, updatedAt: startedAt, done: 0, total: 0 });
+  // A file that cannot be written (a full disk) costs `metadd status` its detail, never the stage.
+  const write = (p: StageProgress): void => {
+    try {
+      store.writeProgress(key, p);
+    } catch {
+      // Nothing to do: the next report tries again.
+    }
+  };
+  write({ startedAt, updatedAt: startedAt, done: 0, total: 0 });
   let first: { done: number; at: string } | undefined;
   let lastWrite = 0;
   return (done, total, message) => {
@@ -19,7 +27,7 @@ export function liveProgressWriter(store: Store, key: string, now: () => number 
     first ??= { done, at };
     if (t - lastWrite < WRITE_INTERVAL_MS && done < total) return;
     lastWrite = t;
-    store.writeProgress(key, { startedAt, updatedAt: at, done, total, ...(message === undefined ? {} : { message }), firstDone: first.done, firstAt: first.at });
+    write({ startedAt, updatedAt: at, done, total, ...(message === undefined ? {} : { message }), firstDone: first.done, firstAt: first.at });
   };
 }
 
