@@ -131,15 +131,19 @@ test('status shows how far a running stage has got (its worker writes it beside 
   const store = new Store(join(root, '.metadd'));
   for (const m of store.listManifests()) writeFileSync(join(store.objectDir(m.key), 'manifest.json'), JSON.stringify({ ...m, compute: { seconds: 600, resumed: false } }));
 
-  const child = spawn(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '-j', '1', ...set], {
-    cwd: root,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MLFLOW_TRACKING_URI: '' },
-  });
-  let err = '';
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const start = () => {
+    const c = spawn(process.execPath, [CLI_ENTRY, 'run', 'spec.yaml', '-j', '1', ...set], {
+      cwd: root,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MLFLOW_TRACKING_URI: '' },
+    });
+    const run = { child: c, err: '', exited: new Promise<number | null>((r) => c.on('exit', (code) => r(code))) };
+    c.stderr.on('data', (d: Buffer) => (run.err += d.toString()));
+    return run;
+  };
+  const runA = start();
+  const { child, exited } = runA;
   // Pause the run (workers included) once the evaluation's file says it is a fifth of the way through
   // (the random subset's one-unit distillation is done once it reports at all).
   const locks = join(store.root, 'locks');
@@ -170,10 +174,27 @@ test('status shows how far a running stage has got (its worker writes it beside 
     const expected = 600 * ((progress.total - progress.done) / progress.total);
     assert.ok(progress.done < progress.total && formatDuration(expected) !== formatDuration(600), JSON.stringify(progress));
     assert.match(status, new RegExp(`about ${formatDuration(expected)} of worker time for those \\(.*a running stage counts the part it has left\\); 1 has none`), status);
-  } finally {
+
+    // A second run of the same spec waits for that stage and says how far the first has got, once
+    // (then every 30 s), not at every poll. The pause stays well under the lock's staleness (15 s).
+    const second = start();
+    const t0 = Date.now();
+    while (!/waiting +eval/.test(second.err) && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 20));
+    assert.match(second.err, /waiting +eval mlp-w16 <- random ipc=2 seed=1: another process is computing this stage \(\d+\/\d+ model \d\/2 epoch \d+ loss [\d.]+; \d+ s in/, second.err);
     process.kill(-(child.pid as number), 'SIGCONT');
+    assert.equal(await second.exited, 0, second.err);
+    const notes = second.err.split('\n').filter((l) => /waiting +eval/.test(l)).length;
+    assert.ok(notes <= 1 + Math.floor((Date.now() - t0) / 30_000), `${notes} waiting notes:\n${second.err}`);
+    assert.match(second.err, /cached +eval mlp-w16 <- random ipc=2 seed=1/);
+  } finally {
+    // Continued above unless an assertion failed first; by now it may have finished.
+    try {
+      process.kill(-(child.pid as number), 'SIGCONT');
+    } catch {
+      // Already exited.
+    }
   }
-  assert.equal(await exited, 0, err);
+  assert.equal(await exited, 0, runA.err);
   assert.deepEqual(readdirSync(locks).filter((f) => f.endsWith('.progress.json')), [], 'every progress file went with its lock');
 });
 

@@ -5,7 +5,7 @@ import { loadStage } from '../stages/registry.js';
 import type { StageContext } from '../stages/contract.js';
 import { FileTracker } from '../tracking/file-tracker.js';
 import { createRng } from '../util/rng.js';
-import { liveProgressWriter } from './live-progress.js';
+import { describeLiveProgress, liveProgressWriter } from './live-progress.js';
 import { emit } from './events.js';
 
 export interface WorkerOptions {
@@ -41,6 +41,9 @@ export function explainWasmAbort(err: unknown): unknown {
   );
 }
 
+/** How often a worker waiting for another process's stage says so again (the plain log's progress interval). */
+const WAIT_NOTE_MS = 30_000;
+
 /**
  * Runs one stage over the store: the unit of work of every executor. Takes the stage's lock (or
  * waits while another process computes it), runs the implementation into a temporary directory and
@@ -54,8 +57,15 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     return 'cached';
   }
   let release = await store.tryLock(key);
+  let lastWaitNote = -Infinity;
   while (!release) {
-    emit({ type: 'status', key, status: 'waiting', detail: 'another process is computing this stage' });
+    // Said once, then every WAIT_NOTE_MS with how far the other process has got: a plain log prints each note.
+    const now = Date.now();
+    if (now - lastWaitNote >= WAIT_NOTE_MS) {
+      lastWaitNote = now;
+      const theirs = store.readProgress(key);
+      emit({ type: 'status', key, status: 'waiting', detail: `another process is computing this stage${theirs ? ` (${describeLiveProgress(theirs, now)})` : ''}` });
+    }
     await sleep(options.pollMs ?? 500);
     if (store.has(key) && !options.force) {
       emit({ type: 'status', key, status: 'cached' });
