@@ -235,6 +235,9 @@ test('Ctrl-C (SIGINT) stops the run cleanly with exit 130; the next run complete
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   assert.equal(code, 130, err + out);
   assert.match(out, /interrupted: run the same command again to resume/);
+  // The stage the run stopped is interrupted, not failed, and what depends on it is not started, not skipped.
+  assert.match(out, /tiny: \d+ computed, \d+ cached, 0 failed, 0 skipped, [12] interrupted, \d+ not started/);
+  assert.doesNotMatch(out, /FAILED|skipped .*needs/);
   const store = new Store(join(root, '.metadd'));
   assert.equal(readdirSync(join(store.root, 'tmp')).length, 0, 'interrupted workers removed their partial output');
   const resumed = cli(root, ['run', 'spec.yaml']);

@@ -119,7 +119,8 @@ export function renderSummary(plan: Plan, summary: ScheduleSummary): string {
   const count = (s: string): number => summary.results.filter((r) => r.status === s).length;
   const lines = [
     '',
-    `${plan.resolved.base.name}: ${count('computed')} computed, ${count('cached')} cached, ${count('failed')} failed, ${count('skipped')} skipped, ${count('pending')} not started`,
+    `${plan.resolved.base.name}: ${count('computed')} computed, ${count('cached')} cached, ${count('failed')} failed, ${count('skipped')} skipped, ` +
+      `${count('interrupted') > 0 ? `${count('interrupted')} interrupted, ` : ''}${count('pending')} not started`,
   ];
   for (const r of summary.results.filter((x) => x.status === 'failed')) lines.push(`  FAILED ${r.label}: ${r.error ?? ''}`);
   for (const r of summary.results.filter((x) => x.status === 'skipped')) {

@@ -89,7 +89,8 @@ export async function runPlan(plan: Plan, options: RunOptions = {}): Promise<Run
   const live = target ? new LiveSync(root, runId, target) : undefined;
   const recording: Promise<unknown>[] = [];
   const record = (r: StageResult): void => {
-    if (r.status === 'pending' || r.status === 'running') return;
+    // An interrupted stage is recorded by the run that finishes it, like one not started.
+    if (r.status === 'pending' || r.status === 'running' || r.status === 'interrupted') return;
     const done = recordStage(root, runId, { key: r.key, kind: r.kind, label: r.label, status: r.status, ...(r.error ? { error: r.error } : {}) });
     recording.push(done);
     if (r.status === 'computed') void done.then(() => live?.poke());

@@ -9,7 +9,8 @@ export interface Executor {
   run(node: StageNode, onEvent: (event: WorkerEvent) => void, signal: AbortSignal): Promise<WorkerOutcome>;
 }
 
-export type StageStatus = 'pending' | 'running' | 'computed' | 'cached' | 'failed' | 'skipped';
+/** `interrupted`: stopped by the run's own cancellation (Ctrl-C); its saved progress waits for the next run. */
+export type StageStatus = 'pending' | 'running' | 'computed' | 'cached' | 'failed' | 'skipped' | 'interrupted';
 
 export interface StageResult {
   key: string;
@@ -171,7 +172,8 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
             key,
             kind: node.kind,
             label: node.label,
-            status: 'failed',
+            // A worker the run itself stopped did not fail: its dependents are not started, not skipped.
+            status: inner.signal.aborted ? 'interrupted' : 'failed',
             error: err instanceof Error ? err.message : String(err),
             seconds: (Date.now() - t0) / 1000,
           }),

@@ -466,8 +466,8 @@ class SlurmRun {
     for (const key of own) {
       if (this.results.has(key)) continue;
       const t = this.track(key);
-      // A job that was running is a failed attempt (as under the local executor); pending ones never started.
-      if (t.status === 'running') this.finish(key, { status: 'failed', error: `interrupted: slurm job ${t.jobId} cancelled` });
+      // A job that was running is an interrupted attempt (as under the local executor); pending ones never started.
+      if (t.status === 'running') this.finish(key, { status: 'interrupted', error: `slurm job ${t.jobId} cancelled` });
     }
   }
 }
