@@ -305,4 +305,9 @@ test('plan estimates the stages still to run from their finished twins (the same
   rewrite(ipc4(1), { seconds: 500, cpuSeconds: 1900, resumed: false });
   const mixed = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']).stages.find((s) => /distill random ipc=4 seed=2/.test(s.label.replace(/ +/g, ' ')));
   assert.equal(mixed?.estimate_seconds, 400);
+
+  // `run` opens with the same estimate: 100 + 400 s for the distillations, 210 + 810 s for the evaluations.
+  const widened = cli(root, ['run', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']);
+  assert.equal(widened.status, 0, widened.stderr);
+  assert.match(widened.stderr, /^spec tiny: 14 stage\(s\), 9 cached, 5 to run, store \S+\ntime: 4 of the 5 stage\(s\) to run have finished twins .*: about 25 min of worker time/);
 });

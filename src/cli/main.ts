@@ -10,7 +10,7 @@ import { runPlan } from '../exec/run-spec.js';
 import { METADD_VERSION } from '../util/version.js';
 import { syncStore } from '../exec/sync-cmd.js';
 import { startLocalUi } from '../tracking/local-ui.js';
-import { renderPlan, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
+import { renderPlan, renderRunHeader, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
 import { describePublish, publishReport, rebuildReport } from '../report/publish.js';
 
 
@@ -93,6 +93,7 @@ program
   .action((spec: string, flags: SpecFlags & { jobs?: number; force?: boolean; trackingUri?: string; executor?: 'local' | 'slurm' }) =>
     guard(async () => {
       const plan = planSpec(spec, planOptions(flags));
+      process.stderr.write(renderRunHeader(plan));
       const controller = new AbortController();
       // Stays registered (not `once`): execa's signal-exit re-raises a signal nobody else listens to,
       // which would kill us before the workers are stopped. A second Ctrl-C exits at once.

@@ -65,6 +65,16 @@ export function renderPlan(plan: Plan, json: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** What `metadd run` says before it starts: how much of the plan is to run and, from finished twins, how long. */
+export function renderRunHeader(plan: Plan): string {
+  const toRun = plan.dag.order.filter((k) => !plan.store.has(k));
+  const resume = toRun.filter((k) => plan.store.hasPartial(k)).length;
+  const head =
+    `spec ${plan.resolved.base.name}: ${plan.dag.order.length} stage(s), ${plan.dag.order.length - toRun.length} cached, ${toRun.length} to run` +
+    `${resume > 0 ? ` (${resume} resume from saved progress)` : ''}, store ${plan.store.root}`;
+  return toRun.length > 0 ? `${head}\n${describeEstimate(estimatePlan(plan, toRun), 'to run')}\n` : `${head}\n`;
+}
+
 /** The `time:` line; `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
 function describeEstimate(e: PlanEstimate, which: string, runningCountLeft = false): string {
   const partly = runningCountLeft ? '; a running stage counts the part it has left' : '';
