@@ -84,6 +84,9 @@ export function createProgressView(dag: Dag, stream: NodeJS.WriteStream = proces
       } else if (e.type === 'status' && e.status === 'started') {
         started.set(e.key, Date.now());
         bars.set(e.key, multibar.create(1, 0, { stage: label(e.key), msg: '', eta_h: '' }));
+      } else if (e.type === 'status' && e.status === 'waiting') {
+        // No bar of its own (the other process has it); the worker says this once, then every 30 s.
+        multibar.log(`          waiting  ${label(e.key)}: ${e.detail ?? ''}\n`);
       } else if (e.type === 'progress') {
         const bar = bars.get(e.key);
         if (!bar) return;
@@ -94,6 +97,8 @@ export function createProgressView(dag: Dag, stream: NodeJS.WriteStream = proces
       }
     },
     stop() {
+      // stop() does not write lines logged since the last redraw (the last results): redraw first.
+      multibar.update();
       multibar.stop();
     },
   };
