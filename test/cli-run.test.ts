@@ -174,6 +174,18 @@ test('status shows how far a running stage has got (its worker writes it beside 
     const expected = 600 * ((progress.total - progress.done) / progress.total);
     assert.ok(progress.done < progress.total && formatDuration(expected) !== formatDuration(600), JSON.stringify(progress));
     assert.match(status, new RegExp(`about ${formatDuration(expected)} of worker time for those \\(.*a running stage counts the part it has left\\); 1 has none`), status);
+    // The same for scripts.
+    type StatusJson = {
+      counts: Record<string, number>;
+      estimate: { stages_not_finished: number; estimated: number; worker_seconds: number };
+      stages: { key: string; state: string; progress?: { done: number; total: number }; estimate_seconds: number | null }[];
+    };
+    const asJson = JSON.parse(cli(root, ['status', 'spec.yaml', ...set, '--json']).stdout) as StatusJson;
+    assert.deepEqual(asJson.counts, { done: 4, running: 1, partial: 0, todo: 1 });
+    const live = asJson.stages.find((st) => st.state === 'running');
+    assert.equal(live?.key, key);
+    assert.deepEqual([live?.progress?.done, live?.progress?.total, live?.estimate_seconds], [progress.done, progress.total, 600]);
+    assert.deepEqual(asJson.estimate, { stages_not_finished: 2, estimated: 1, worker_seconds: expected });
 
     // A second run of the same spec waits for that stage and says how far the first has got, once
     // (then every 30 s), not at every poll. The pause stays well under the lock's staleness (15 s).

@@ -120,8 +120,9 @@ program
   .addOption(setOption())
   .addOption(backendOption())
   .option('--store <dir>', 'artifact store')
-  .action((spec: string, flags: SpecFlags) => guard(async () => {
-    process.stdout.write(await renderStatus(planSpec(spec, planOptions(flags))));
+  .option('--json', 'machine-readable output')
+  .action((spec: string, flags: SpecFlags & { json?: boolean }) => guard(async () => {
+    process.stdout.write(await renderStatus(planSpec(spec, planOptions(flags)), flags.json === true));
     return 0;
   }));
 

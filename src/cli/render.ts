@@ -2,9 +2,9 @@ import { repeatedCells } from '../dag/repeats.js';
 import type { Plan } from '../exec/plan-spec.js';
 import { planCounts } from '../exec/plan-spec.js';
 import { estimatePlan, formatDuration, type PlanEstimate } from '../exec/estimate.js';
-import { describeLiveProgress, leftFraction } from '../exec/live-progress.js';
+import { describeLiveProgress, leftFraction, secondsLeft } from '../exec/live-progress.js';
 import type { ScheduleSummary } from '../exec/scheduler.js';
-import type { Store, Manifest } from '../store/store.js';
+import type { Store, Manifest, StageProgress } from '../store/store.js';
 
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -87,41 +87,59 @@ function describeEstimate(e: PlanEstimate, which: string, runningCountLeft = fal
   );
 }
 
-export async function renderStatus(plan: Plan): Promise<string> {
-  const rows: string[] = [];
-  let done = 0;
-  let busy = 0;
-  let partial = 0;
-  const unfinished: string[] = [];
+type StageState = 'done' | 'running' | 'partial' | 'todo';
+
+/** Where every stage of a plan stands in the store now, with the live progress of the running ones. */
+async function collectStatus(plan: Plan): Promise<{ stages: { key: string; kind: string; label: string; state: StageState; progress?: StageProgress }[]; estimate: PlanEstimate; left: Map<string, number> }> {
+  const stages: { key: string; kind: string; label: string; state: StageState; progress?: StageProgress }[] = [];
   const left = new Map<string, number>();
-  const now = Date.now();
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) continue;
-    let state = 'todo';
-    let live = '';
-    if (plan.store.has(key)) {
-      state = 'done';
-      done++;
-    } else if (await plan.store.isLocked(key)) {
+    let state: StageState = 'todo';
+    let progress: StageProgress | undefined;
+    if (plan.store.has(key)) state = 'done';
+    else if (await plan.store.isLocked(key)) {
       state = 'running';
-      busy++;
-      const p = plan.store.readProgress(key);
-      if (p) {
-        live = `: ${describeLiveProgress(p, now)}`;
-        const f = leftFraction(p);
-        if (f !== undefined) left.set(key, f);
-      }
-    } else if (plan.store.hasPartial(key)) {
-      state = 'partial';
-      partial++;
-    }
-    if (state !== 'done') unfinished.push(key);
-    rows.push(`${state.padEnd(8)} ${key.slice(0, 12)}  ${n.label}${live}`);
+      progress = plan.store.readProgress(key);
+      const f = progress ? leftFraction(progress) : undefined;
+      if (f !== undefined) left.set(key, f);
+    } else if (plan.store.hasPartial(key)) state = 'partial';
+    stages.push({ key, kind: n.kind, label: n.label, state, ...(progress ? { progress } : {}) });
   }
-  const total = plan.dag.order.length;
+  const unfinished = stages.filter((s) => s.state !== 'done').map((s) => s.key);
+  return { stages, estimate: estimatePlan(plan, unfinished, left), left };
+}
+
+export async function renderStatus(plan: Plan, json = false): Promise<string> {
+  const { stages, estimate, left } = await collectStatus(plan);
+  const count = (state: StageState): number => stages.filter((s) => s.state === state).length;
+  const now = Date.now();
+  if (json) {
+    return `${JSON.stringify(
+      {
+        spec: plan.resolved.base.name,
+        store: plan.store.root,
+        counts: { done: count('done'), running: count('running'), partial: count('partial'), todo: count('todo') },
+        // Worker seconds of the unfinished stages with finished twins, running ones for the part they have left.
+        estimate: { stages_not_finished: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
+        stages: stages.map((s) => ({
+          ...s,
+          ...(s.progress ? { seconds_left_at_pace: secondsLeft(s.progress, now) ?? null } : {}),
+          estimate_seconds: estimate.stages.get(s.key)?.seconds ?? null,
+        })),
+      },
+      null,
+      2,
+    )}\n`;
+  }
+  const rows = stages.map((s) => `${s.state.padEnd(8)} ${s.key.slice(0, 12)}  ${s.label}${s.progress ? `: ${describeLiveProgress(s.progress, now)}` : ''}`);
+  const total = stages.length;
+  const done = count('done');
+  const busy = count('running');
+  const partial = count('partial');
   const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
-  const time = unfinished.length > 0 ? `${describeEstimate(estimatePlan(plan, unfinished, left), 'not finished', left.size > 0)}\n` : '';
+  const time = estimate.toRun > 0 ? `${describeEstimate(estimate, 'not finished', left.size > 0)}\n` : '';
   return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time}`;
 }
 
