@@ -89,9 +89,18 @@ function describeEstimate(e: PlanEstimate, which: string, runningCountLeft = fal
 
 type StageState = 'done' | 'running' | 'partial' | 'todo';
 
+interface StatusRow {
+  key: string;
+  kind: string;
+  label: string;
+  state: StageState;
+  /** What a running stage's worker last wrote. */
+  progress?: StageProgress;
+}
+
 /** Where every stage of a plan stands in the store now, with the live progress of the running ones. */
-async function collectStatus(plan: Plan): Promise<{ stages: { key: string; kind: string; label: string; state: StageState; progress?: StageProgress }[]; estimate: PlanEstimate; left: Map<string, number> }> {
-  const stages: { key: string; kind: string; label: string; state: StageState; progress?: StageProgress }[] = [];
+async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimate: PlanEstimate; left: Map<string, number> }> {
+  const stages: StatusRow[] = [];
   const left = new Map<string, number>();
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
