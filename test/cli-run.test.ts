@@ -260,6 +260,8 @@ test('plan estimates the stages still to run from their finished twins (the same
   const root = project();
   const first = cli(root, ['run', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1]']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
+  // A first run has no twins to estimate from, and its opening line says only what it will compute.
+  assert.match(first.stderr, /^spec tiny: 10 stage\(s\), 0 cached, 10 to run, store \S+\n(?!time:)/);
   // The run log gives each computed stage's wall time and the CPU time its worker recorded.
   assert.match(first.stderr, /computed +distill random ipc=2 seed=0 +in \d+\.\ds \(\d+\.\ds CPU\)/);
   const store = new Store(join(root, '.metadd'));

@@ -72,7 +72,9 @@ export function renderRunHeader(plan: Plan): string {
   const head =
     `spec ${plan.resolved.base.name}: ${plan.dag.order.length} stage(s), ${plan.dag.order.length - toRun.length} cached, ${toRun.length} to run` +
     `${resume > 0 ? ` (${resume} resume from saved progress)` : ''}, store ${plan.store.root}`;
-  return toRun.length > 0 ? `${head}\n${describeEstimate(estimatePlan(plan, toRun), 'to run')}\n` : `${head}\n`;
+  // Without a twin there is nothing to say about time here (`plan` says so; a first run needs no reminder).
+  const estimate = toRun.length > 0 ? estimatePlan(plan, toRun) : undefined;
+  return estimate && estimate.estimated > 0 ? `${head}\n${describeEstimate(estimate, 'to run')}\n` : `${head}\n`;
 }
 
 /** The `time:` line; `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
