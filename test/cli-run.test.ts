@@ -61,10 +61,11 @@ test('run computes everything, a re-run is fully cached, and the same spec gives
   const a = project();
   const first = cli(a, ['run', 'spec.yaml', '-j', '2']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
-  assert.match(first.stdout, /tiny: 10 computed, 0 cached, 0 failed/);
+  assert.match(first.stdout, /tiny: 10 computed, 0 cached, 0 failed.*\ntime: \d+ s wall; the 10 computed stage\(s\) took \d+ s of worker time \(\d+ s of CPU\)\n/);
   const again = cli(a, ['run', 'spec.yaml']);
   assert.equal(again.status, 0);
   assert.match(again.stdout, /tiny: 0 computed, 10 cached/);
+  assert.doesNotMatch(again.stdout, /^time:/m, 'nothing computed, nothing to time');
   const runs = readdirSync(join(a, '.metadd', 'runs'));
   assert.equal(runs.length, 2);
   const log = JSON.parse(readFileSync(join(a, '.metadd', 'runs', runs.sort()[0], 'run.json'), 'utf8')) as { status: string; stages: unknown[] };

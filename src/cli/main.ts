@@ -93,6 +93,7 @@ program
   .action((spec: string, flags: SpecFlags & { jobs?: number; force?: boolean; trackingUri?: string; executor?: 'local' | 'slurm' }) =>
     guard(async () => {
       const plan = planSpec(spec, planOptions(flags));
+      const startedAt = Date.now();
       process.stderr.write(renderRunHeader(plan));
       const controller = new AbortController();
       // Stays registered (not `once`): execa's signal-exit re-raises a signal nobody else listens to,
@@ -105,7 +106,7 @@ program
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
       const summary = await runPlan(plan, { jobs: flags.jobs, force: flags.force, signal: controller.signal, trackingUri: flags.trackingUri, executorKind: flags.executor });
-      process.stdout.write(renderSummary(plan, summary));
+      process.stdout.write(renderSummary(plan, summary, (Date.now() - startedAt) / 1000));
       if (!summary.interrupted) process.stdout.write(describePublish(await publishReport(plan)));
       process.stdout.write(`${summary.tracking}\n`);
       if (summary.interrupted) return 130;

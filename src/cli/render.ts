@@ -154,12 +154,26 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
   return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time}`;
 }
 
-export function renderSummary(plan: Plan, summary: ScheduleSummary): string {
+/** `time: 7 min wall; the 20 computed stage(s) took 12 min of worker time (11 min of CPU)`, or '' when nothing was computed. */
+function describeRunTime(results: ScheduleSummary['results'], wallSeconds: number): string {
+  const computed = results.filter((r) => r.status === 'computed');
+  if (computed.length === 0) return '';
+  const worker = computed.reduce((t, r) => t + (r.seconds ?? 0), 0);
+  const cpu = computed.every((r) => r.cpuSeconds !== undefined) ? computed.reduce((t, r) => t + (r.cpuSeconds ?? 0), 0) : undefined;
+  return (
+    `time: ${formatDuration(wallSeconds)} wall; the ${computed.length} computed stage(s) took ${formatDuration(worker)} of worker time` +
+    (cpu === undefined ? '' : ` (${formatDuration(cpu)} of CPU)`)
+  );
+}
+
+export function renderSummary(plan: Plan, summary: ScheduleSummary, wallSeconds?: number): string {
   const count = (s: string): number => summary.results.filter((r) => r.status === s).length;
+  const time = wallSeconds === undefined ? '' : describeRunTime(summary.results, wallSeconds);
   const lines = [
     '',
     `${plan.resolved.base.name}: ${count('computed')} computed, ${count('cached')} cached, ${count('failed')} failed, ${count('skipped')} skipped, ` +
       `${count('interrupted') > 0 ? `${count('interrupted')} interrupted, ` : ''}${count('pending')} not started`,
+    ...(time ? [time] : []),
   ];
   for (const r of summary.results.filter((x) => x.status === 'failed')) lines.push(`  FAILED ${r.label}: ${r.error ?? ''}`);
   for (const r of summary.results.filter((x) => x.status === 'skipped')) {
