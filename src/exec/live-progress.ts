@@ -21,13 +21,13 @@ export function liveProgressWriter(store: Store, key: string, now: () => number 
   write({ startedAt, updatedAt: startedAt, done: 0, total: 0 });
   let first: { done: number; at: string } | undefined;
   let lastWrite = 0;
+  // Called at every step of a stage: the timestamps are formatted only for the reports that are kept.
   return (done, total, message) => {
     const t = now();
-    const at = new Date(t).toISOString();
-    first ??= { done, at };
+    first ??= { done, at: new Date(t).toISOString() };
     if (t - lastWrite < WRITE_INTERVAL_MS && done < total) return;
     lastWrite = t;
-    write({ startedAt, updatedAt: at, done, total, ...(message === undefined ? {} : { message }), firstDone: first.done, firstAt: first.at });
+    write({ startedAt, updatedAt: new Date(t).toISOString(), done, total, ...(message === undefined ? {} : { message }), firstDone: first.done, firstAt: first.at });
   };
 }
 
