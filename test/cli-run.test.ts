@@ -253,6 +253,16 @@ test('Ctrl-C (SIGINT) stops the run cleanly with exit 130; the next run complete
   assert.doesNotMatch(out, /FAILED|skipped .*needs/);
   const store = new Store(join(root, '.metadd'));
   assert.equal(readdirSync(join(store.root, 'tmp')).length, 0, 'interrupted workers removed their partial output');
+  // A stopped worker leaves its owner file (and its progress file); `cache gc` removes them unless the
+  // stage saved progress to resume from, whose progress file the next plan reads.
+  const lockFiles = () => readdirSync(join(store.root, 'locks')).filter((f) => f.endsWith('.json')).sort();
+  const left = lockFiles();
+  assert.ok(left.some((f) => f.endsWith('.owner.json')), left.join(', '));
+  const gc = cli(root, ['cache', 'gc']);
+  assert.equal(gc.status, 0, gc.stderr);
+  const kept = left.filter((f) => f.endsWith('.progress.json') && store.hasPartial(f.replace('.progress.json', '')));
+  assert.deepEqual(lockFiles(), kept, gc.stdout);
+  assert.ok(gc.stdout.endsWith(`scratch, ${left.length - kept.length} leftover lock file(s)\n`), gc.stdout);
   const resumed = cli(root, ['run', 'spec.yaml']);
   assert.equal(resumed.status, 0, resumed.stderr);
 });
@@ -321,8 +331,29 @@ test('plan estimates the stages still to run from their finished twins (the same
   const mixed = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']).stages.find((s) => /distill random ipc=4 seed=2/.test(s.label.replace(/ +/g, ' ')));
   assert.equal(mixed?.estimate_seconds, 400);
 
-  // `run` opens with the same estimate: 100 + 400 s for the distillations, 210 + 810 s for the evaluations.
+  const opening = (r: ReturnType<typeof cli>): string => r.stderr.split('\n').slice(0, 2).join('\n');
+
+  // An evaluation an earlier attempt stopped three quarters of the way (saved progress in its scratch
+  // folder, its last report beside its lock) counts the quarter it has left: 810 s becomes 202.5 s.
+  const evalIpc4 = wide.stages.find((s) => s.kind === 'eval' && s.estimate_seconds === 810) ?? assert.fail('no IPC-4 evaluation to run');
+  writeFileSync(join(store.scratchDir(evalIpc4.key), 'stopped.txt'), 'not a checkpoint the evaluation reads');
+  store.writeProgress(evalIpc4.key, { startedAt: '2026-12-05T22:00:00.000Z', updatedAt: '2026-12-05T22:30:00.000Z', done: 3, total: 4, message: 'model 2/2' });
+  const stopped = plan(['--set', 'sweep.axes.seed=[0, 1, 2]']);
+  assert.equal(stopped.estimate.worker_seconds, 100 + 400 + 210 + 202.5);
+  assert.deepEqual(
+    stopped.stages.filter((s) => !s.cached).map((s) => (s as Planned & { left_fraction?: number }).left_fraction),
+    toRun.map((s) => (s.key === evalIpc4.key ? 0.25 : undefined)),
+  );
+  const stoppedText = cli(root, ['plan', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
+  assert.match(stoppedText, /about 15 min of worker time for those \(.*; a stage that resumes counts the part its last attempt left\); 1 has none/);
+  assert.match(stoppedText, new RegExp(`^resume  ${evalIpc4.key.slice(0, 12)}  eval .* \\(~3 min left\\)$`, 'm'));
+  const stoppedStatus = cli(root, ['status', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']).stdout;
+  assert.match(stoppedStatus, new RegExp(`^partial  ${evalIpc4.key.slice(0, 12)}  eval .*: stopped at 3/4 model 2/2 \\(2026-12-05 22:30 UTC\\)$`, 'm'));
+  assert.match(stoppedStatus, /about 15 min of worker time .*a stage that resumes counts the part its last attempt left/);
+
+  // `run` opens with the same estimate: 100 + 400 s for the distillations, 210 + 202.5 s for the evaluations.
   const widened = cli(root, ['run', 'spec.yaml', '--set', 'sweep.axes.seed=[0, 1, 2]']);
   assert.equal(widened.status, 0, widened.stderr);
-  assert.match(widened.stderr, /^spec tiny: 14 stage\(s\), 9 cached, 5 to run, store \S+\ntime: 4 of the 5 stage\(s\) to run have finished twins .*: about 25 min of worker time/);
+  assert.match(opening(widened), /^spec tiny: 14 stage\(s\), 9 cached, 5 to run \(1 resume from saved progress\), store \S+\ntime: 4 of the 5 stage\(s\) to run have finished twins .*: about 15 min of worker time .*a stage that resumes counts the part its last attempt left/);
+  assert.equal(store.readProgress(evalIpc4.key), undefined, 'the progress file went with the finished stage');
 });

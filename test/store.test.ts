@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from '../src/store/store.js';
@@ -103,4 +103,45 @@ test('numpy reads our .npy files (when the project venv has numpy)', { skip: !ex
   const r = spawnSync('.venv/bin/python', ['-c', `import numpy as np; a=np.load('${dir}/a.npy'); b=np.load('${dir}/b.npy'); print(a.dtype, a.shape, a.sum(), b.dtype, b.tolist())`], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'float32 (1, 2, 3) 21.0 int32 [7, -8]');
+});
+
+test('a released lock keeps its progress file only while the stage has saved progress to resume; gc removes what dead holders left', async () => {
+  const store = fresh();
+  const progress = (done: number) => ({ startedAt: '2026-12-05T22:00:00.000Z', updatedAt: '2026-12-05T22:30:00.000Z', done, total: 4 });
+  // Stopped with saved progress (a checkpoint in scratch): how far it got stays for the next plan.
+  const a = await store.tryLock('a');
+  assert.ok(a);
+  store.writeProgress('a', progress(3));
+  writeFileSync(join(store.scratchDir('a'), 'latest.json'), '{}');
+  await a();
+  assert.equal(store.readStoppedProgress('a')?.done, 3);
+  // Stopped before any checkpoint: nothing to resume, so nothing to keep.
+  const b = await store.tryLock('b');
+  assert.ok(b);
+  store.writeProgress('b', progress(1));
+  await b();
+  assert.equal(store.readProgress('b'), undefined);
+  // A finished stage's progress never outlives its lock.
+  await put(store, 'e', { 'x': '1' });
+  const e = await store.tryLock('e');
+  assert.ok(e);
+  store.writeProgress('e', progress(4));
+  await e();
+  assert.equal(store.readProgress('e'), undefined);
+  assert.equal(store.readStoppedProgress('e'), undefined);
+  // A killed holder (a pid that has exited, on this host) leaves its owner and progress files.
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const locks = join(store.root, 'locks');
+  writeFileSync(join(locks, 'c.owner.json'), JSON.stringify({ pid: Number(dead.stdout), host: hostname() }));
+  store.writeProgress('c', progress(2));
+  // A live holder's files stay.
+  const d = await store.tryLock('d');
+  assert.ok(d);
+  store.writeProgress('d', progress(1));
+  const dry = await store.gc(true);
+  assert.deepEqual(dry.locks, [join(locks, 'c.owner.json'), join(locks, 'c.progress.json')]);
+  assert.ok(existsSync(join(locks, 'c.owner.json')), 'a dry run removes nothing');
+  await store.gc(false);
+  assert.deepEqual(readdirSync(locks).filter((f) => f.endsWith('.json')).sort(), ['a.progress.json', 'd.owner.json', 'd.progress.json']);
+  await d();
 });

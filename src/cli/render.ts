@@ -2,7 +2,7 @@ import { repeatedCells } from '../dag/repeats.js';
 import type { Plan } from '../exec/plan-spec.js';
 import { planCounts } from '../exec/plan-spec.js';
 import { estimatePlan, formatDuration, type PlanEstimate } from '../exec/estimate.js';
-import { describeLiveProgress, leftFraction, secondsLeft } from '../exec/live-progress.js';
+import { describeLiveProgress, describeStoppedProgress, leftFraction, secondsLeft } from '../exec/live-progress.js';
 import type { ScheduleSummary } from '../exec/scheduler.js';
 import type { Store, Manifest, StageProgress } from '../store/store.js';
 
@@ -22,7 +22,8 @@ export function renderPlan(plan: Plan, json: boolean): string {
   });
   const partial = stages.filter((s) => s.partial).length;
   const repeated = repeatedCells(plan.dag);
-  const estimate = estimatePlan(plan, stages.filter((s) => !s.cached).map((s) => s.key));
+  const stopped = stoppedFractions(plan, stages.filter((s) => s.partial).map((s) => s.key));
+  const estimate = estimatePlan(plan, stages.filter((s) => !s.cached).map((s) => s.key), stopped);
   if (json) {
     return `${JSON.stringify(
       {
@@ -35,7 +36,8 @@ export function renderPlan(plan: Plan, json: boolean): string {
         estimate: { stages_to_run: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
         stages: stages.map((s) => {
           const e = estimate.stages.get(s.key);
-          return { ...s, estimate_seconds: e?.seconds ?? null, estimate_twins: e?.twins ?? 0 };
+          const left = stopped.get(s.key);
+          return { ...s, estimate_seconds: e?.seconds ?? null, estimate_twins: e?.twins ?? 0, ...(left === undefined ? {} : { left_fraction: left }) };
         }),
       },
       null,
@@ -54,11 +56,12 @@ export function renderPlan(plan: Plan, json: boolean): string {
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
     ...(partial > 0 ? ['', `${partial} stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)`] : []),
-    ...(estimate.toRun > 0 ? ['', describeEstimate(estimate, 'to run')] : []),
+    ...(estimate.toRun > 0 ? ['', describeEstimate(estimate, 'to run', { resuming: stopped.size > 0 })] : []),
     '',
     ...stages.map((s) => {
       const seconds = estimate.stages.get(s.key)?.seconds;
-      const time = seconds === undefined || seconds === null ? '' : ` (~${formatDuration(seconds)})`;
+      const left = stopped.get(s.key);
+      const time = seconds === undefined || seconds === null ? '' : ` (~${formatDuration(seconds * (left ?? 1))}${left === undefined ? '' : ' left'})`;
       return `${s.cached ? 'cached' : s.partial ? 'resume' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}${time}`;
     }),
   ];
@@ -73,13 +76,30 @@ export function renderRunHeader(plan: Plan): string {
     `spec ${plan.resolved.base.name}: ${plan.dag.order.length} stage(s), ${plan.dag.order.length - toRun.length} cached, ${toRun.length} to run` +
     `${resume > 0 ? ` (${resume} resume from saved progress)` : ''}, store ${plan.store.root}`;
   // Without a twin there is nothing to say about time here (`plan` says so; a first run needs no reminder).
-  const estimate = toRun.length > 0 ? estimatePlan(plan, toRun) : undefined;
-  return estimate && estimate.estimated > 0 ? `${head}\n${describeEstimate(estimate, 'to run')}\n` : `${head}\n`;
+  const stopped = stoppedFractions(plan, toRun);
+  const estimate = toRun.length > 0 ? estimatePlan(plan, toRun, stopped) : undefined;
+  return estimate && estimate.estimated > 0 ? `${head}\n${describeEstimate(estimate, 'to run', { resuming: stopped.size > 0 })}\n` : `${head}\n`;
+}
+
+/**
+ * The fraction left of each given stage that an earlier attempt stopped part-way, from how far that
+ * attempt got (its progress file); stages without one are left out and count in full.
+ */
+function stoppedFractions(plan: Plan, keys: string[]): Map<string, number> {
+  const left = new Map<string, number>();
+  for (const key of keys) {
+    const p = plan.store.readStoppedProgress(key);
+    const f = p ? leftFraction(p) : undefined;
+    if (f !== undefined) left.set(key, f);
+  }
+  return left;
 }
 
 /** The `time:` line; `which` names the stages the estimate covers: those to run (plan) or those not finished (status). */
-function describeEstimate(e: PlanEstimate, which: string, runningCountLeft = false): string {
-  const partly = runningCountLeft ? '; a running stage counts the part it has left' : '';
+function describeEstimate(e: PlanEstimate, which: string, counted: { running?: boolean; resuming?: boolean } = {}): string {
+  const partly =
+    (counted.running ? '; a running stage counts the part it has left' : '') +
+    (counted.resuming ? '; a stage that resumes counts the part its last attempt left' : '');
   if (e.estimated === 0) return `time: none of the ${e.toRun} stage(s) ${which} has a finished twin in this store (the same stage with another seed), so there is no estimate`;
   const rest = e.toRun - e.estimated;
   return (
@@ -96,14 +116,16 @@ interface StatusRow {
   kind: string;
   label: string;
   state: StageState;
-  /** What a running stage's worker last wrote. */
+  /** What a running stage's worker last wrote, or how far a stopped one got. */
   progress?: StageProgress;
 }
 
 /** Where every stage of a plan stands in the store now, with the live progress of the running ones. */
-async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimate: PlanEstimate; left: Map<string, number> }> {
+async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimate: PlanEstimate; running: boolean; resuming: boolean }> {
   const stages: StatusRow[] = [];
   const left = new Map<string, number>();
+  let running = false;
+  let resuming = false;
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) continue;
@@ -115,15 +137,22 @@ async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimat
       progress = plan.store.readProgress(key);
       const f = progress ? leftFraction(progress) : undefined;
       if (f !== undefined) left.set(key, f);
-    } else if (plan.store.hasPartial(key)) state = 'partial';
+      running ||= f !== undefined;
+    } else if (plan.store.hasPartial(key)) {
+      state = 'partial';
+      progress = plan.store.readStoppedProgress(key);
+      const f = progress ? leftFraction(progress) : undefined;
+      if (f !== undefined) left.set(key, f);
+      resuming ||= f !== undefined;
+    }
     stages.push({ key, kind: n.kind, label: n.label, state, ...(progress ? { progress } : {}) });
   }
   const unfinished = stages.filter((s) => s.state !== 'done').map((s) => s.key);
-  return { stages, estimate: estimatePlan(plan, unfinished, left), left };
+  return { stages, estimate: estimatePlan(plan, unfinished, left), running, resuming };
 }
 
 export async function renderStatus(plan: Plan, json = false): Promise<string> {
-  const { stages, estimate, left } = await collectStatus(plan);
+  const { stages, estimate, running, resuming } = await collectStatus(plan);
   const count = (state: StageState): number => stages.filter((s) => s.state === state).length;
   const now = Date.now();
   if (json) {
@@ -136,7 +165,7 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
         estimate: { stages_not_finished: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
         stages: stages.map((s) => ({
           ...s,
-          ...(s.progress ? { seconds_left_at_pace: secondsLeft(s.progress, now) ?? null } : {}),
+          ...(s.progress && s.state === 'running' ? { seconds_left_at_pace: secondsLeft(s.progress, now) ?? null } : {}),
           estimate_seconds: estimate.stages.get(s.key)?.seconds ?? null,
         })),
       },
@@ -144,13 +173,17 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
       2,
     )}\n`;
   }
-  const rows = stages.map((s) => `${s.state.padEnd(8)} ${s.key.slice(0, 12)}  ${s.label}${s.progress ? `: ${describeLiveProgress(s.progress, now)}` : ''}`);
+  const detail = (s: StatusRow): string => {
+    if (!s.progress) return '';
+    return `: ${s.state === 'running' ? describeLiveProgress(s.progress, now) : describeStoppedProgress(s.progress)}`;
+  };
+  const rows = stages.map((s) => `${s.state.padEnd(8)} ${s.key.slice(0, 12)}  ${s.label}${detail(s)}`);
   const total = stages.length;
   const done = count('done');
   const busy = count('running');
   const partial = count('partial');
   const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
-  const time = estimate.toRun > 0 ? `${describeEstimate(estimate, 'not finished', left.size > 0)}\n` : '';
+  const time = estimate.toRun > 0 ? `${describeEstimate(estimate, 'not finished', { running, resuming })}\n` : '';
   return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time}`;
 }
 
@@ -195,6 +228,10 @@ export function renderGc(result: Awaited<ReturnType<Store['gc']>>, dryRun: boole
   const lines = result.objects.map((m) => `${verb} ${m.key.slice(0, 12)} ${m.kind} ${m.label} (${bytes(m.totalBytes)})`);
   for (const p of result.tmp) lines.push(`${verb} temporary ${p}`);
   for (const p of result.scratch) lines.push(`${verb} scratch ${p}`);
-  lines.push(`${verb} ${result.objects.length} artifact(s), ${bytes(result.bytes)}; ${result.tmp.length} temporary, ${result.scratch.length} scratch`);
+  for (const p of result.locks) lines.push(`${verb} leftover ${p}`);
+  lines.push(
+    `${verb} ${result.objects.length} artifact(s), ${bytes(result.bytes)}; ${result.tmp.length} temporary, ${result.scratch.length} scratch, ` +
+      `${result.locks.length} leftover lock file(s)`,
+  );
   return `${lines.join('\n')}\n`;
 }

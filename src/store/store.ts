@@ -256,12 +256,17 @@ export class Store {
     const unlock = release;
     return async () => {
       rmSync(owner, { force: true });
-      rmSync(this.progressPath(key), { force: true });
+      // How far an attempt got stays while its saved progress does: the next plan counts only the rest.
+      if (this.has(key) || !this.hasPartial(key)) rmSync(this.progressPath(key), { force: true });
       await unlock();
     };
   }
 
-  /** Where the holder of a key's lock keeps its progress; removed with the lock. */
+  /**
+   * Where the holder of a key's lock keeps its progress. Removed with the lock, unless the stage is
+   * unfinished and left saved progress (or its worker was killed): then it says how far that attempt
+   * got, at most one checkpoint interval past the saved progress the next attempt resumes from.
+   */
   progressPath(key: string): string {
     return `${this.dir('locks', key)}.progress.json`;
   }
@@ -273,6 +278,14 @@ export class Store {
   /** The progress a running stage's worker last wrote; undefined when there is none (yet). */
   readProgress(key: string): StageProgress | undefined {
     return readJsonIfReadable<StageProgress>(this.progressPath(key));
+  }
+
+  /**
+   * How far the last attempt of an unfinished stage got before it stopped, when it left saved progress
+   * to resume from; undefined otherwise. Only meaningful while nobody holds the key's lock.
+   */
+  readStoppedProgress(key: string): StageProgress | undefined {
+    return !this.has(key) && this.hasPartial(key) ? this.readProgress(key) : undefined;
   }
 
   private async lockOnce(key: string, target: string): Promise<(() => Promise<void>) | undefined> {
@@ -337,10 +350,13 @@ export class Store {
   }
 
   /**
-   * Removes artifacts no run log references, temporary directories of dead writers, and scratch
-   * directories nobody holds a lock for. Returns what was (or, with dryRun, would be) removed.
+   * Removes artifacts no run log references, temporary directories of dead writers, scratch
+   * directories nobody holds a lock for, and the files killed workers left beside their locks (owner
+   * files, progress files no saved progress needs; a stale lock itself is left to the lock library,
+   * which takes it over, since removing it could race a new holder). Returns what was (or, with
+   * dryRun, would be) removed.
    */
-  async gc(dryRun: boolean): Promise<{ objects: Manifest[]; tmp: string[]; scratch: string[]; bytes: number }> {
+  async gc(dryRun: boolean): Promise<{ objects: Manifest[]; tmp: string[]; scratch: string[]; locks: string[]; bytes: number }> {
     const keep = this.referencedKeys();
     const objects = this.listManifests().filter((m) => !keep.has(m.key));
     const tmp: string[] = [];
@@ -357,6 +373,17 @@ export class Store {
     if (existsSync(scratchRoot)) {
       for (const key of readdirSync(scratchRoot)) if (!(await this.isLocked(key)) && this.has(key)) scratch.push(join(scratchRoot, key));
     }
+    const locks: string[] = [];
+    const locksRoot = this.dir('locks');
+    if (existsSync(locksRoot)) {
+      for (const name of readdirSync(locksRoot).sort()) {
+        const m = /^(.+)\.(owner\.json|progress\.json)$/.exec(name);
+        if (!m || (await this.isLocked(m[1]))) continue;
+        // A stopped stage's progress file is what lets the next plan count only the part it has left.
+        if (m[2] === 'progress.json' && this.readStoppedProgress(m[1])) continue;
+        locks.push(join(locksRoot, name));
+      }
+    }
     const bytes = objects.reduce((n, m) => n + m.totalBytes, 0);
     if (!dryRun) {
       for (const m of objects) {
@@ -364,8 +391,8 @@ export class Store {
         rmSync(this.objectDir(m.key), { recursive: true, force: true });
         rmSync(this.stageDefPath(m.key), { force: true });
       }
-      for (const p of [...tmp, ...scratch]) rmSync(p, { recursive: true, force: true });
+      for (const p of [...tmp, ...scratch, ...locks]) rmSync(p, { recursive: true, force: true });
     }
-    return { objects, tmp, scratch, bytes };
+    return { objects, tmp, scratch, locks, bytes };
   }
 }
