@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeLiveProgress, leftFraction, liveProgressWriter, secondsLeft } from '../src/exec/live-progress.js';
@@ -47,9 +47,36 @@ test('the worker writes its start at once, then at most every two seconds, and a
   assert.equal(store.readProgress('k')?.done, 100, 'the last report is always written');
 });
 
+test('an attempt that resumes saved progress starts from where the last attempt stopped, until its first report', async () => {
+  const store = new Store(mkdtempSync(join(tmpdir(), 'metadd-live-')));
+  const release = await store.tryLock('k');
+  assert.ok(release);
+  store.writeProgress('k', { startedAt: iso(0), updatedAt: iso(600), done: 2990, total: 4000, message: 'model 2/2 epoch 495', firstDone: 0, firstAt: iso(1) });
+  writeFileSync(join(store.scratchDir('k'), 'checkpoint.json'), '{}');
+  await release();
+  let now = T0 + 3_600_000;
+  const record = liveProgressWriter(store, 'k', () => now);
+  // The old attempt's message and pace are not this attempt's.
+  assert.deepEqual(store.readProgress('k'), { startedAt: iso(3600), updatedAt: iso(3600), done: 2990, total: 4000 });
+  assert.equal(describeLiveProgress(store.readProgress('k') as StageProgress, now + 5000), '2990/4000; 5 s in');
+  now += 1000;
+  record(2980, 4000, 'model 2/2 epoch 490');
+  assert.deepEqual(store.readProgress('k'), { startedAt: iso(3600), updatedAt: iso(3601), done: 2980, total: 4000, message: 'model 2/2 epoch 490', firstDone: 2980, firstAt: iso(3601) });
+  // Nothing saved to resume from: a fresh start, whatever file a killed attempt left.
+  const other = new Store(mkdtempSync(join(tmpdir(), 'metadd-live-')));
+  other.writeProgress('k', { startedAt: iso(0), updatedAt: iso(600), done: 2990, total: 4000 });
+  liveProgressWriter(other, 'k', () => now);
+  assert.deepEqual(other.readProgress('k'), { startedAt: iso(3601), updatedAt: iso(3601), done: 0, total: 0 });
+});
+
 test('a progress file that cannot be written does not fail the stage', () => {
   // Only the method the writer calls: a store whose disk is full.
-  const full = { writeProgress: () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }); } } as unknown as Store;
+  const full = {
+    readStoppedProgress: () => undefined,
+    writeProgress: () => {
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    },
+  } as unknown as Store;
   const record = liveProgressWriter(full, 'k');
   assert.doesNotThrow(() => record(1, 2, 'x'));
   assert.doesNotThrow(() => record(2, 2));

@@ -5,8 +5,9 @@ import { formatDuration } from './estimate.js';
 const WRITE_INTERVAL_MS = 2000;
 
 /**
- * The worker's side: records the attempt's start at once, then every progress report at most every
- * WRITE_INTERVAL_MS (and always the last, done === total), in the store beside the stage's lock.
+ * The worker's side: records the attempt's start at once (where a stopped attempt left off, when it
+ * resumes one), then every progress report at most every WRITE_INTERVAL_MS (and always the last,
+ * done === total), in the store beside the stage's lock.
  */
 export function liveProgressWriter(store: Store, key: string, now: () => number = Date.now): (done: number, total: number, message?: string) => void {
   const startedAt = new Date(now()).toISOString();
@@ -18,7 +19,10 @@ export function liveProgressWriter(store: Store, key: string, now: () => number 
       // Nothing to do: the next report tries again.
     }
   };
-  write({ startedAt, updatedAt: startedAt, done: 0, total: 0 });
+  // A resumed attempt starts about where the last one stopped (its file says, give or take a checkpoint
+  // interval): until its first report, an interruption keeps that, not 0 of 0, for the next estimate.
+  const stopped = store.readStoppedProgress(key);
+  write({ startedAt, updatedAt: startedAt, done: stopped?.done ?? 0, total: stopped?.total ?? 0 });
   let first: { done: number; at: string } | undefined;
   let lastWrite = 0;
   // Called at every step of a stage: the timestamps are formatted only for the reports that are kept.
