@@ -5,9 +5,16 @@ import { formatDuration } from './estimate.js';
 const WRITE_INTERVAL_MS = 2000;
 
 /**
+ * The pace counts over the last PACE_WINDOW_MS to twice that (over the whole attempt until it is that
+ * long): long enough to smooth a stage's uneven steps, short enough to follow the machine's load (a
+ * worker paused or sharing its core for a while, another job ending) instead of averaging it in.
+ */
+const PACE_WINDOW_MS = 5 * 60_000;
+
+/**
  * The worker's side: records the attempt's start at once (where a stopped attempt left off, when it
  * resumes one), then every progress report at most every WRITE_INTERVAL_MS (and always the last,
- * done === total), in the store beside the stage's lock.
+ * done === total), in the store beside the stage's lock, with the earlier report its pace counts from.
  */
 export function liveProgressWriter(store: Store, key: string, now: () => number = Date.now): (done: number, total: number, message?: string) => void {
   const startedAt = new Date(now()).toISOString();
@@ -23,15 +30,26 @@ export function liveProgressWriter(store: Store, key: string, now: () => number 
   // interval): until its first report, an interruption keeps that, not 0 of 0, for the next estimate.
   const stopped = store.readStoppedProgress(key);
   write({ startedAt, updatedAt: startedAt, done: stopped?.done ?? 0, total: stopped?.total ?? 0 });
-  let first: { done: number; at: string } | undefined;
+  // The report the pace counts from, and the newest candidate, which takes its place once it is PACE_WINDOW_MS old.
+  let from: { done: number; t: number } | undefined;
+  let next: { done: number; t: number } | undefined;
   let lastWrite = 0;
   // Called at every step of a stage: the timestamps are formatted only for the reports that are kept.
   return (done, total, message) => {
     const t = now();
-    first ??= { done, at: new Date(t).toISOString() };
+    if (!from || !next) from = next = { done, t };
     if (t - lastWrite < WRITE_INTERVAL_MS && done < total) return;
     lastWrite = t;
-    write({ startedAt, updatedAt: new Date(t).toISOString(), done, total, ...(message === undefined ? {} : { message }), firstDone: first.done, firstAt: first.at });
+    if (t - next.t >= PACE_WINDOW_MS) [from, next] = [next, { done, t }];
+    write({
+      startedAt,
+      updatedAt: new Date(t).toISOString(),
+      done,
+      total,
+      ...(message === undefined ? {} : { message }),
+      paceDone: from.done,
+      paceAt: new Date(from.t).toISOString(),
+    });
   };
 }
 
@@ -42,13 +60,14 @@ export function leftFraction(p: StageProgress): number | undefined {
 }
 
 /**
- * Seconds the stage needs to finish at the pace of this attempt so far (units per second since its
- * first report), counted from `nowMs`; undefined until it has advanced past that first report.
+ * Seconds the stage needs to finish at its recent pace (units per second since the report `paceAt`
+ * names: the attempt's first, or one 5-10 minutes old), counted from `nowMs`; undefined until it has
+ * advanced past that report.
  */
 export function secondsLeft(p: StageProgress, nowMs: number): number | undefined {
-  if (p.firstDone === undefined || p.firstAt === undefined || p.total <= 0) return undefined;
-  const advanced = p.done - p.firstDone;
-  const spent = (Date.parse(p.updatedAt) - Date.parse(p.firstAt)) / 1000;
+  if (p.paceDone === undefined || p.paceAt === undefined || p.total <= 0) return undefined;
+  const advanced = p.done - p.paceDone;
+  const spent = (Date.parse(p.updatedAt) - Date.parse(p.paceAt)) / 1000;
   if (advanced <= 0 || spent <= 0) return undefined;
   const atUpdate = ((p.total - p.done) * spent) / advanced;
   return Math.max(0, atUpdate - (nowMs - Date.parse(p.updatedAt)) / 1000);

@@ -53,11 +53,12 @@ export interface StageProgress {
   total: number;
   message?: string;
   /**
-   * The first report of this attempt and when it came: a stage that resumed from saved progress
-   * starts past 0, so its pace counts from here.
+   * The earlier report of this attempt its pace counts from, and when it came: the attempt's first
+   * report (a stage that resumed from saved progress starts past 0, and is not credited with earlier
+   * work), then one 5-10 minutes old, so that the pace follows the machine's current load.
    */
-  firstDone?: number;
-  firstAt?: string;
+  paceDone?: number;
+  paceAt?: string;
 }
 
 /** A stage definition as the store keeps it: everything a worker needs to run the stage on its own. */
