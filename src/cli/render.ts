@@ -71,24 +71,25 @@ export function renderPlan(plan: Plan, json: boolean): string {
 /** What `metadd run` says before it starts: how much of the plan is to run and, from finished twins, how long. */
 export function renderRunHeader(plan: Plan): string {
   const toRun = plan.dag.order.filter((k) => !plan.store.has(k));
-  const resume = toRun.filter((k) => plan.store.hasPartial(k)).length;
+  const resuming = toRun.filter((k) => plan.store.hasPartial(k));
   const head =
     `spec ${plan.resolved.base.name}: ${plan.dag.order.length} stage(s), ${plan.dag.order.length - toRun.length} cached, ${toRun.length} to run` +
-    `${resume > 0 ? ` (${resume} resume from saved progress)` : ''}, store ${plan.store.root}`;
+    `${resuming.length > 0 ? ` (${resuming.length} resume from saved progress)` : ''}, store ${plan.store.root}`;
   // Without a twin there is nothing to say about time here (`plan` says so; a first run needs no reminder).
-  const stopped = stoppedFractions(plan, toRun);
+  const stopped = stoppedFractions(plan, resuming);
   const estimate = toRun.length > 0 ? estimatePlan(plan, toRun, stopped) : undefined;
   return estimate && estimate.estimated > 0 ? `${head}\n${describeEstimate(estimate, 'to run', { resuming: stopped.size > 0 })}\n` : `${head}\n`;
 }
 
 /**
- * The fraction left of each given stage that an earlier attempt stopped part-way, from how far that
- * attempt got (its progress file); stages without one are left out and count in full.
+ * The fraction left of each given stage (unfinished, with saved progress: the caller checked) that an
+ * earlier attempt stopped part-way, from how far that attempt got (its progress file); stages without
+ * one are left out and count in full.
  */
-function stoppedFractions(plan: Plan, keys: string[]): Map<string, number> {
+function stoppedFractions(plan: Plan, resuming: string[]): Map<string, number> {
   const left = new Map<string, number>();
-  for (const key of keys) {
-    const p = plan.store.readStoppedProgress(key);
+  for (const key of resuming) {
+    const p = plan.store.readProgress(key);
     const f = p ? leftFraction(p) : undefined;
     if (f !== undefined) left.set(key, f);
   }
@@ -132,18 +133,15 @@ async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimat
     let state: StageState = 'todo';
     let progress: StageProgress | undefined;
     if (plan.store.has(key)) state = 'done';
-    else if (await plan.store.isLocked(key)) {
-      state = 'running';
-      progress = plan.store.readProgress(key);
-      const f = progress ? leftFraction(progress) : undefined;
-      if (f !== undefined) left.set(key, f);
-      running ||= f !== undefined;
-    } else if (plan.store.hasPartial(key)) {
-      state = 'partial';
-      progress = plan.store.readStoppedProgress(key);
-      const f = progress ? leftFraction(progress) : undefined;
-      if (f !== undefined) left.set(key, f);
-      resuming ||= f !== undefined;
+    else if (await plan.store.isLocked(key)) state = 'running';
+    else if (plan.store.hasPartial(key)) state = 'partial';
+    // A running stage's file is its live progress; a partial one's, how far its stopped attempt got.
+    if (state === 'running' || state === 'partial') progress = plan.store.readProgress(key);
+    const f = progress ? leftFraction(progress) : undefined;
+    if (f !== undefined) {
+      left.set(key, f);
+      if (state === 'running') running = true;
+      else resuming = true;
     }
     stages.push({ key, kind: n.kind, label: n.label, state, ...(progress ? { progress } : {}) });
   }

@@ -79,12 +79,17 @@ export function describeLiveProgress(p: StageProgress, nowMs: number): string {
   if (p.total <= 0) return `starting; ${elapsed}`;
   const left = secondsLeft(p, nowMs);
   const pace = left === undefined ? '' : `, about ${formatDuration(left)} left at its pace`;
-  return `${p.done}/${p.total}${p.message ? ` ${p.message}` : ''}; ${elapsed}${pace}`;
+  return `${unitsText(p)}; ${elapsed}${pace}`;
+}
+
+/** `2990/4000 model 2/2 epoch 495 loss 0.0023`: the units done and the stage's own message. */
+function unitsText(p: StageProgress): string {
+  return `${p.done}/${p.total}${p.message ? ` ${p.message}` : ''}`;
 }
 
 /** `stopped at 2990/4000 model 2/2 epoch 495 loss 0.0023 (2026-12-05 22:36 UTC)` for a stage that will resume. */
 export function describeStoppedProgress(p: StageProgress): string {
   const when = `${p.updatedAt.slice(0, 16).replace('T', ' ')} UTC`;
   if (p.total <= 0) return `stopped before its first report (${when})`;
-  return `stopped at ${p.done}/${p.total}${p.message ? ` ${p.message}` : ''} (${when})`;
+  return `stopped at ${unitsText(p)} (${when})`;
 }

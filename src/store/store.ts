@@ -258,7 +258,7 @@ export class Store {
     return async () => {
       rmSync(owner, { force: true });
       // How far an attempt got stays while its saved progress does: the next plan counts only the rest.
-      if (this.has(key) || !this.hasPartial(key)) rmSync(this.progressPath(key), { force: true });
+      if (!this.stoppedWithSavedProgress(key)) rmSync(this.progressPath(key), { force: true });
       await unlock();
     };
   }
@@ -286,7 +286,12 @@ export class Store {
    * to resume from; undefined otherwise. Only meaningful while nobody holds the key's lock.
    */
   readStoppedProgress(key: string): StageProgress | undefined {
-    return !this.has(key) && this.hasPartial(key) ? this.readProgress(key) : undefined;
+    return this.stoppedWithSavedProgress(key) ? this.readProgress(key) : undefined;
+  }
+
+  /** Unfinished, with saved progress its next attempt resumes from (a finished stage's scratch is a leftover). */
+  private stoppedWithSavedProgress(key: string): boolean {
+    return !this.has(key) && this.hasPartial(key);
   }
 
   private async lockOnce(key: string, target: string): Promise<(() => Promise<void>) | undefined> {
