@@ -122,7 +122,7 @@ test('a run killed with SIGKILL resumes where it stopped and ends with the same 
   assert.deepEqual(contentDigest(join(root, '.metadd')), contentDigest(join(clean, '.metadd')));
 });
 
-test('status shows how far a running stage has got (its worker writes it beside the lock); the file goes with the lock', async () => {
+test('status shows how far a held stage has got (its worker writes it beside the lock) and that its holder is paused; the file goes with the lock', async () => {
   const root = project();
   // One IPC, evaluations long enough (seconds) that the worker writes its progress more than once.
   const set = ['--set', 'eval.epochs=2000', '--set', 'sweep.axes.distill.ipc=[2]'];
@@ -161,15 +161,22 @@ test('status shows how far a running stage has got (its worker writes it beside 
   });
   try {
     const status = cli(root, ['status', 'spec.yaml', ...set]).stdout;
-    const running = status.split('\n').filter((l) => l.startsWith('running'));
-    assert.equal(running.length, 1, status);
-    assert.match(running[0], /eval mlp-w16 <- random ipc=\d seed=1: \d+\/\d+ model \d\/2 epoch \d+ loss [\d.]+; \d+ s in/, status);
-    assert.match(status, /\n4\/6 done, 1 running, 1 to compute\n/);
-    // The paused worker's file holds still: the running stage counts the part of its twin's 600 s it has left.
+    // The worker is stopped by a signal: status names it and how to let it go on, not a pace it is not keeping.
+    const paused = status.split('\n').filter((l) => l.startsWith('paused'));
+    assert.equal(paused.length, 1, status);
+    const pid = Number(/process (\d+) is stopped by a signal/.exec(paused[0])?.[1]);
+    assert.ok(pid > 0 && pid !== child.pid, `the worker, not the run: ${paused[0]}`);
+    assert.match(
+      paused[0],
+      new RegExp(`eval mlp-w16 <- random ipc=2 seed=1: process ${pid} is stopped by a signal \\(\`kill -CONT ${pid}\` or \`fg\` in its terminal lets it go on\\); stopped at \\d+/\\d+ model \\d/2 epoch \\d+ loss [\\d.]+ \\(\\d{4}-`),
+      status,
+    );
+    assert.match(status, /\n4\/6 done, 0 running, 1 paused, 1 to compute\n/);
+    // The paused worker's file holds still: the held stage counts the part of its twin's 600 s it has left.
     const files = readdirSync(locks).filter((f) => f.endsWith('.progress.json'));
     assert.equal(files.length, 1, files.join(', '));
     const key = files[0].replace('.progress.json', '');
-    assert.ok(key.startsWith(running[0].split(/ +/)[1]), `${key} is the running stage`);
+    assert.ok(key.startsWith(paused[0].split(/ +/)[1]), `${key} is the paused stage`);
     const progress = store.readProgress(key);
     assert.ok(progress && progress.total > 0, JSON.stringify(progress));
     const expected = 600 * ((progress.total - progress.done) / progress.total);
@@ -179,22 +186,27 @@ test('status shows how far a running stage has got (its worker writes it beside 
     type StatusJson = {
       counts: Record<string, number>;
       estimate: { stages_not_finished: number; estimated: number; worker_seconds: number };
-      stages: { key: string; state: string; progress?: { done: number; total: number }; estimate_seconds: number | null }[];
+      stages: { key: string; state: string; pid?: number; progress?: { done: number; total: number }; estimate_seconds: number | null }[];
     };
     const asJson = JSON.parse(cli(root, ['status', 'spec.yaml', ...set, '--json']).stdout) as StatusJson;
-    assert.deepEqual(asJson.counts, { done: 4, running: 1, partial: 0, todo: 1 });
-    const live = asJson.stages.find((st) => st.state === 'running');
-    assert.equal(live?.key, key);
-    assert.deepEqual([live?.progress?.done, live?.progress?.total, live?.estimate_seconds], [progress.done, progress.total, 600]);
+    assert.deepEqual(asJson.counts, { done: 4, running: 0, paused: 1, partial: 0, todo: 1 });
+    const held = asJson.stages.find((st) => st.state === 'paused');
+    assert.equal(held?.key, key);
+    assert.deepEqual([held?.pid, held?.progress?.done, held?.progress?.total, held?.estimate_seconds], [pid, progress.done, progress.total, 600]);
     assert.deepEqual(asJson.estimate, { stages_not_finished: 2, estimated: 1, worker_seconds: expected });
 
-    // A second run of the same spec waits for that stage and says how far the first has got, once
-    // (then every 30 s), not at every poll. The pause stays well under the lock's staleness (15 s).
+    // A second run of the same spec waits for that stage, says who holds it, once (then every 30 s),
+    // not at every poll, and does not take it over, however long the pause.
     const second = start();
     const t0 = Date.now();
     while (!/waiting +eval/.test(second.err) && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 20));
-    assert.match(second.err, /waiting +eval mlp-w16 <- random ipc=2 seed=1: another process is computing this stage \(\d+\/\d+ model \d\/2 epoch \d+ loss [\d.]+; \d+ s in/, second.err);
+    assert.match(second.err, new RegExp(`waiting +eval mlp-w16 <- random ipc=2 seed=1: process ${pid} holds this stage and is stopped by a signal: \`kill -CONT ${pid}\``), second.err);
     process.kill(-(child.pid as number), 'SIGCONT');
+    // Going on, it is running again, with its live progress.
+    const after = cli(root, ['status', 'spec.yaml', ...set]).stdout;
+    if (!store.has(key)) {
+      assert.match(after, /\nrunning +\w+ +eval mlp-w16 <- random ipc=2 seed=1: \d+\/\d+ model \d\/2 epoch \d+ loss [\d.]+; \d+ s in/, after);
+    }
     assert.equal(await second.exited, 0, second.err);
     const notes = second.err.split('\n').filter((l) => /waiting +eval/.test(l)).length;
     assert.ok(notes <= 1 + Math.floor((Date.now() - t0) / 30_000), `${notes} waiting notes:\n${second.err}`);

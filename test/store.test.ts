@@ -1,12 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { Store } from '../src/store/store.js';
+import { thisProcess } from '../src/store/holder.js';
 import { decodeNpy, encodeNpy, readNpy, writeNpy } from '../src/store/npy.js';
 import { sha256 } from '../src/store/hash.js';
+
+async function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!condition()) {
+    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 const fresh = (): Store => new Store(mkdtempSync(join(tmpdir(), 'metadd-store-')));
 
@@ -144,4 +153,47 @@ test('a released lock keeps its progress file only while the stage has saved pro
   await store.gc(false);
   assert.deepEqual(readdirSync(locks).filter((f) => f.endsWith('.json')).sort(), ['a.progress.json', 'd.owner.json', 'd.progress.json']);
   await d();
+});
+
+test('a holder on this host keeps its lock while alive, paused or not, however old its heartbeat; a gone one, or a reused pid, loses it at once', { skip: process.platform !== 'linux' && 'reads the process table from /proc' }, async () => {
+  const store = fresh();
+  const locks = join(store.root, 'locks');
+  // A real holder: another process that takes the lock and keeps it.
+  const storeModule = new URL('../src/store/store.js', import.meta.url).href;
+  const holder = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', `const { Store } = await import(${JSON.stringify(storeModule)}); const r = await new Store(${JSON.stringify(store.root)}).tryLock('k'); process.stdout.write(r ? 'held' : 'refused'); setInterval(() => {}, 1000);`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise((r) => holder.on('exit', r));
+  try {
+    const said = await new Promise<string>((r) => holder.stdout.once('data', (d: Buffer) => r(d.toString())));
+    assert.equal(said, 'held');
+    assert.equal(await store.isLocked('k'), true);
+    assert.equal(store.pausedHolder('k'), undefined);
+    // Stopped by a signal (Ctrl-Z), it no longer refreshes the heartbeat: make it a minute old.
+    holder.kill('SIGSTOP');
+    await waitFor(() => store.pausedHolder('k') === holder.pid);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(locks, 'k.lock'), old, old);
+    assert.equal(await store.isLocked('k'), true, 'a paused holder still holds its lock');
+    assert.equal(await store.tryLock('k'), undefined, 'a paused holder is not taken over');
+    // Once it has ended, its lock is taken over at once.
+    holder.kill('SIGKILL');
+    await exited;
+    assert.equal(await store.isLocked('k'), false);
+    assert.equal(store.pausedHolder('k'), undefined);
+    const taken = await store.tryLock('k');
+    assert.ok(taken, 'a gone holder is taken over');
+    await taken();
+  } finally {
+    holder.kill('SIGKILL');
+  }
+  // An owner file naming a live pid with another start time is a process that was given a dead holder's pid.
+  mkdirSync(join(locks, 'r.lock'));
+  writeFileSync(join(locks, 'r.owner.json'), JSON.stringify({ ...thisProcess(), started: (thisProcess().started ?? 0) + 1 }));
+  assert.equal(await store.isLocked('r'), false);
+  const reused = await store.tryLock('r');
+  assert.ok(reused, 'a reused pid does not keep a dead holder\'s lock');
+  await reused();
 });

@@ -110,7 +110,8 @@ function describeEstimate(e: PlanEstimate, which: string, counted: { running?: b
   );
 }
 
-type StageState = 'done' | 'running' | 'partial' | 'todo';
+/** `paused`: held by a process on this host that a signal stopped (SIGSTOP, Ctrl-Z); it goes on when continued. */
+type StageState = 'done' | 'running' | 'paused' | 'partial' | 'todo';
 
 interface StatusRow {
   key: string;
@@ -119,6 +120,8 @@ interface StatusRow {
   state: StageState;
   /** What a running stage's worker last wrote, or how far a stopped one got. */
   progress?: StageProgress;
+  /** The stopped process holding a paused stage. */
+  pid?: number;
 }
 
 /** Where every stage of a plan stands in the store now, with the live progress of the running ones. */
@@ -132,18 +135,21 @@ async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimat
     if (!n) continue;
     let state: StageState = 'todo';
     let progress: StageProgress | undefined;
+    let pid: number | undefined;
     if (plan.store.has(key)) state = 'done';
-    else if (await plan.store.isLocked(key)) state = 'running';
-    else if (plan.store.hasPartial(key)) state = 'partial';
-    // A running stage's file is its live progress; a partial one's, how far its stopped attempt got.
-    if (state === 'running' || state === 'partial') progress = plan.store.readProgress(key);
+    else if (await plan.store.isLocked(key)) {
+      pid = plan.store.pausedHolder(key);
+      state = pid === undefined ? 'running' : 'paused';
+    } else if (plan.store.hasPartial(key)) state = 'partial';
+    // A held stage's file is its live progress; a partial one's, how far its stopped attempt got.
+    if (state !== 'done' && state !== 'todo') progress = plan.store.readProgress(key);
     const f = progress ? leftFraction(progress) : undefined;
     if (f !== undefined) {
       left.set(key, f);
-      if (state === 'running') running = true;
-      else resuming = true;
+      if (state === 'partial') resuming = true;
+      else running = true;
     }
-    stages.push({ key, kind: n.kind, label: n.label, state, ...(progress ? { progress } : {}) });
+    stages.push({ key, kind: n.kind, label: n.label, state, ...(progress ? { progress } : {}), ...(pid === undefined ? {} : { pid }) });
   }
   const unfinished = stages.filter((s) => s.state !== 'done').map((s) => s.key);
   return { stages, estimate: estimatePlan(plan, unfinished, left), running, resuming };
@@ -158,7 +164,7 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
       {
         spec: plan.resolved.base.name,
         store: plan.store.root,
-        counts: { done: count('done'), running: count('running'), partial: count('partial'), todo: count('todo') },
+        counts: { done: count('done'), running: count('running'), paused: count('paused'), partial: count('partial'), todo: count('todo') },
         // Worker seconds of the unfinished stages with finished twins, running ones for the part they have left.
         estimate: { stages_not_finished: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
         stages: stages.map((s) => ({
@@ -172,6 +178,10 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
     )}\n`;
   }
   const detail = (s: StatusRow): string => {
+    if (s.pid !== undefined) {
+      const at = s.progress ? `; ${describeStoppedProgress(s.progress)}` : '';
+      return `: process ${s.pid} is stopped by a signal (\`kill -CONT ${s.pid}\` or \`fg\` in its terminal lets it go on)${at}`;
+    }
     if (!s.progress) return '';
     return `: ${s.state === 'running' ? describeLiveProgress(s.progress, now) : describeStoppedProgress(s.progress)}`;
   };
@@ -179,10 +189,12 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
   const total = stages.length;
   const done = count('done');
   const busy = count('running');
+  const paused = count('paused');
   const partial = count('partial');
+  const pausedText = paused > 0 ? `, ${paused} paused` : '';
   const saved = partial > 0 ? ` (${partial} of them resume from saved progress)` : '';
   const time = estimate.toRun > 0 ? `${describeEstimate(estimate, 'not finished', { running, resuming })}\n` : '';
-  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running, ${total - done - busy} to compute${saved}\n${time}`;
+  return `${rows.join('\n')}\n\n${done}/${total} done, ${busy} running${pausedText}, ${total - done - busy - paused} to compute${saved}\n${time}`;
 }
 
 /** `time: 7 min wall; the 20 computed stage(s) took 12 min of worker time (11 min of CPU)`, or '' when nothing was computed. */

@@ -44,6 +44,16 @@ export function explainWasmAbort(err: unknown): unknown {
 /** How often a worker waiting for another process's stage says so again (the plain log's progress interval). */
 const WAIT_NOTE_MS = 30_000;
 
+/** Who this worker waits for: a process computing the stage, or one that a signal stopped (which waits for a person). */
+function describeOtherHolder(store: Store, key: string, now: number): string {
+  const paused = store.pausedHolder(key);
+  if (paused !== undefined) {
+    return `process ${paused} holds this stage and is stopped by a signal: \`kill -CONT ${paused}\` (or \`fg\` in its terminal) lets it go on; once it has ended, this run takes the stage over`;
+  }
+  const theirs = store.readProgress(key);
+  return `another process is computing this stage${theirs ? ` (${describeLiveProgress(theirs, now)})` : ''}`;
+}
+
 /**
  * Runs one stage over the store: the unit of work of every executor. Takes the stage's lock (or
  * waits while another process computes it), runs the implementation into a temporary directory and
@@ -63,8 +73,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     const now = Date.now();
     if (now - lastWaitNote >= WAIT_NOTE_MS) {
       lastWaitNote = now;
-      const theirs = store.readProgress(key);
-      emit({ type: 'status', key, status: 'waiting', detail: `another process is computing this stage${theirs ? ` (${describeLiveProgress(theirs, now)})` : ''}` });
+      emit({ type: 'status', key, status: 'waiting', detail: describeOtherHolder(store, key, now) });
     }
     await sleep(options.pollMs ?? 500);
     if (store.has(key) && !options.force) {

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import type { ArtifactView, StageKind } from '../stages/contract.js';
 import { readJsonIfReadable } from '../util/read-json.js';
 import { sha256File } from './hash.js';
+import { holderState, readHolder, thisProcess } from './holder.js';
 import { objectPath } from './layout.js';
 
 export interface ManifestFile {
@@ -85,19 +85,11 @@ export interface StageDef {
 
 /**
  * How long a lock may go without a heartbeat before another process takes it over (the holder
- * refreshes it every third of this). Covers holders on other hosts of a shared filesystem; on the
- * same host a dead holder is detected at once through its pid.
+ * refreshes it every third of this). Decides only for holders on other hosts of a shared filesystem:
+ * on this host the process table says whether the holder is still there (holder.ts), so a dead one is
+ * taken over at once and a paused or busy one never.
  */
 const LOCK_STALE_MS = 15_000;
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * The content-addressed artifact store. An artifact is a directory under objects/, named by its
@@ -232,28 +224,25 @@ export class Store {
   }
 
   /**
-   * Takes the lock of a key, or returns undefined when a live process holds it. A lock whose holder
-   * stopped refreshing it (killed process, dead node) for LOCK_STALE_MS is taken over.
+   * Takes the lock of a key, or returns undefined while another process holds it: on this host one
+   * that is alive (even paused, or too busy to refresh the lock's heartbeat), on another host one that
+   * refreshed the heartbeat in the last LOCK_STALE_MS. A holder that is gone is taken over at once.
    */
   async tryLock(key: string): Promise<(() => Promise<void>) | undefined> {
     mkdirSync(this.dir('locks'), { recursive: true });
     const target = this.dir('locks', key);
-    const owner = `${target}.owner.json`;
+    const owner = this.ownerPath(key);
+    const recorded = readHolder(owner);
+    const state = recorded && holderState(recorded);
+    // The heartbeat of a paused holder lapses; the lock library would take the lock from under it.
+    if ((state === 'running' || state === 'paused') && existsSync(`${target}.lock`)) return undefined;
     let release = await this.lockOnce(key, target);
-    if (!release && existsSync(owner)) {
-      // The holder may be a process on this host that was killed: then take over at once.
-      try {
-        const o = JSON.parse(readFileSync(owner, 'utf8')) as { pid: number; host: string };
-        if (o.host === hostname() && !processAlive(o.pid)) {
-          rmSync(`${target}.lock`, { recursive: true, force: true });
-          release = await this.lockOnce(key, target);
-        }
-      } catch {
-        // A half-written owner file: leave the decision to the heartbeat staleness.
-      }
+    if (!release && state === 'gone') {
+      rmSync(`${target}.lock`, { recursive: true, force: true });
+      release = await this.lockOnce(key, target);
     }
     if (!release) return undefined;
-    this.writeAtomic(owner, JSON.stringify({ pid: process.pid, host: hostname() }));
+    this.writeAtomic(owner, JSON.stringify(thisProcess()));
     const unlock = release;
     return async () => {
       rmSync(owner, { force: true });
@@ -261,6 +250,10 @@ export class Store {
       if (!this.stoppedWithSavedProgress(key)) rmSync(this.progressPath(key), { force: true });
       await unlock();
     };
+  }
+
+  private ownerPath(key: string): string {
+    return `${this.dir('locks', key)}.owner.json`;
   }
 
   /**
@@ -315,13 +308,19 @@ export class Store {
 
   async isLocked(key: string): Promise<boolean> {
     const target = this.dir('locks', key);
-    if (!(await lockfile.check(target, { realpath: false, stale: LOCK_STALE_MS }))) return false;
-    try {
-      const o = JSON.parse(readFileSync(`${target}.owner.json`, 'utf8')) as { pid: number; host: string };
-      return o.host !== hostname() || processAlive(o.pid);
-    } catch {
-      return true;
-    }
+    if (!existsSync(`${target}.lock`)) return false;
+    const recorded = readHolder(this.ownerPath(key));
+    const state = recorded && holderState(recorded);
+    if (state === 'running' || state === 'paused') return true;
+    if (state === 'gone') return false;
+    // Another host's holder, or one that has not written its owner file yet: the heartbeat decides.
+    return lockfile.check(target, { realpath: false, stale: LOCK_STALE_MS });
+  }
+
+  /** The pid of the process on this host that holds a key's lock and is stopped by a signal, if so. */
+  pausedHolder(key: string): number | undefined {
+    const recorded = readHolder(this.ownerPath(key));
+    return recorded && holderState(recorded) === 'paused' ? recorded.pid : undefined;
   }
 
   listManifests(): Manifest[] {
