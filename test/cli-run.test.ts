@@ -182,6 +182,15 @@ test('status shows how far a held stage has got (its worker writes it beside the
     const expected = 600 * ((progress.total - progress.done) / progress.total);
     assert.ok(progress.done < progress.total && formatDuration(expected) !== formatDuration(600), JSON.stringify(progress));
     assert.match(status, new RegExp(`about ${formatDuration(expected)} of worker time for those \\(.*a running stage counts the part it has left\\); 1 has none`), status);
+    // plan marks it held (a run would wait for it and use its result), with the part its holder has left.
+    const planned = cli(root, ['plan', 'spec.yaml', ...set]).stdout;
+    assert.match(planned, new RegExp(`\\nheld +${key.slice(0, 12)}  eval mlp-w16 <- random ipc=2 seed=1 \\(~${formatDuration(expected)} left\\)\\n`), planned);
+    assert.match(planned, /\n1 stage\(s\) to run are being computed by another process now \(marked held\)/, planned);
+    const plannedJson = JSON.parse(cli(root, ['plan', 'spec.yaml', ...set, '--json']).stdout) as { stages: { key: string; held: boolean; left_fraction?: number }[] };
+    assert.deepEqual(
+      plannedJson.stages.filter((st) => st.held).map((st) => [st.key, st.left_fraction]),
+      [[key, (progress.total - progress.done) / progress.total]],
+    );
     // The same for scripts.
     type StatusJson = {
       counts: Record<string, number>;

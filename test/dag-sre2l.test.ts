@@ -153,12 +153,12 @@ test('report facts: a path only an include row sets holds the value every other 
   for (const c of plain.cells) assert.ok(!Object.hasOwn(c.facts, 'distill.sre2l.iterations'));
 });
 
-test('`metadd plan` notes cells that repeat the stages of others, and names the axis', () => {
+test('`metadd plan` notes cells that repeat the stages of others, and names the axis', async () => {
   const text = MIXED;
   const root = makeProject({ 'spec.yaml': text });
-  const out = renderPlan(planSpec(join(root, 'spec.yaml'), { backend: 'wasm' }), false).split('\n');
+  const out = (await renderPlan(planSpec(join(root, 'spec.yaml'), { backend: 'wasm' }), false)).split('\n');
   assert.match(out[0], /^spec sre2l-vs-random: 4 cell\(s\)/);
   assert.match(out[1], /^note: 1 cell\(s\) repeat the stages of another cell: they differ only in distill\.sre2l\.init, which their method does not read/);
   const clean = makeProject({ 'spec.yaml': text.replace('distill.sre2l.init: [noise, real]', 'distill.ipc: [1, 10]') });
-  assert.equal(renderPlan(planSpec(join(clean, 'spec.yaml'), { backend: 'wasm' }), false).split('\n')[1], '', 'no note without repeats');
+  assert.equal((await renderPlan(planSpec(join(clean, 'spec.yaml'), { backend: 'wasm' }), false)).split('\n')[1], '', 'no note without repeats');
 });

@@ -73,8 +73,8 @@ program
   .option('--store <dir>', 'artifact store (default: the spec\'s store)')
   .option('--json', 'machine-readable output')
   .action((spec: string, flags: SpecFlags & { json?: boolean }) =>
-    guard(() => {
-      process.stdout.write(renderPlan(planSpec(spec, planOptions(flags)), flags.json === true));
+    guard(async () => {
+      process.stdout.write(await renderPlan(planSpec(spec, planOptions(flags)), flags.json === true));
       return 0;
     }),
   );

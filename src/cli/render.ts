@@ -13,16 +13,22 @@ function bytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-export function renderPlan(plan: Plan, json: boolean): string {
-  const stages = plan.dag.order.map((key) => {
+export async function renderPlan(plan: Plan, json: boolean): Promise<string> {
+  const stages = [];
+  for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) throw new Error(`DAG lost node ${key}`);
     const cached = plan.store.has(key);
-    return { key, kind: n.kind, label: n.label, cached, partial: !cached && plan.store.hasPartial(key), inputs: n.inputs, cells: n.cells };
-  });
+    // Held: another process is computing it now (a run of this plan would wait for it, then use it).
+    const held = !cached && (await plan.store.isLocked(key));
+    const partial = !cached && !held && plan.store.hasPartial(key);
+    stages.push({ key, kind: n.kind, label: n.label, cached, partial, held, inputs: n.inputs, cells: n.cells });
+  }
   const partial = stages.filter((s) => s.partial).length;
+  const held = stages.filter((s) => s.held).length;
   const repeated = repeatedCells(plan.dag);
-  const stopped = stoppedFractions(plan, stages.filter((s) => s.partial).map((s) => s.key));
+  // How much a stopped stage's last attempt, or a held stage's holder, has left: both files say.
+  const stopped = stoppedFractions(plan, stages.filter((s) => s.partial || s.held).map((s) => s.key));
   const estimate = estimatePlan(plan, stages.filter((s) => !s.cached).map((s) => s.key), stopped);
   if (json) {
     return `${JSON.stringify(
@@ -56,13 +62,14 @@ export function renderPlan(plan: Plan, json: boolean): string {
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
     ...(partial > 0 ? ['', `${partial} stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)`] : []),
-    ...(estimate.toRun > 0 ? ['', describeEstimate(estimate, 'to run', { resuming: stopped.size > 0 })] : []),
+    ...(held > 0 ? ['', `${held} stage(s) to run are being computed by another process now (marked held): a run waits for them and uses their results`] : []),
+    ...(estimate.toRun > 0 ? ['', describeEstimate(estimate, 'to run', { running: stages.some((s) => s.held && stopped.has(s.key)), resuming: stages.some((s) => s.partial && stopped.has(s.key)) })] : []),
     '',
     ...stages.map((s) => {
       const seconds = estimate.stages.get(s.key)?.seconds;
       const left = stopped.get(s.key);
       const time = seconds === undefined || seconds === null ? '' : ` (~${formatDuration(seconds * (left ?? 1))}${left === undefined ? '' : ' left'})`;
-      return `${s.cached ? 'cached' : s.partial ? 'resume' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}${time}`;
+      return `${s.cached ? 'cached' : s.held ? 'held  ' : s.partial ? 'resume' : 'run   '}  ${s.key.slice(0, 12)}  ${s.label}${time}`;
     }),
   ];
   return `${lines.join('\n')}\n`;
@@ -82,9 +89,9 @@ export function renderRunHeader(plan: Plan): string {
 }
 
 /**
- * The fraction left of each given stage (unfinished, with saved progress: the caller checked) that an
- * earlier attempt stopped part-way, from how far that attempt got (its progress file); stages without
- * one are left out and count in full.
+ * The fraction left of each given stage (unfinished, and with saved progress or held by another
+ * process: the caller checked) from its progress file: how far the attempt that stopped part-way got,
+ * or the holder's latest report; stages without one are left out and count in full.
  */
 function stoppedFractions(plan: Plan, resuming: string[]): Map<string, number> {
   const left = new Map<string, number>();
