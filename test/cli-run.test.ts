@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration } from '../src/exec/estimate.js';
 import { CLI_ENTRY } from '../src/exec/local.js';
+import { planSpec } from '../src/exec/plan-spec.js';
 import { Store, type Manifest } from '../src/store/store.js';
 import { makeProject, yaml } from './helpers/project.js';
 import { writeNpyDataset } from './helpers/npy-dataset.js';
@@ -84,8 +85,12 @@ test('plan and status mark the stages that resume from saved progress', () => {
   const stages = (JSON.parse(planned.stdout) as { stages: { key: string; kind: string; partial: boolean }[] }).stages;
   assert.ok(stages.every((s) => !s.partial));
   const evalKey = stages.find((s) => s.kind === 'eval')?.key ?? assert.fail('no eval stage');
-  // What an interrupted eval leaves: its checkpoint in the stage's scratch folder.
-  writeFileSync(join(new Store(join(root, '.metadd')).scratchDir(evalKey), 'latest.json'), '{}');
+  // What an interrupted eval leaves: its definition (`metadd run` writes every stage's before it starts
+  // one) and its checkpoint in the stage's scratch folder.
+  const spec = planSpec(join(root, 'spec.yaml'));
+  const { cells: _cells, ...def } = spec.dag.nodes.get(evalKey) ?? assert.fail('no eval node');
+  spec.store.writeStageDef(def);
+  writeFileSync(join(spec.store.scratchDir(evalKey), 'latest.json'), '{}');
   const plan = cli(root, ['plan', 'spec.yaml']).stdout.split('\n');
   assert.ok(plan.includes('1 stage(s) to run saved progress in an earlier attempt and resume from it (marked resume)'), plan.join('\n'));
   assert.deepEqual(plan.filter((l) => l.startsWith('resume')).map((l) => l.split(/ +/)[1]), [evalKey.slice(0, 12)]);
@@ -93,6 +98,16 @@ test('plan and status mark the stages that resume from saved progress', () => {
   const status = cli(root, ['status', 'spec.yaml']).stdout;
   assert.match(status, new RegExp(`^partial  ${evalKey.slice(0, 12)} `, 'm'));
   assert.match(status, /0\/\d+ done, 0 running, \d+ to compute \(1 of them resume from saved progress\)/);
+  // Without a spec: what is under way in the whole store (here the project's), with the spec that planned it.
+  const inStore = cli(root, ['status']);
+  assert.equal(inStore.status, 0, inStore.stderr);
+  assert.match(
+    inStore.stdout,
+    new RegExp(`^partial  ${evalKey.slice(0, 12)}  tiny: eval mlp-w16 <- random ipc=\\d seed=\\d\n\n0 running, 0 paused, 1 stopped with saved progress \\(\`metadd run\` of their spec resumes them\\); store ${join(root, '.metadd')}\n$`),
+    inStore.stdout,
+  );
+  const empty = cli(root, ['status', '--store', 'elsewhere']).stdout;
+  assert.equal(empty, `nothing under way in ${join(root, 'elsewhere')}: no stage is running, paused or stopped with saved progress\n`);
 });
 
 test('a run killed with SIGKILL resumes where it stopped and ends with the same results', async () => {
@@ -172,6 +187,9 @@ test('status shows how far a held stage has got (its worker writes it beside the
       status,
     );
     assert.match(status, /\n4\/6 done, 0 running, 1 paused, 1 to compute\n/);
+    const inStore = cli(root, ['status']).stdout;
+    assert.match(inStore, new RegExp(`^paused   ${paused[0].split(/ +/)[1]}  tiny: eval mlp-w16 <- random ipc=2 seed=1: process ${pid} is stopped by a signal`), inStore);
+    assert.match(inStore, /\n0 running, 1 paused, 0 stopped with saved progress; store /, inStore);
     // The paused worker's file holds still: the held stage counts the part of its twin's 600 s it has left.
     const files = readdirSync(locks).filter((f) => f.endsWith('.progress.json'));
     assert.equal(files.length, 1, files.join(', '));

@@ -10,7 +10,7 @@ import { runPlan } from '../exec/run-spec.js';
 import { METADD_VERSION } from '../util/version.js';
 import { syncStore } from '../exec/sync-cmd.js';
 import { startLocalUi } from '../tracking/local-ui.js';
-import { renderPlan, renderRunHeader, renderStatus, renderSummary, renderCacheList, renderGc } from './render.js';
+import { renderPlan, renderRunHeader, renderStatus, renderStoreStatus, renderSummary, renderCacheList, renderGc } from './render.js';
 import { describePublish, publishReport, rebuildReport } from '../report/publish.js';
 
 
@@ -116,14 +116,14 @@ program
 
 program
   .command('status')
-  .description('which stages of a spec are done, running elsewhere, or still to compute')
-  .argument('<spec>', 'experiment YAML file')
+  .description('which stages of a spec are done, running elsewhere, or still to compute; without a spec, what is under way in the whole store')
+  .argument('[spec]', 'experiment YAML file (left out: every running, paused or stopped stage of the store, whichever spec it belongs to)')
   .addOption(setOption())
   .addOption(backendOption())
   .option('--store <dir>', 'artifact store')
   .option('--json', 'machine-readable output')
-  .action((spec: string, flags: SpecFlags & { json?: boolean }) => guard(async () => {
-    process.stdout.write(await renderStatus(planSpec(spec, planOptions(flags)), flags.json === true));
+  .action((spec: string | undefined, flags: SpecFlags & { json?: boolean }) => guard(async () => {
+    process.stdout.write(spec === undefined ? await renderStoreStatus(storeFor(flags), flags.json === true) : await renderStatus(planSpec(spec, planOptions(flags)), flags.json === true));
     return 0;
   }));
 

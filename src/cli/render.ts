@@ -120,15 +120,31 @@ function describeEstimate(e: PlanEstimate, which: string, counted: { running?: b
 /** `paused`: held by a process on this host that a signal stopped (SIGSTOP, Ctrl-Z); it goes on when continued. */
 type StageState = 'done' | 'running' | 'paused' | 'partial' | 'todo';
 
-interface StatusRow {
+/** Where a stage stands: done, held (running, or paused with the pid of its holder), stopped with saved progress, or to compute. */
+interface Whereabouts {
+  state: StageState;
+  /** The stopped process holding a paused stage. */
+  pid?: number;
+  /** What a held stage's worker last wrote, or how far a stopped one got. */
+  progress?: StageProgress;
+}
+
+interface StatusRow extends Whereabouts {
   key: string;
   kind: string;
   label: string;
-  state: StageState;
-  /** What a running stage's worker last wrote, or how far a stopped one got. */
-  progress?: StageProgress;
-  /** The stopped process holding a paused stage. */
-  pid?: number;
+}
+
+async function unfinishedState(store: Store, key: string): Promise<Whereabouts> {
+  let state: StageState = 'todo';
+  let pid: number | undefined;
+  if (await store.isLocked(key)) {
+    pid = store.pausedHolder(key);
+    state = pid === undefined ? 'running' : 'paused';
+  } else if (store.hasPartial(key)) state = 'partial';
+  // A held stage's file is its live progress; a partial one's, how far its stopped attempt got.
+  const progress = state === 'todo' ? undefined : store.readProgress(key);
+  return { state, ...(pid === undefined ? {} : { pid }), ...(progress ? { progress } : {}) };
 }
 
 /** Where every stage of a plan stands in the store now, with the live progress of the running ones. */
@@ -140,26 +156,52 @@ async function collectStatus(plan: Plan): Promise<{ stages: StatusRow[]; estimat
   for (const key of plan.dag.order) {
     const n = plan.dag.nodes.get(key);
     if (!n) continue;
-    let state: StageState = 'todo';
-    let progress: StageProgress | undefined;
-    let pid: number | undefined;
-    if (plan.store.has(key)) state = 'done';
-    else if (await plan.store.isLocked(key)) {
-      pid = plan.store.pausedHolder(key);
-      state = pid === undefined ? 'running' : 'paused';
-    } else if (plan.store.hasPartial(key)) state = 'partial';
-    // A held stage's file is its live progress; a partial one's, how far its stopped attempt got.
-    if (state !== 'done' && state !== 'todo') progress = plan.store.readProgress(key);
-    const f = progress ? leftFraction(progress) : undefined;
+    const where: Whereabouts = plan.store.has(key) ? { state: 'done' } : await unfinishedState(plan.store, key);
+    const f = where.progress ? leftFraction(where.progress) : undefined;
     if (f !== undefined) {
       left.set(key, f);
-      if (state === 'partial') resuming = true;
+      if (where.state === 'partial') resuming = true;
       else running = true;
     }
-    stages.push({ key, kind: n.kind, label: n.label, state, ...(progress ? { progress } : {}), ...(pid === undefined ? {} : { pid }) });
+    stages.push({ key, kind: n.kind, label: n.label, ...where });
   }
   const unfinished = stages.filter((s) => s.state !== 'done').map((s) => s.key);
   return { stages, estimate: estimatePlan(plan, unfinished, left), running, resuming };
+}
+
+/** What a status row says after its label: where a held or stopped stage has got, and who holds a paused one. */
+function describeWhere(s: Whereabouts, now: number): string {
+  if (s.pid !== undefined) {
+    const at = s.progress ? `; ${describeStoppedProgress(s.progress)}` : '';
+    return `: process ${s.pid} is stopped by a signal (\`kill -CONT ${s.pid}\` or \`fg\` in its terminal lets it go on)${at}`;
+  }
+  if (!s.progress) return '';
+  return `: ${s.state === 'running' ? describeLiveProgress(s.progress, now) : describeStoppedProgress(s.progress)}`;
+}
+
+/**
+ * The stages of a whole store that are under way, whichever spec they belong to: running, paused, or
+ * stopped with saved progress (the spec that planned each first names it; its `metadd run` resumes it).
+ */
+export async function renderStoreStatus(store: Store, json = false): Promise<string> {
+  const now = Date.now();
+  const rows: (Whereabouts & { key: string; kind: string; label: string; spec: string })[] = [];
+  for (const key of store.keysUnderWay()) {
+    const where = await unfinishedState(store, key);
+    if (where.state === 'todo') continue;
+    const def = store.readStageDef(key);
+    rows.push({ key, kind: def.kind, label: def.label, spec: def.spec.name, ...where });
+  }
+  if (json) {
+    const stages = rows.map((r) => ({ ...r, ...(r.progress && r.state === 'running' ? { seconds_left_at_pace: secondsLeft(r.progress, now) ?? null } : {}) }));
+    return `${JSON.stringify({ store: store.root, stages }, null, 2)}\n`;
+  }
+  if (rows.length === 0) return `nothing under way in ${store.root}: no stage is running, paused or stopped with saved progress\n`;
+  const count = (state: StageState): number => rows.filter((r) => r.state === state).length;
+  const lines = rows.map((r) => `${r.state.padEnd(8)} ${r.key.slice(0, 12)}  ${r.spec}: ${r.label}${describeWhere(r, now)}`);
+  const partial = count('partial');
+  const resume = partial > 0 ? ` (\`metadd run\` of their spec resumes them)` : '';
+  return `${lines.join('\n')}\n\n${count('running')} running, ${count('paused')} paused, ${partial} stopped with saved progress${resume}; store ${store.root}\n`;
 }
 
 export async function renderStatus(plan: Plan, json = false): Promise<string> {
@@ -184,15 +226,7 @@ export async function renderStatus(plan: Plan, json = false): Promise<string> {
       2,
     )}\n`;
   }
-  const detail = (s: StatusRow): string => {
-    if (s.pid !== undefined) {
-      const at = s.progress ? `; ${describeStoppedProgress(s.progress)}` : '';
-      return `: process ${s.pid} is stopped by a signal (\`kill -CONT ${s.pid}\` or \`fg\` in its terminal lets it go on)${at}`;
-    }
-    if (!s.progress) return '';
-    return `: ${s.state === 'running' ? describeLiveProgress(s.progress, now) : describeStoppedProgress(s.progress)}`;
-  };
-  const rows = stages.map((s) => `${s.state.padEnd(8)} ${s.key.slice(0, 12)}  ${s.label}${detail(s)}`);
+  const rows = stages.map((s) => `${s.state.padEnd(8)} ${s.key.slice(0, 12)}  ${s.label}${describeWhere(s, now)}`);
   const total = stages.length;
   const done = count('done');
   const busy = count('running');

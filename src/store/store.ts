@@ -146,6 +146,24 @@ export class Store {
     return d;
   }
 
+  /**
+   * The unfinished stages this store knows to be under way: held by a worker (or left locked by a
+   * killed one) or with saved progress to resume from. Sorted; from the files under locks/ and scratch/.
+   */
+  keysUnderWay(): string[] {
+    const keys = new Set<string>();
+    const locks = this.dir('locks');
+    if (existsSync(locks)) {
+      for (const name of readdirSync(locks)) {
+        const m = /^(.+?)\.(lock|owner\.json|progress\.json)$/.exec(name);
+        if (m) keys.add(m[1]);
+      }
+    }
+    const scratch = this.dir('scratch');
+    if (existsSync(scratch)) for (const key of readdirSync(scratch)) if (this.hasPartial(key)) keys.add(key);
+    return [...keys].filter((k) => !this.has(k) && existsSync(this.stageDefPath(k))).sort();
+  }
+
   /** Whether an unfinished stage left saved progress (checkpoints, finished models) that its next attempt resumes from. */
   hasPartial(key: string): boolean {
     const d = this.dir('scratch', key);
