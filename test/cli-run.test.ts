@@ -228,6 +228,9 @@ test('status shows how far a held stage has got (its worker writes it beside the
     const t0 = Date.now();
     while (!/waiting +eval/.test(second.err) && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 20));
     assert.match(second.err, new RegExp(`waiting +eval mlp-w16 <- random ipc=2 seed=1: process ${pid} holds this stage and is stopped by a signal: \`kill -CONT ${pid}\``), second.err);
+    // Its opening lines count that stage as held, for the part its holder has left.
+    assert.match(second.err, /^spec tiny: 6 stage\(s\), 4 cached, 2 to run; 1 being computed by another process now, which this run waits for, store /m, second.err);
+    assert.match(second.err, new RegExp(`about ${formatDuration(expected)} of worker time for those \\(.*a running stage counts the part it has left\\)`), second.err);
     process.kill(-(child.pid as number), 'SIGCONT');
     // Going on, it is running again, with its live progress.
     const after = cli(root, ['status', 'spec.yaml', ...set]).stdout;

@@ -94,7 +94,7 @@ program
     guard(async () => {
       const plan = planSpec(spec, planOptions(flags));
       const startedAt = Date.now();
-      process.stderr.write(renderRunHeader(plan));
+      process.stderr.write(await renderRunHeader(plan));
       const controller = new AbortController();
       // Stays registered (not `once`): execa's signal-exit re-raises a signal nobody else listens to,
       // which would kill us before the workers are stopped. A second Ctrl-C exits at once.

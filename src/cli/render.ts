@@ -76,16 +76,25 @@ export async function renderPlan(plan: Plan, json: boolean): Promise<string> {
 }
 
 /** What `metadd run` says before it starts: how much of the plan is to run and, from finished twins, how long. */
-export function renderRunHeader(plan: Plan): string {
+export async function renderRunHeader(plan: Plan): Promise<string> {
   const toRun = plan.dag.order.filter((k) => !plan.store.has(k));
-  const resuming = toRun.filter((k) => plan.store.hasPartial(k));
+  const held: string[] = [];
+  const resuming: string[] = [];
+  for (const k of toRun) {
+    if (await plan.store.isLocked(k)) held.push(k);
+    else if (plan.store.hasPartial(k)) resuming.push(k);
+  }
   const head =
     `spec ${plan.resolved.base.name}: ${plan.dag.order.length} stage(s), ${plan.dag.order.length - toRun.length} cached, ${toRun.length} to run` +
-    `${resuming.length > 0 ? ` (${resuming.length} resume from saved progress)` : ''}, store ${plan.store.root}`;
+    `${resuming.length > 0 ? ` (${resuming.length} resume from saved progress)` : ''}` +
+    `${held.length > 0 ? `; ${held.length} being computed by another process now, which this run waits for` : ''}, store ${plan.store.root}`;
   // Without a twin there is nothing to say about time here (`plan` says so; a first run needs no reminder).
   const stopped = stoppedFractions(plan, resuming);
-  const estimate = toRun.length > 0 ? estimatePlan(plan, toRun, stopped) : undefined;
-  return estimate && estimate.estimated > 0 ? `${head}\n${describeEstimate(estimate, 'to run', { resuming: stopped.size > 0 })}\n` : `${head}\n`;
+  const holding = stoppedFractions(plan, held);
+  const estimate = toRun.length > 0 ? estimatePlan(plan, toRun, new Map([...stopped, ...holding])) : undefined;
+  return estimate && estimate.estimated > 0
+    ? `${head}\n${describeEstimate(estimate, 'to run', { running: holding.size > 0, resuming: stopped.size > 0 })}\n`
+    : `${head}\n`;
 }
 
 /**
