@@ -424,6 +424,12 @@ test('versus_baseline: each row minus the random subset of the same seed, matche
   assert.equal(dm1.stat?.n, 1);
   assert.ok(Math.abs((dm1.stat?.mean ?? NaN) - 0.2) < 1e-12);
   assert.match(tableToMarkdown(narrowed as TableModel), /\| DM \| 1 \| dsa \| \+20\.0 \|/);
+  // The title says what a difference is averaged over: paired seeds, or with nothing pooled one run per row.
+  assert.match(vs.title, /mean ± sample std over paired runs \(same seed: the baseline drawn for the same seed\) of each run's difference/, vs.title);
+  const unpooled = { ...cfg, pool: [] };
+  const seed0 = data.cells.filter((c) => c.facts.seed === 0);
+  const single = baselineTable(unpooled, layoutTable(unpooled, cfg.tables[0], seed0), seed0, versus);
+  assert.match(single?.title ?? '', /mean ± sample std over the one run of each row \(report\.pool is empty: nothing pooled\) of each run's difference/, single?.title);
   // A path that is not a row path is named in a note; no baseline rows at all: no table.
   assert.ok(baselineTable(cfg, table, data.cells, { match: ['distill.ipc', 'eval.epochs'] })?.notes.some((n) => n.startsWith('versus_baseline: eval.epochs is not a row path')));
   const noBaseline = layoutTable(cfg, cfg.tables[0], data.cells.filter((c) => c.facts['distill.method'] !== 'random'));

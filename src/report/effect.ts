@@ -144,8 +144,12 @@ function differenceTable(table: TableModel, name: string, title: string, rowPath
   };
 }
 
-function pooledText(cfg: ReportConfig): string {
-  return cfg.pool.length > 0 ? cfg.pool.join(', ') : 'none';
+/**
+ * What a difference is averaged over: the runs pooled into a row (each paired with the reference of the
+ * same pooled values, `why` saying more), or, with report.pool empty, the single run of each row.
+ */
+function pairedRunsText(cfg: ReportConfig, why = ''): string {
+  return cfg.pool.length > 0 ? `paired runs (same ${cfg.pool.join(', ')}${why})` : 'the one run of each row (report.pool is empty: nothing pooled)';
 }
 
 function isDefaultEffect(pair: ArmPair): boolean {
@@ -186,7 +190,7 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
   if (candidates === 0) return undefined;
   const what = `${ARM_TITLE[arm].charAt(0).toUpperCase()}${ARM_TITLE[arm].slice(1)} minus ${ARM_TITLE[minus]}`;
   const title =
-    `${what}, in accuracy points: mean ± sample std over paired runs (same ${pooledText(cfg)}) of each run's difference, ` +
+    `${what}, in accuracy points: mean ± sample std over ${pairedRunsText(cfg)} of each run's difference, ` +
     `each arm the mean of its evaluation models. Positive: ${isDefaultEffect(pair) ? 'MetaDD helped' : `${ARM_SUBJECT[arm]} is higher`}.`;
   return differenceTable(table, `${table.name}-${suffix}`, title, withoutArm(table.rowPaths), withoutArm(table.rowHeaders), rows, notes);
 }
@@ -225,7 +229,7 @@ export function baselineTable(cfg: ReportConfig, table: TableModel, cells: reado
     if (row) rows.push(row);
   }
   const title =
-    `Each row minus its baseline row (the one that agrees with it on ${versus.match.join(', ')}), in accuracy points: mean ± sample std over paired runs ` +
-    `(same ${pooledText(cfg)}: the baseline drawn for the same seed) of each run's difference, each side the mean of its evaluation models. Positive: above the baseline.`;
+    `Each row minus its baseline row (the one that agrees with it on ${versus.match.join(', ')}), in accuracy points: mean ± sample std over ` +
+    `${pairedRunsText(cfg, ': the baseline drawn for the same seed')} of each run's difference, each side the mean of its evaluation models. Positive: above the baseline.`;
   return differenceTable(table, `${table.name}-vs-baseline`, title, table.rowPaths, table.rowHeaders, rows, notes);
 }
