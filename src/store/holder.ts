@@ -70,9 +70,10 @@ export function readHolder(path: string): Holder | undefined {
  */
 export function holderState(h: Holder): HolderState {
   if (h.host !== hostname()) return 'elsewhere';
-  if (!hasProc) return signalReaches(h.pid) ? 'running' : 'gone';
-  const stat = procStat(h.pid);
-  if (!stat || (h.started !== undefined && stat.started !== h.started)) return 'gone';
+  const stat = hasProc ? procStat(h.pid) : undefined;
+  // No /proc, or one that hides other users' processes (hidepid): a signal still tells whether the pid lives.
+  if (!stat) return signalReaches(h.pid) ? 'running' : 'gone';
+  if (h.started !== undefined && stat.started !== h.started) return 'gone';
   // Z: exited, not yet reaped by its parent; T: stopped by a signal; t: stopped by a debugger.
   if (stat.state === 'Z' || stat.state === 'X') return 'gone';
   return stat.state === 'T' || stat.state === 't' ? 'paused' : 'running';
