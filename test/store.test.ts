@@ -9,9 +9,9 @@ import { thisProcess } from '../src/store/holder.js';
 import { decodeNpy, encodeNpy, readNpy, writeNpy } from '../src/store/npy.js';
 import { sha256 } from '../src/store/hash.js';
 
-async function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
+async function waitFor(condition: () => Promise<boolean>, ms = 5000): Promise<void> {
   const t0 = Date.now();
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -170,10 +170,10 @@ test('a holder on this host keeps its lock while alive, paused or not, however o
     const said = await new Promise<string>((r) => holder.stdout.once('data', (d: Buffer) => r(d.toString())));
     assert.equal(said, 'held');
     assert.equal(await store.isLocked('k'), true);
-    assert.equal(store.pausedHolder('k'), undefined);
+    assert.deepEqual(await store.lockState('k'), { held: true }, 'held, not paused');
     // Stopped by a signal (Ctrl-Z), it no longer refreshes the heartbeat: make it a minute old.
     holder.kill('SIGSTOP');
-    await waitFor(() => store.pausedHolder('k') === holder.pid);
+    await waitFor(async () => (await store.lockState('k')).pausedPid === holder.pid);
     const old = new Date(Date.now() - 60_000);
     utimesSync(join(locks, 'k.lock'), old, old);
     assert.equal(await store.isLocked('k'), true, 'a paused holder still holds its lock');
@@ -182,7 +182,7 @@ test('a holder on this host keeps its lock while alive, paused or not, however o
     holder.kill('SIGKILL');
     await exited;
     assert.equal(await store.isLocked('k'), false);
-    assert.equal(store.pausedHolder('k'), undefined);
+    assert.deepEqual(await store.lockState('k'), { held: false });
     const taken = await store.tryLock('k');
     assert.ok(taken, 'a gone holder is taken over');
     await taken();

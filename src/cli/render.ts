@@ -28,7 +28,7 @@ export async function renderPlan(plan: Plan, json: boolean): Promise<string> {
   const held = stages.filter((s) => s.held).length;
   const repeated = repeatedCells(plan.dag);
   // How much a stopped stage's last attempt, or a held stage's holder, has left: both files say.
-  const stopped = stoppedFractions(plan, stages.filter((s) => s.partial || s.held).map((s) => s.key));
+  const stopped = fractionsLeft(plan, stages.filter((s) => s.partial || s.held).map((s) => s.key));
   const estimate = estimatePlan(plan, stages.filter((s) => !s.cached).map((s) => s.key), stopped);
   if (json) {
     return `${JSON.stringify(
@@ -89,8 +89,8 @@ export async function renderRunHeader(plan: Plan): Promise<string> {
     `${resuming.length > 0 ? ` (${resuming.length} resume from saved progress)` : ''}` +
     `${held.length > 0 ? `; ${held.length} being computed by another process now, which this run waits for` : ''}, store ${plan.store.root}`;
   // Without a twin there is nothing to say about time here (`plan` says so; a first run needs no reminder).
-  const stopped = stoppedFractions(plan, resuming);
-  const holding = stoppedFractions(plan, held);
+  const stopped = fractionsLeft(plan, resuming);
+  const holding = fractionsLeft(plan, held);
   const estimate = toRun.length > 0 ? estimatePlan(plan, toRun, new Map([...stopped, ...holding])) : undefined;
   return estimate && estimate.estimated > 0
     ? `${head}\n${describeEstimate(estimate, 'to run', { running: holding.size > 0, resuming: stopped.size > 0 })}\n`
@@ -102,9 +102,9 @@ export async function renderRunHeader(plan: Plan): Promise<string> {
  * process: the caller checked) from its progress file: how far the attempt that stopped part-way got,
  * or the holder's latest report; stages without one are left out and count in full.
  */
-function stoppedFractions(plan: Plan, resuming: string[]): Map<string, number> {
+function fractionsLeft(plan: Plan, keys: string[]): Map<string, number> {
   const left = new Map<string, number>();
-  for (const key of resuming) {
+  for (const key of keys) {
     const p = plan.store.readProgress(key);
     const f = p ? leftFraction(p) : undefined;
     if (f !== undefined) left.set(key, f);
@@ -146,11 +146,10 @@ interface StatusRow extends Whereabouts {
 
 async function unfinishedState(store: Store, key: string): Promise<Whereabouts> {
   let state: StageState = 'todo';
-  let pid: number | undefined;
-  if (await store.isLocked(key)) {
-    pid = store.pausedHolder(key);
-    state = pid === undefined ? 'running' : 'paused';
-  } else if (store.hasPartial(key)) state = 'partial';
+  const lock = await store.lockState(key);
+  const pid = lock.pausedPid;
+  if (lock.held) state = pid === undefined ? 'running' : 'paused';
+  else if (store.hasPartial(key)) state = 'partial';
   // A held stage's file is its live progress; a partial one's, how far its stopped attempt got.
   const progress = state === 'todo' ? undefined : store.readProgress(key);
   return { state, ...(pid === undefined ? {} : { pid }), ...(progress ? { progress } : {}) };

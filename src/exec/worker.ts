@@ -45,8 +45,8 @@ export function explainWasmAbort(err: unknown): unknown {
 const WAIT_NOTE_MS = 30_000;
 
 /** Who this worker waits for: a process computing the stage, or one that a signal stopped (which waits for a person). */
-function describeOtherHolder(store: Store, key: string, now: number): string {
-  const paused = store.pausedHolder(key);
+async function describeOtherHolder(store: Store, key: string, now: number): Promise<string> {
+  const paused = (await store.lockState(key)).pausedPid;
   if (paused !== undefined) {
     return `process ${paused} holds this stage and is stopped by a signal: \`kill -CONT ${paused}\` (or \`fg\` in its terminal) lets it go on; once it has ended, this run takes the stage over`;
   }
@@ -73,7 +73,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     const now = Date.now();
     if (now - lastWaitNote >= WAIT_NOTE_MS) {
       lastWaitNote = now;
-      emit({ type: 'status', key, status: 'waiting', detail: describeOtherHolder(store, key, now) });
+      emit({ type: 'status', key, status: 'waiting', detail: await describeOtherHolder(store, key, now) });
     }
     await sleep(options.pollMs ?? 500);
     if (store.has(key) && !options.force) {

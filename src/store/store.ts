@@ -5,7 +5,7 @@ import lockfile from 'proper-lockfile';
 import type { ArtifactView, StageKind } from '../stages/contract.js';
 import { readJsonIfReadable } from '../util/read-json.js';
 import { sha256File } from './hash.js';
-import { holderState, readHolder, thisProcess } from './holder.js';
+import { holderState, readHolder, thisProcess, type Holder, type HolderState } from './holder.js';
 import { objectPath } from './layout.js';
 
 export interface ManifestFile {
@@ -91,6 +91,9 @@ export interface StageDef {
  */
 const LOCK_STALE_MS = 15_000;
 
+/** What lives under locks/ for a key: the lock itself (a directory), its holder's owner file, the progress file. */
+const LOCK_FILE = /^(.+?)\.(lock|owner\.json|progress\.json)$/;
+
 /**
  * The content-addressed artifact store. An artifact is a directory under objects/, named by its
  * cache key; it appears only complete: stages write into tmp/ and `commit` renames the directory
@@ -155,7 +158,7 @@ export class Store {
     const locks = this.dir('locks');
     if (existsSync(locks)) {
       for (const name of readdirSync(locks)) {
-        const m = /^(.+?)\.(lock|owner\.json|progress\.json)$/.exec(name);
+        const m = LOCK_FILE.exec(name);
         if (m) keys.add(m[1]);
       }
     }
@@ -250,8 +253,7 @@ export class Store {
     mkdirSync(this.dir('locks'), { recursive: true });
     const target = this.dir('locks', key);
     const owner = this.ownerPath(key);
-    const recorded = readHolder(owner);
-    const state = recorded && holderState(recorded);
+    const state = this.recordedHolder(key)?.state;
     // The heartbeat of a paused holder lapses; the lock library would take the lock from under it.
     if ((state === 'running' || state === 'paused') && existsSync(`${target}.lock`)) return undefined;
     let release = await this.lockOnce(key, target);
@@ -272,6 +274,12 @@ export class Store {
 
   private ownerPath(key: string): string {
     return `${this.dir('locks', key)}.owner.json`;
+  }
+
+  /** The holder the owner file beside a key's lock names, and whether it is still there; undefined without a readable file. */
+  private recordedHolder(key: string): { holder: Holder; state: HolderState } | undefined {
+    const holder = readHolder(this.ownerPath(key));
+    return holder && { holder, state: holderState(holder) };
   }
 
   /**
@@ -325,20 +333,22 @@ export class Store {
   }
 
   async isLocked(key: string): Promise<boolean> {
-    const target = this.dir('locks', key);
-    if (!existsSync(`${target}.lock`)) return false;
-    const recorded = readHolder(this.ownerPath(key));
-    const state = recorded && holderState(recorded);
-    if (state === 'running' || state === 'paused') return true;
-    if (state === 'gone') return false;
-    // Another host's holder, or one that has not written its owner file yet: the heartbeat decides.
-    return lockfile.check(target, { realpath: false, stale: LOCK_STALE_MS });
+    return (await this.lockState(key)).held;
   }
 
-  /** The pid of the process on this host that holds a key's lock and is stopped by a signal, if so. */
-  pausedHolder(key: string): number | undefined {
-    const recorded = readHolder(this.ownerPath(key));
-    return recorded && holderState(recorded) === 'paused' ? recorded.pid : undefined;
+  /**
+   * Whether a process holds a key's lock now, and, when it is a process on this host that a signal
+   * stopped (SIGSTOP, Ctrl-Z), its pid.
+   */
+  async lockState(key: string): Promise<{ held: boolean; pausedPid?: number }> {
+    const target = this.dir('locks', key);
+    if (!existsSync(`${target}.lock`)) return { held: false };
+    const recorded = this.recordedHolder(key);
+    if (recorded?.state === 'paused') return { held: true, pausedPid: recorded.holder.pid };
+    if (recorded?.state === 'running') return { held: true };
+    if (recorded?.state === 'gone') return { held: false };
+    // Another host's holder, or one that has not written its owner file yet: the heartbeat decides.
+    return { held: await lockfile.check(target, { realpath: false, stale: LOCK_STALE_MS }) };
   }
 
   listManifests(): Manifest[] {
@@ -400,8 +410,8 @@ export class Store {
     const locksRoot = this.dir('locks');
     if (existsSync(locksRoot)) {
       for (const name of readdirSync(locksRoot).sort()) {
-        const m = /^(.+)\.(owner\.json|progress\.json)$/.exec(name);
-        if (!m || (await this.isLocked(m[1]))) continue;
+        const m = LOCK_FILE.exec(name);
+        if (!m || m[2] === 'lock' || (await this.isLocked(m[1]))) continue;
         // A stopped stage's progress file is what lets the next plan count only the part it has left.
         if (m[2] === 'progress.json' && this.readStoppedProgress(m[1])) continue;
         locks.push(join(locksRoot, name));
