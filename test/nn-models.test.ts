@@ -38,6 +38,18 @@ const REFERENCE_COUNTS: Record<string, [number, number]> = {
   // 3*512) + (2*589824 + 1024) = 2099712; layer4 (1179648 + 2359296 + 131072 + 3*1024) + (2*2359296 + 2048)
   // = 8393728; fc 5130. 3ch: 1856 + 147968 + 525568 + 2099712 + 8393728 + 5130 = 11173962; 1ch: -1152.
   resnet18: [11172810, 11173962],
+  // VGG-19: config (64, 64, M, 128, 128, M, 256 x4, M, 512 x4, M, 512 x4, M), conv = cin*9*cout + cout, instance
+  // norm 2*cout, fc 512*10+10 = 5130. 3ch: 20040522; 1ch: -2*9*64 = 20039370. Independently: torchvision's vgg19
+  // has 143,667,240 parameters, of which its classifier (25088-4096-4096-1000) holds 123,642,856: the convs
+  // hold 20,024,384; + norms 2*(2*64 + 2*128 + 4*256 + 8*512) = 11,008 + fc 5,130 = 20,040,522.
+  vgg19: [20039370, 20040522],
+  // ResNet-50 (bottleneck blocks [3, 4, 6, 3], expansion 4, no conv biases): stem cin*9*64 (576 | 1728) + norm
+  // 128; a block of planes p from cin: cin*p + 9*p*p + 4*p*p convs, norms 2*(p + p + 4p), and where the shape
+  // changes a 1x1 shortcut cin*4p + norm 8p: stages 215808, 1219584, 7098368, 14964736; fc 2048*10+10 = 20490.
+  // 3ch: 23520842; 1ch: -1152. Independently: torchvision's resnet50 (25,557,032; batch norm has the same
+  // 2C affine parameters) with a 3x3 instead of 7x7 stem (-7,680) and 10 instead of 1000 classes
+  // (-2,028,510) gives 23,520,842.
+  resnet50: [23519690, 23520842],
 };
 
 const EMBED_DIMS: Record<string, [number, number]> = {
@@ -47,6 +59,8 @@ const EMBED_DIMS: Record<string, [number, number]> = {
   alexnet: [3072, 3072],
   vgg11: [512, 512],
   resnet18: [512, 512],
+  vgg19: [512, 512],
+  resnet50: [2048, 2048],
 };
 
 before(async () => {
@@ -104,10 +118,11 @@ describe('model zoo', () => {
     tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(c)]);
   });
 
-  for (const name of ['convnet', 'lenet', 'alexnet', 'vgg11', 'resnet18'] as const) {
+  for (const name of ['convnet', 'lenet', 'alexnet', 'vgg11', 'vgg19', 'resnet18', 'resnet50'] as const) {
     it(`${name} head 'gap': logits = mean_hw(features) x classifierWeights + bias (exact CAM)`, () => {
       const input = name === 'convnet' || name === 'lenet' ? MNIST : CIFAR;
-      const arch: ArchSpec = name === 'vgg11' || name === 'resnet18' ? { name, head: 'gap', width: 8 } : { name, head: 'gap' };
+      const narrow = name.startsWith('vgg') || name.startsWith('resnet');
+      const arch: ArchSpec = narrow ? { name, head: 'gap', width: 8 } : { name, head: 'gap' };
       const model = buildModel(arch, input);
       assert.ok(model.features && model.classifierWeights && model.classifierBias);
       const params = model.init(createRng(name));

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { planSpec } from '../src/exec/plan-spec.js';
@@ -48,13 +48,17 @@ test('the CIFAR-10 IPC 10 paper spec validates and plans over data on disk', () 
   const data = mkdtempSync(join(tmpdir(), 'metadd-paper-'));
   cifarFixture(data, 10);
   const plan = planSpec(join(PAPER, 'cifar10-ipc10.yaml'), { sets: [`data_root=${data}`], store: join(data, 'store') });
-  assert.equal(plan.resolved.cells.length, 3 * 3 * 3 + 1);
+  // Five bases (DC, DSA, DM, MTT, SRe2L) x three arms x three seeds, and the random subset.
+  assert.equal(plan.resolved.cells.length, 5 * 3 * 3 + 1);
   const kinds = new Map<string, number>();
   for (const n of plan.dag.nodes.values()) kinds.set(n.kind, (kinds.get(n.kind) ?? 0) + 1);
   assert.equal(kinds.get('dataset'), 1);
-  assert.equal(kinds.get('pretrain'), 4, 'four auxiliary networks, shared by every MetaDD cell');
-  // Evaluated sets: 9 base sets + the random subset + 18 aligned (control and MetaDD) sets, on 6 architectures.
-  assert.equal(kinds.get('eval'), (9 + 1 + 18) * 6);
+  // Four auxiliary networks shared by every MetaDD cell, MTT's 100 experts and SRe2L's teacher.
+  assert.equal(kinds.get('pretrain'), 4 + 100 + 1);
+  // Evaluated sets: 15 base sets + the random subset + 30 aligned (control and MetaDD) sets, on 8 architectures.
+  assert.equal(kinds.get('eval'), (15 + 1 + 30) * 8);
+  const evaluated = new Set([...plan.dag.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label.split(' ')[1]));
+  assert.deepEqual([...evaluated], ['convnet', 'resnet18', 'vgg11', 'alexnet', 'resnet50', 'vgg19', 'mlp', 'lenet']);
   assert.equal(plan.resolved.cells[0].spec.eval.epochs, 1000, 'the protocol comes from protocol.yaml');
 });
 
@@ -62,16 +66,33 @@ test('the Tiny-ImageNet IPC 50 paper spec validates and plans; IPC is checked ag
   const data = mkdtempSync(join(tmpdir(), 'metadd-paper-'));
   tinyFixture(data, ['n01', 'n02'], 50);
   const plan = planSpec(join(PAPER, 'tinyimagenet-ipc50.yaml'), { sets: [`data_root=${data}`], store: join(data, 'store') });
-  assert.equal(plan.resolved.cells.length, 3 * 3 + 1);
+  assert.equal(plan.resolved.cells.length, 3 * 3 * 3 + 1);
+  const evaluated = new Set([...plan.dag.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label.split(' ')[1]));
+  assert.ok(evaluated.has('convnet-d4'), `a depth-4 ConvNet on 64x64 images, as the references (${[...evaluated].join(', ')})`);
   const few = mkdtempSync(join(tmpdir(), 'metadd-paper-'));
   tinyFixture(few, ['n01', 'n02'], 20);
   assert.throws(() => planSpec(join(PAPER, 'tinyimagenet-ipc50.yaml'), { sets: [`data_root=${few}`] }), /IPC 50 is more than the 20 training images/);
 });
 
 test('every spec under experiments/ validates and plans', () => {
+  // The paper specs need data on disk (CIFAR-10, Tiny-ImageNet): the tests above plan them over fixtures.
   const dir = fileURLToPath(new URL('../../experiments/', import.meta.url));
-  for (const name of ['quickstart.yaml', 'fmnist-metadd.yaml']) {
+  const names = readdirSync(dir).filter((n) => n.endsWith('.yaml'));
+  assert.ok(names.length >= 40, `found ${names.length} specs in ${dir}`);
+  for (const name of names) {
     const plan = planSpec(join(dir, name), { store: mkdtempSync(join(tmpdir(), 'metadd-store-')) });
     assert.ok(plan.dag.order.length > 0, name);
   }
+});
+
+test('experiments/README.md lists every spec under experiments/, and only specs that exist', () => {
+  const dir = fileURLToPath(new URL('../../experiments/', import.meta.url));
+  const onDisk = readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((n) => n.endsWith('.yaml'))
+    .map((n) => n.split(sep).join('/'))
+    .sort();
+  const index = readFileSync(join(dir, 'README.md'), 'utf8');
+  const linked = [...index.matchAll(/\]\(([^)]+\.yaml)\)/g)].map((m) => m[1]);
+  assert.deepEqual([...new Set(linked)].sort(), onDisk);
+  assert.equal(linked.length, onDisk.length, 'each spec listed once');
 });

@@ -14,7 +14,9 @@ export const ARCH_DEFAULTS: Record<ArchName, Omit<ResolvedArch, 'name'>> = {
   lenet: { width: 6, depth: 2, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
   alexnet: { width: 128, depth: 5, norm: 'none', act: 'relu', pool: 'max', head: 'flatten' },
   vgg11: { width: 64, depth: 8, norm: 'instance', act: 'relu', pool: 'max', head: 'flatten' },
+  vgg19: { width: 64, depth: 16, norm: 'instance', act: 'relu', pool: 'max', head: 'flatten' },
   resnet18: { width: 64, depth: 4, norm: 'instance', act: 'relu', pool: 'none', head: 'flatten' },
+  resnet50: { width: 64, depth: 4, norm: 'instance', act: 'relu', pool: 'none', head: 'flatten' },
 };
 
 type Option = Exclude<keyof ArchSpec, 'name'>;
@@ -34,7 +36,9 @@ export const ARCH_RULES: Record<ArchName, ArchRules> = {
   lenet: { configurable: ['act', 'head'] },
   alexnet: { configurable: ['act', 'head'] },
   vgg11: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
+  vgg19: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
   resnet18: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
+  resnet50: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
 };
 
 const OPTIONS: Option[] = ['width', 'depth', 'norm', 'act', 'pool', 'head'];

@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../util/rng.js';
 
-export const ARCH_NAMES = ['convnet', 'mlp', 'lenet', 'alexnet', 'vgg11', 'resnet18'] as const;
+export const ARCH_NAMES = ['convnet', 'mlp', 'lenet', 'alexnet', 'vgg11', 'vgg19', 'resnet18', 'resnet50'] as const;
 export type ArchName = (typeof ARCH_NAMES)[number];
 export type NormKind = 'none' | 'batch' | 'layer' | 'instance' | 'group';
 export type ActKind = 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';

@@ -2,8 +2,8 @@ import { buildAlexNet } from './models/alexnet.js';
 import { buildConvNet } from './models/convnet.js';
 import { buildLeNet } from './models/lenet.js';
 import { buildMlp } from './models/mlp.js';
-import { buildResNet18 } from './models/resnet.js';
-import { buildVgg11 } from './models/vgg.js';
+import { buildResNet } from './models/resnet.js';
+import { buildVgg } from './models/vgg.js';
 import { ARCH_DEFAULTS, ARCH_RULES, resolveArch } from './arch-defaults.js';
 import type { ArchName, ArchSpec, InputShape, Model, ResolvedArch } from './types.js';
 
@@ -14,8 +14,10 @@ const BUILDERS: Record<ArchName, ArchBuilder> = {
   mlp: buildMlp,
   lenet: buildLeNet,
   alexnet: buildAlexNet,
-  vgg11: buildVgg11,
-  resnet18: buildResNet18,
+  vgg11: buildVgg,
+  vgg19: buildVgg,
+  resnet18: buildResNet,
+  resnet50: buildResNet,
 };
 
 /** Accepts the spec form (a bare name or an object). */

@@ -101,7 +101,9 @@ const ARCH_LABELS: Record<string, string> = {
   lenet: 'LeNet',
   alexnet: 'AlexNet',
   vgg11: 'VGG-11',
+  vgg19: 'VGG-19',
   resnet18: 'ResNet-18',
+  resnet50: 'ResNet-50',
 };
 
 function effectPairs(effect: NonNullable<ReportTable['effect']>, table: string, index: number): ArmPair[] {

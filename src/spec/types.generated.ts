@@ -4,7 +4,7 @@
 /**
  * Architecture name from the model zoo (docs/models.md).
  */
-export type ArchName = 'convnet' | 'mlp' | 'lenet' | 'alexnet' | 'vgg11' | 'resnet18';
+export type ArchName = 'convnet' | 'mlp' | 'lenet' | 'alexnet' | 'vgg11' | 'vgg19' | 'resnet18' | 'resnet50';
 /**
  * An auxiliary network for MetaDD: an architecture with a convolutional feature map (not mlp). Its head is always 'gap' (global average pooling + linear), so its class activation maps are exact.
  */
@@ -40,7 +40,7 @@ export type AuxArchitecture =
 /**
  * Architectures that can serve as MetaDD auxiliaries (every zoo architecture with a convolutional feature map).
  */
-export type AuxArchName = 'convnet' | 'lenet' | 'alexnet' | 'vgg11' | 'resnet18';
+export type AuxArchName = 'convnet' | 'lenet' | 'alexnet' | 'vgg11' | 'vgg19' | 'resnet18' | 'resnet50';
 /**
  * A network architecture: a name, or an object with the name and its options.
  */
