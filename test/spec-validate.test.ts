@@ -222,6 +222,7 @@ test('user dataset paths must exist and stay inside data_root', () => {
   assert.equal(missing.length, 1);
   assert.equal(missing[0].path, 'dataset.path');
   assert.match(missing[0].message, /does not exist/);
+  assert.match(missing[0].hint ?? '', /--set data_root=<folder>/);
   assert.equal(missing[0].line, 2);
   const escape = issuesOf({ 'spec.yaml': base.replace('PATH', '../../outside') }).issues;
   assert.match(escape[0].message, /outside data_root/);

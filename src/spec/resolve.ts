@@ -130,7 +130,10 @@ function semanticIssues(
       return out;
     }
     if (!existsSync(full)) {
-      out.push(at('dataset.path', `'${ds.path}' does not exist (looked for ${full})`));
+      out.push({
+        ...at('dataset.path', `'${ds.path}' does not exist (looked for ${full})`),
+        hint: `put the data there, or point at the folder holding '${ds.path}' with --set data_root=<folder> (docs/datasets.md)`,
+      });
       return out;
     }
   }
