@@ -50,6 +50,13 @@ const REFERENCE_COUNTS: Record<string, [number, number]> = {
   // 2C affine parameters) with a 3x3 instead of 7x7 stem (-7,680) and 10 instead of 1000 classes
   // (-2,028,510) gives 23,520,842.
   resnet50: [23519690, 23520842],
+  // Swin-S for 32x32 (28x28 padded to 32x32): patch embed cin*2*2*96 + 96 (480 | 1248) + its norm 192; a block
+  // at width C with window w and H heads: norms 4C, qkv C*3C + 3C, bias table (2w - 1)^2 * H, proj C*C + C,
+  // MLP C*4C + 4C + 4C*C + C; merging: norm 8C + 4C*2C. Windows 4, 4, 4, 2 (stage maps 16, 8, 4, 2): stages
+  // 298470, 1186764, 33133656, 14176176; final norm 1536; fc 768*10 + 10 = 7690. 3ch: 48805732; 1ch: -768.
+  // The same arithmetic for timm's swin_small_patch4_window7_224 (4x4 patches, 7x7 windows, 1000 classes)
+  // gives its published 49,606,258.
+  swin: [48804964, 48805732],
 };
 
 const EMBED_DIMS: Record<string, [number, number]> = {
@@ -61,6 +68,7 @@ const EMBED_DIMS: Record<string, [number, number]> = {
   resnet18: [512, 512],
   vgg19: [512, 512],
   resnet50: [2048, 2048],
+  swin: [768, 768],
 };
 
 before(async () => {
@@ -118,11 +126,11 @@ describe('model zoo', () => {
     tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(c)]);
   });
 
-  for (const name of ['convnet', 'lenet', 'alexnet', 'vgg11', 'vgg19', 'resnet18', 'resnet50'] as const) {
+  for (const name of ['convnet', 'lenet', 'alexnet', 'vgg11', 'vgg19', 'resnet18', 'resnet50', 'swin'] as const) {
     it(`${name} head 'gap': logits = mean_hw(features) x classifierWeights + bias (exact CAM)`, () => {
       const input = name === 'convnet' || name === 'lenet' ? MNIST : CIFAR;
       const narrow = name.startsWith('vgg') || name.startsWith('resnet');
-      const arch: ArchSpec = narrow ? { name, head: 'gap', width: 8 } : { name, head: 'gap' };
+      const arch: ArchSpec = narrow ? { name, head: 'gap', width: 8 } : name === 'swin' ? { name, head: 'gap', width: 32 } : { name, head: 'gap' };
       const model = buildModel(arch, input);
       assert.ok(model.features && model.classifierWeights && model.classifierBias);
       const params = model.init(createRng(name));

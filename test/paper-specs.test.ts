@@ -55,10 +55,10 @@ test('the CIFAR-10 IPC 10 paper spec validates and plans over data on disk', () 
   assert.equal(kinds.get('dataset'), 1);
   // Four auxiliary networks shared by every MetaDD cell, MTT's 100 experts and SRe2L's teacher.
   assert.equal(kinds.get('pretrain'), 4 + 100 + 1);
-  // Evaluated sets: 15 base sets + the random subset + 30 aligned (control and MetaDD) sets, on 8 architectures.
-  assert.equal(kinds.get('eval'), (15 + 1 + 30) * 8);
+  // Evaluated sets: 15 base sets + the random subset + 30 aligned (control and MetaDD) sets, on 7 architectures.
+  assert.equal(kinds.get('eval'), (15 + 1 + 30) * 7);
   const evaluated = new Set([...plan.dag.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label.split(' ')[1]));
-  assert.deepEqual([...evaluated], ['convnet', 'resnet18', 'vgg11', 'alexnet', 'resnet50', 'vgg19', 'mlp', 'lenet']);
+  assert.deepEqual([...evaluated], ['convnet', 'resnet18', 'vgg11', 'alexnet', 'resnet50', 'vgg19', 'swin']);
   assert.equal(plan.resolved.cells[0].spec.eval.epochs, 1000, 'the protocol comes from protocol.yaml');
 });
 

@@ -7,7 +7,7 @@ export interface ArchSpec {
   width: number;
   depth: number;
   norm: 'none' | 'batch' | 'layer' | 'instance' | 'group';
-  act: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+  act: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
   pool: 'none' | 'max' | 'avg';
   head: 'flatten' | 'gap';
 }

@@ -17,6 +17,8 @@ export const ARCH_DEFAULTS: Record<ArchName, Omit<ResolvedArch, 'name'>> = {
   vgg19: { width: 64, depth: 16, norm: 'instance', act: 'relu', pool: 'max', head: 'flatten' },
   resnet18: { width: 64, depth: 4, norm: 'instance', act: 'relu', pool: 'none', head: 'flatten' },
   resnet50: { width: 64, depth: 4, norm: 'instance', act: 'relu', pool: 'none', head: 'flatten' },
+  // Swin-S: width is the embedding width; layer norm over each token's channels (fixed).
+  swin: { width: 96, depth: 4, norm: 'layer', act: 'gelu', pool: 'none', head: 'flatten' },
 };
 
 type Option = Exclude<keyof ArchSpec, 'name'>;
@@ -39,6 +41,7 @@ export const ARCH_RULES: Record<ArchName, ArchRules> = {
   vgg19: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
   resnet18: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
   resnet50: { configurable: ['width', 'norm', 'act', 'head'], norms: ALL_NORMS },
+  swin: { configurable: ['width', 'act', 'head'] },
 };
 
 const OPTIONS: Option[] = ['width', 'depth', 'norm', 'act', 'pool', 'head'];

@@ -40,11 +40,26 @@ export class ParamRegistry {
     if (bias) this.add(`${name}.bias`, [cout], { kind: 'uniform', bound });
   }
 
-  /** A linear layer with [in, out] weights; same PyTorch default bounds as `conv`. */
-  linear(name: string, din: number, dout: number, bias = true): void {
-    const bound = 1 / Math.sqrt(din);
+  /**
+   * A linear layer with [in, out] weights; same PyTorch default bounds as `conv`. With `weightBound` (a model
+   * with its own initialisation, e.g. timm's transformers) the weights draw from U(-weightBound, weightBound)
+   * and the bias starts at 0.
+   */
+  linear(name: string, din: number, dout: number, bias = true, weightBound?: number): void {
+    const bound = weightBound ?? 1 / Math.sqrt(din);
     this.add(`${name}.weight`, [din, dout], { kind: 'uniform', bound });
-    if (bias) this.add(`${name}.bias`, [dout], { kind: 'uniform', bound });
+    if (bias) this.add(`${name}.bias`, [dout], weightBound === undefined ? { kind: 'uniform', bound } : { kind: 'const', value: 0 });
+  }
+
+  /** A free parameter tensor drawn from U(-bound, bound). */
+  uniform(name: string, shape: number[], bound: number): void {
+    this.add(name, shape, { kind: 'uniform', bound });
+  }
+
+  /** The affine parameters of a layer norm over the channels of each position (PyTorch nn.LayerNorm(c)). */
+  channelNorm(name: string, c: number): void {
+    this.add(`${name}.weight`, [c], { kind: 'const', value: 1 });
+    this.add(`${name}.bias`, [c], { kind: 'const', value: 0 });
   }
 
   /** The affine parameters of a normalisation layer over a [h, w, c] map (and running stats for batch norm). */
@@ -187,9 +202,11 @@ export function normalize(kind: NormKind, params: Params, name: string, x: tf.Te
   }
 }
 
-/** The reference's activations; leaky ReLU uses PyTorch's default slope 0.01. */
+/** The reference's activations; leaky ReLU uses PyTorch's default slope 0.01; GELU is the exact (erf) form, PyTorch's default. */
 export function activate<T extends tf.Tensor>(act: ActKind, x: T): T {
   switch (act) {
+    case 'gelu':
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
     case 'relu':
       return tf.relu(x);
     case 'leakyrelu':

@@ -1,10 +1,10 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../util/rng.js';
 
-export const ARCH_NAMES = ['convnet', 'mlp', 'lenet', 'alexnet', 'vgg11', 'vgg19', 'resnet18', 'resnet50'] as const;
+export const ARCH_NAMES = ['convnet', 'mlp', 'lenet', 'alexnet', 'vgg11', 'vgg19', 'resnet18', 'resnet50', 'swin'] as const;
 export type ArchName = (typeof ARCH_NAMES)[number];
 export type NormKind = 'none' | 'batch' | 'layer' | 'instance' | 'group';
-export type ActKind = 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+export type ActKind = 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
 export type PoolKind = 'none' | 'max' | 'avg';
 export type HeadKind = 'flatten' | 'gap';
 

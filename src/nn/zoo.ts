@@ -3,6 +3,7 @@ import { buildConvNet } from './models/convnet.js';
 import { buildLeNet } from './models/lenet.js';
 import { buildMlp } from './models/mlp.js';
 import { buildResNet } from './models/resnet.js';
+import { buildSwin } from './models/swin.js';
 import { buildVgg } from './models/vgg.js';
 import { ARCH_DEFAULTS, ARCH_RULES, resolveArch } from './arch-defaults.js';
 import type { ArchName, ArchSpec, InputShape, Model, ResolvedArch } from './types.js';
@@ -18,6 +19,7 @@ const BUILDERS: Record<ArchName, ArchBuilder> = {
   vgg19: buildVgg,
   resnet18: buildResNet,
   resnet50: buildResNet,
+  swin: buildSwin,
 };
 
 /** Accepts the spec form (a bare name or an object). */

@@ -104,6 +104,7 @@ const ARCH_LABELS: Record<string, string> = {
   vgg19: 'VGG-19',
   resnet18: 'ResNet-18',
   resnet50: 'ResNet-50',
+  swin: 'Swin-S',
 };
 
 function effectPairs(effect: NonNullable<ReportTable['effect']>, table: string, index: number): ArmPair[] {

@@ -4,7 +4,7 @@
 /**
  * Architecture name from the model zoo (docs/models.md).
  */
-export type ArchName = 'convnet' | 'mlp' | 'lenet' | 'alexnet' | 'vgg11' | 'vgg19' | 'resnet18' | 'resnet50';
+export type ArchName = 'convnet' | 'mlp' | 'lenet' | 'alexnet' | 'vgg11' | 'vgg19' | 'resnet18' | 'resnet50' | 'swin';
 /**
  * An auxiliary network for MetaDD: an architecture with a convolutional feature map (not mlp). Its head is always 'gap' (global average pooling + linear), so its class activation maps are exact.
  */
@@ -25,9 +25,9 @@ export type AuxArchitecture =
        */
       norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
       /**
-       * Activation function.
+       * Activation function (gelu: the exact, erf form; Swin's default).
        */
-      act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+      act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
       /**
        * Pooling after each block (ConvNet only).
        */
@@ -40,7 +40,7 @@ export type AuxArchitecture =
 /**
  * Architectures that can serve as MetaDD auxiliaries (every zoo architecture with a convolutional feature map).
  */
-export type AuxArchName = 'convnet' | 'lenet' | 'alexnet' | 'vgg11' | 'vgg19' | 'resnet18' | 'resnet50';
+export type AuxArchName = 'convnet' | 'lenet' | 'alexnet' | 'vgg11' | 'vgg19' | 'resnet18' | 'resnet50' | 'swin';
 /**
  * A network architecture: a name, or an object with the name and its options.
  */
@@ -61,9 +61,9 @@ export type Architecture =
        */
       norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
       /**
-       * Activation function.
+       * Activation function (gelu: the exact, erf form; Swin's default).
        */
-      act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+      act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
       /**
        * Pooling after each block (ConvNet only).
        */
@@ -210,9 +210,9 @@ export interface DmParams {
          */
         norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
         /**
-         * Activation function.
+         * Activation function (gelu: the exact, erf form; Swin's default).
          */
-        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
         /**
          * Pooling after each block (ConvNet only).
          */
@@ -271,9 +271,9 @@ export interface DcParams {
          */
         norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
         /**
-         * Activation function.
+         * Activation function (gelu: the exact, erf form; Swin's default).
          */
-        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
         /**
          * Pooling after each block (ConvNet only).
          */
@@ -348,9 +348,9 @@ export interface DsaParams {
          */
         norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
         /**
-         * Activation function.
+         * Activation function (gelu: the exact, erf form; Swin's default).
          */
-        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
         /**
          * Pooling after each block (ConvNet only).
          */
@@ -459,9 +459,9 @@ export interface Sre2LTeacher {
          */
         norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
         /**
-         * Activation function.
+         * Activation function (gelu: the exact, erf form; Swin's default).
          */
-        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
         /**
          * Pooling after each block (ConvNet only).
          */
@@ -596,9 +596,9 @@ export interface MttParams {
          */
         norm?: 'none' | 'batch' | 'layer' | 'instance' | 'group';
         /**
-         * Activation function.
+         * Activation function (gelu: the exact, erf form; Swin's default).
          */
-        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+        act?: 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh' | 'gelu';
         /**
          * Pooling after each block (ConvNet only).
          */
