@@ -53,6 +53,26 @@ test('keys do not depend on how a spec spells a default', () => {
   const a = compile(SPEC);
   const b = compile(SPEC.replace('architectures: [convnet, mlp]', 'architectures: [{name: convnet, width: 128}, mlp]').replace('epochs: 10', 'epochs: 10, lr: 0.01'));
   assert.deepEqual(a.order, b.order);
+  const c = compile(SPEC.replace('epochs: 10', 'epochs: 10, micro_batch: null'));
+  assert.deepEqual(a.order, c.order);
+});
+
+test('eval.micro_batch enters the evaluation stages only, and only when set', () => {
+  const base = compile(SPEC);
+  const evalParams = [...base.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.params);
+  assert.ok(evalParams.every((p) => !('micro_batch' in p)), 'unset: absent, so stages keep the keys they had before the option existed');
+  const chunked = compile(SPEC, ['eval.micro_batch=64']);
+  const a = keysByKind(base);
+  const b = keysByKind(chunked);
+  assert.deepEqual(b.distill, a.distill);
+  assert.equal(b.eval.filter((k) => a.eval.includes(k)).length, 0);
+  for (const n of chunked.nodes.values()) if (n.kind === 'eval') assert.equal(n.params.micro_batch, 64);
+  const aligned = SPEC.replace('method: random', 'method: dm').replace('sweep:', 'metadd: {arm: metadd, aux: [convnet, lenet]}\nsweep:');
+  const pretrain = (d: Dag) => [...d.nodes.values()].filter((n) => n.kind === 'pretrain').map((n) => n.params);
+  assert.ok(pretrain(compile(aligned)).every((p) => !('micro_batch' in p)));
+  const auxChunked = pretrain(compile(aligned, ['metadd.pretrain.micro_batch=16']));
+  assert.equal(auxChunked.length, 2);
+  for (const p of auxChunked) assert.equal(p.micro_batch, 16);
 });
 
 test('changing one parameter invalidates exactly the stages downstream of it', () => {

@@ -182,6 +182,45 @@ describe('training', () => {
     disposeTrainState(b);
   });
 
+  it('micro-batches give the whole-batch step up to float order (hard and soft labels, DSA, KD); refused with batch norm', async () => {
+    const data = quadrants(44, 'micro');
+    const soft = new Float32Array(44 * 4);
+    for (let i = 0; i < 44; i++) for (let k = 0; k < 4; k++) soft[i * 4 + k] = k === data.y[i] ? 0.7 : 0.1;
+    const model = buildModel({ name: 'convnet', width: 6, depth: 2 }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const teacherModel = buildModel({ name: 'mlp', width: 8 }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const teacherParams = teacherModel.init(createRng('teacher'));
+    const kd = { temperature: 4, logits: (x: tf.Tensor4D) => teacherModel.forward(teacherParams, x, { training: false }) };
+    // Batch 16 over 44 images: steps of 16, 16 and 12, the last cut into micro-batches of 5, 5 and 2.
+    const variants: [string, LabeledImages, TrainConfig][] = [
+      ['hard labels', data, { ...BASE, epochs: 2, batch: 16 }],
+      ['soft labels + DSA', { ...data, soft }, { ...BASE, epochs: 2, batch: 16, augment: 'dsa', dsa: { strategy: 'color_crop_cutout_flip_scale_rotate' }, temperature: 2 }],
+      ['KD', data, { ...BASE, epochs: 2, batch: 16, kd }],
+    ];
+    for (const [label, set, cfg] of variants) {
+      const run = async (microBatch?: number) => {
+        const rng = createRng(`micro-${label}`);
+        return train(model, set, data, { ...cfg, microBatch }, rng.child('train'), initTrainState(model, rng.child('init')));
+      };
+      const whole = await run();
+      const chunked = await run(5);
+      const again = await run(5);
+      for (const spec of model.paramSpecs) {
+        const scale = Math.max(1e-3, ...Array.from(whole.params[spec.name].dataSync(), Math.abs));
+        assert.ok(maxAbsDiff(whole.params[spec.name], chunked.params[spec.name]) < 1e-5 * scale, `${label}: ${spec.name} differs by ${maxAbsDiff(whole.params[spec.name], chunked.params[spec.name])}`);
+        assert.equal(maxAbsDiff(chunked.params[spec.name], again.params[spec.name]), 0, `${label}: deterministic`);
+      }
+      whole.curves.trainLoss.forEach((l, e) => assert.ok(Math.abs(l - chunked.curves.trainLoss[e]) < 1e-5 * Math.max(1, l), `${label}: epoch ${e + 1} loss`));
+      assert.deepEqual(chunked.curves.trainAccuracy, whole.curves.trainAccuracy, label);
+      [whole, chunked, again].forEach(disposeTrainState);
+    }
+    tf.dispose(Object.values(teacherParams));
+    const bn = buildModel({ name: 'convnet', width: 4, depth: 1, norm: 'batch' }, { channels: 1, height: 8, width: 8, classes: 4 });
+    const rng = createRng('micro-bn');
+    const start = initTrainState(bn, rng.child('init'));
+    await assert.rejects(train(bn, data, null, { ...BASE, batch: 16, microBatch: 4 }, rng.child('train'), start), /batch norm/);
+    disposeTrainState(start);
+  });
+
   it('batch-norm networks update their running statistics while training', async () => {
     const data = quadrants(32, 'bn');
     const model = buildModel({ name: 'convnet', width: 4, depth: 1, norm: 'batch' }, { channels: 1, height: 8, width: 8, classes: 4 });

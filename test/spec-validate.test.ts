@@ -258,3 +258,20 @@ test("an architecture option the zoo does not let a spec change is refused at va
   // The same options where the zoo allows them are fine.
   assert.deepEqual(issuesOf({ 'spec.yaml': spec.replace('{name: alexnet, width: 32}', '{name: vgg11, width: 16}').replace('norm: batch', 'act: tanh') }).issues, []);
 });
+
+test('micro_batch must split the batch and is refused with batch norm, each at its own line', () => {
+  const spec = (evalBlock: string, metadd = ''): string => GOOD.replace('eval: {architectures: [convnet]}', evalBlock) + metadd;
+  assert.deepEqual(issuesOf({ 'spec.yaml': spec('eval: {architectures: [convnet, resnet50], micro_batch: 32}') }).issues, []);
+  const same = issuesOf({ 'spec.yaml': spec('eval: {architectures: [convnet], batch: 64, micro_batch: 64}') }).issues;
+  assert.equal(same.length, 1);
+  assert.equal(same[0].path, 'eval.micro_batch');
+  assert.match(same[0].message, /does not split the batch of 64/);
+  const bn = issuesOf({ 'spec.yaml': spec('eval: {architectures: [convnet, {name: resnet18, norm: batch}], micro_batch: 32}') }).issues;
+  assert.equal(bn.length, 1);
+  assert.match(bn[0].message, /resnet18 has batch norm/);
+  assert.equal(bn[0].line, 4);
+  const aux = issuesOf({
+    'spec.yaml': spec('eval: {architectures: [convnet]}', 'metadd: {arm: metadd, aux: [{name: vgg11, norm: batch}], pretrain: {micro_batch: 16}}\n').replace('method: random', 'method: dm'),
+  }).issues;
+  assert.deepEqual(aux.map((i) => i.path), ['metadd.pretrain.micro_batch']);
+});

@@ -122,7 +122,14 @@ export function auxArch(a: CellSpec['metadd']['aux'][number]): ArchSpec {
 }
 
 /** A network trained on the real set by a spec protocol block (metadd.pretrain, distill.sre2l.teacher). */
-type PretrainProtocol = Pick<PretrainParams, 'epochs' | 'lr' | 'momentum' | 'weight_decay' | 'batch' | 'augment' | 'decay_epoch' | 'train_limit' | 'seed'>;
+type PretrainProtocol = Pick<PretrainParams, 'epochs' | 'lr' | 'momentum' | 'weight_decay' | 'batch' | 'augment' | 'decay_epoch' | 'train_limit' | 'seed'> & {
+  micro_batch?: number | null;
+};
+
+/** `micro_batch` as a stage parameter: present only when the spec sets it, so every other stage keeps its key. */
+export function microBatchParam(microBatch: number | null | undefined): { micro_batch?: number } {
+  return microBatch == null ? {} : { micro_batch: microBatch };
+}
 
 /** The pretrain stage parameters of `arch` trained by protocol `p` (shared by every cell with the same protocol). */
 function protocolPretrainParams(arch: Parameters<typeof zooArch>[0], p: PretrainProtocol): PretrainParams {
@@ -139,6 +146,7 @@ function protocolPretrainParams(arch: Parameters<typeof zooArch>[0], p: Pretrain
     snapshots: false,
     test_every: 0,
     seed: p.seed,
+    ...microBatchParam(p.micro_batch),
   };
 }
 
@@ -281,7 +289,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       metaddKey = b.add('metadd', { ...params }, inputs, `metadd ${setLabel(spec, withDataset, 'downstream')}`, true, cell.index);
       setKey = metaddKey;
     }
-    const { architectures, ...protocol } = spec.eval;
+    const { architectures, micro_batch: microBatch, ...protocol } = spec.eval;
     const evaluation = wiring?.evaluation(spec, extraInputs) ?? { params: {}, inputs: {} };
     const evals = architectures.map((a) => {
       const arch = normalizeArch(a);
@@ -289,7 +297,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       // The zoo's own spelling: the planner's defaults differ from the zoo's for some architectures.
       const key = b.add(
         'eval',
-        { arch: zooArch(arch), ...protocol, ...evaluation.params, seed: spec.seed },
+        { arch: zooArch(arch), ...protocol, ...microBatchParam(microBatch), ...evaluation.params, seed: spec.seed },
         { dataset: datasetKey, images: setKey, ...evaluation.inputs },
         `eval ${label} <- ${setLabel(spec, withDataset, 'downstream')}`,
         true,

@@ -29,6 +29,13 @@ export interface TrainConfig {
   /** Batch size for evaluation (memory bound only; default 500). */
   evalBatch?: number;
   /**
+   * Memory bound only: each step's batch goes through the network in chunks of this many images, each on
+   * its own tape, their gradients summed with the chunks' shares of the batch; the same step as the whole
+   * batch up to float summation order. Not for networks with batch norm (each chunk would be normalised by
+   * its own statistics). Absent: the whole batch on one tape.
+   */
+  microBatch?: number;
+  /**
    * Knowledge distillation (SRe2L's relabel): every training batch, after augmentation, is labelled by
    * the teacher and the loss is `kdLoss` at `temperature` instead of the (hard or stored soft) labels.
    */
@@ -163,6 +170,9 @@ export async function train(
   const temperature = cfg.temperature ?? 1;
   const kd = cfg.kd;
   const steps = Math.ceil(data.n / cfg.batch);
+  if (cfg.microBatch !== undefined && cfg.microBatch < cfg.batch && hasBn) {
+    throw new Error(`train: micro-batches of ${cfg.microBatch} would normalise each by its own batch-norm statistics (${model.arch.name} has batch norm); train it without micro_batch`);
+  }
   const state = start;
 
   for (let epoch = state.epoch + 1; epoch <= cfg.epochs; epoch++) {
@@ -181,19 +191,20 @@ export async function train(
       // Soft targets of this very crop: computed before the tape, so nothing flows into the teacher.
       const teacherLogits = kd ? tf.tidy(() => kd.logits(xb)) : undefined;
       const stats: Record<string, BnBatchStats> = {};
-      const kept: { logits?: tf.Tensor2D } = {};
-      const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
-        const p: Params = {};
-        names.forEach((n, i) => (p[n] = ps[i]));
-        const out = model.forward(p, xb, { training: true, bnStats: hasBn ? stats : undefined });
-        kept.logits = tf.keep(out);
-        for (const st of Object.values(stats)) {
-          tf.keep(st.mean);
-          tf.keep(st.variance);
-        }
-        if (teacherLogits && kd) return kdLoss(out, teacherLogits, kd.temperature);
-        return b.soft ? softCrossEntropy(out, b.soft, temperature) : crossEntropy(out, b.y);
-      })(names.map((n) => state.params[n]));
+      const keptLogits: tf.Tensor2D[] = [];
+      const { value, grads } = chunkedValueAndGrads(idx.length, cfg.microBatch, names, state.params, (lo, size) => {
+        const part = <T extends tf.Tensor>(t: T): T => (size === idx.length ? t : (tf.slice(t, lo, size) as T));
+        return (p: Params): tf.Scalar => {
+          const out = model.forward(p, part(xb), { training: true, bnStats: hasBn ? stats : undefined });
+          keptLogits.push(tf.keep(out));
+          for (const st of Object.values(stats)) {
+            tf.keep(st.mean);
+            tf.keep(st.variance);
+          }
+          if (teacherLogits && kd) return kdLoss(out, part(teacherLogits), kd.temperature);
+          return b.soft ? softCrossEntropy(out, part(b.soft), temperature) : crossEntropy(out, part(b.y));
+        };
+      });
       const gradMap: Params = {};
       names.forEach((n, i) => (gradMap[n] = grads[i]));
       const next = sgdStep(state.params, gradMap, state.buffers, { lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay });
@@ -207,9 +218,10 @@ export async function train(
       }
       const loss = value.dataSync()[0];
       lossSum += loss * idx.length;
-      if (kept.logits) correct += correctCount(kept.logits, b.y);
+      const logits = keptLogits.length === 1 ? keptLogits[0] : tf.concat(keptLogits, 0);
+      correct += correctCount(logits, b.y);
       value.dispose();
-      kept.logits?.dispose();
+      tf.dispose([logits, ...keptLogits]);
       for (const st of Object.values(stats)) tf.dispose([st.mean, st.variance]);
       if (xb !== b.x) xb.dispose();
       teacherLogits?.dispose();
@@ -241,3 +253,42 @@ export async function train(
   }
   return state;
 }
+
+/**
+ * The loss of one batch of `n` images and its gradients w.r.t. `params` (in `names` order). With `chunk`
+ * below n, the batch is cut into consecutive chunks of that many images, each differentiated on its own
+ * tape (`lossOf(lo, size)` builds the loss of images lo..lo+size-1, a mean over them), and the values and
+ * gradients are summed weighted by size / n: the mean over the batch, with one chunk's activations alive
+ * at a time.
+ */
+function chunkedValueAndGrads(
+  n: number,
+  chunk: number | undefined,
+  names: string[],
+  params: Params,
+  lossOf: (lo: number, size: number) => (p: Params) => tf.Scalar,
+): { value: tf.Scalar; grads: tf.Tensor[] } {
+  const asFn = (f: (p: Params) => tf.Scalar) => (...ps: tf.Tensor[]): tf.Scalar => {
+    const p: Params = {};
+    names.forEach((name, i) => (p[name] = ps[i]));
+    return f(p);
+  };
+  const xs = names.map((name) => params[name]);
+  if (!chunk || chunk >= n) return tf.valueAndGrads(asFn(lossOf(0, n)))(xs);
+  let value: tf.Scalar | undefined;
+  let grads: tf.Tensor[] = [];
+  for (let lo = 0; lo < n; lo += chunk) {
+    const size = Math.min(chunk, n - lo);
+    const share = size / n;
+    const part = tf.valueAndGrads(asFn(lossOf(lo, size)))(xs);
+    const next = tf.tidy(() => ({
+      value: value ? tf.add(value, tf.mul(part.value, share)) : tf.mul(part.value, share),
+      grads: part.grads.map((g, i) => (grads[i] ? tf.add(grads[i], tf.mul(g, share)) : tf.mul(g, share))),
+    }));
+    tf.dispose([part.value, ...part.grads, ...(value ? [value] : []), ...grads]);
+    value = next.value as tf.Scalar;
+    grads = next.grads;
+  }
+  return { value: value as tf.Scalar, grads };
+}
+

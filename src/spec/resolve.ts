@@ -178,7 +178,36 @@ function semanticIssues(
       out.push(at(path, (err as Error).message));
     }
   }
+  out.push(...microBatchIssues(spec).map(([path, message]) => at(path, message)));
   for (const check of options.checks ?? []) for (const p of check(spec)) out.push(at(p.path, p.message));
+  return out;
+}
+
+/** A micro-batch must split the batch, and cannot with batch norm (each chunk would be normalised by its own statistics). */
+function microBatchIssues(spec: CellSpec): [string, string][] {
+  const out: [string, string][] = [];
+  const check = (path: string, microBatch: number | null | undefined, batch: number, archs: unknown[]): void => {
+    if (microBatch == null) return;
+    if (microBatch >= batch) {
+      out.push([path, `${microBatch} does not split the batch of ${batch}: it changes nothing; remove it, or set a smaller value`]);
+      return;
+    }
+    for (const arch of archs) {
+      let norm: string;
+      try {
+        norm = resolveArch(arch as Parameters<typeof resolveArch>[0]).norm;
+      } catch {
+        continue; // reported by the architecture check
+      }
+      if (norm === 'batch') {
+        const name = typeof arch === 'string' ? arch : (arch as { name: string }).name;
+        out.push([path, `${name} has batch norm, which would normalise each micro-batch by its own statistics (a different training); remove micro_batch or that architecture`]);
+        return;
+      }
+    }
+  };
+  check('eval.micro_batch', spec.eval.micro_batch, spec.eval.batch, spec.eval.architectures);
+  if (spec.metadd.arm !== 'none') check('metadd.pretrain.micro_batch', spec.metadd.pretrain.micro_batch, spec.metadd.pretrain.batch, spec.metadd.aux);
   return out;
 }
 

@@ -725,6 +725,10 @@ export interface AuxPretrain {
    */
   batch?: number;
   /**
+   * Memory bound only: each step's batch goes through the network in chunks of this many images, their gradients summed (the same step up to float summation order; the stage key changes). For large networks on the WASM backend's 4 GB heap (docs/models.md). Not with batch norm; null (default): the whole batch at once.
+   */
+  micro_batch?: number | null;
+  /**
    * Training augmentation.
    */
   augment?: 'none' | 'dsa';
@@ -776,6 +780,10 @@ export interface Eval {
    * Mini-batch size.
    */
   batch?: number;
+  /**
+   * Memory bound only: each step's batch goes through the network in chunks of this many images, their gradients summed (the same step up to float summation order; the stage key changes). For large networks on the WASM backend's 4 GB heap (docs/models.md). Not with batch norm; null (default): the whole batch at once.
+   */
+  micro_batch?: number | null;
   /**
    * Training augmentation.
    */

@@ -169,6 +169,7 @@ export const evalStage: StageImpl<EvalParams> = {
       temperature: p.temperature ?? 1,
       testEvery: best ? 1 : (p.test_every ?? 0),
       kd: teacher && p.kd ? kdTeacher(teacher, p.kd.temperature) : undefined,
+      microBatch: p.micro_batch,
     };
     const labelling = teacher ? ` (KD from a ${teacher.model.arch.name} teacher, T = ${p.kd?.temperature})` : trainSet.soft ? ' (soft labels)' : '';
     ctx.log(

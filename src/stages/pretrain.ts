@@ -68,6 +68,7 @@ export const pretrainStage: StageImpl<PretrainParams> = {
       augment: p.augment,
       dsa: strategy ? { strategy } : undefined,
       testEvery: p.test_every ?? 0,
+      microBatch: p.micro_batch,
     };
 
     // The seed parameter separates runs that are otherwise identical (MTT's experts) even when the

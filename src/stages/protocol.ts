@@ -13,4 +13,6 @@ export type TrainProtocol = Pick<Eval, 'epochs' | 'lr' | 'momentum' | 'weight_de
     arch: ArchInput;
     /** Distinguishes otherwise identical runs; the draws come from ctx.rng. */
     seed: number;
+    /** Memory bound (train.ts `microBatch`); absent unless the spec sets it, so other stages keep their keys. */
+    micro_batch?: number;
   };
