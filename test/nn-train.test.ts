@@ -214,6 +214,15 @@ describe('training', () => {
       [whole, chunked, again].forEach(disposeTrainState);
     }
     tf.dispose(Object.values(teacherParams));
+    // The test-set passes go in batches of the micro-batch too (inference keeps a whole batch's activations).
+    const testBatches: number[] = [];
+    const spied = { ...model, forward: (p: Parameters<typeof model.forward>[0], x: tf.Tensor4D, o: Parameters<typeof model.forward>[2]) => {
+      if (!o.training) testBatches.push(x.shape[0]);
+      return model.forward(p, x, o);
+    } };
+    const rngT = createRng('micro-test-pass');
+    disposeTrainState(await train(spied, data, data, { ...BASE, epochs: 1, batch: 16, microBatch: 5 }, rngT.child('train'), initTrainState(model, rngT.child('init'))));
+    assert.deepEqual(testBatches, [5, 5, 5, 5, 5, 5, 5, 5, 4]);
     const bn = buildModel({ name: 'convnet', width: 4, depth: 1, norm: 'batch' }, { channels: 1, height: 8, width: 8, classes: 4 });
     const rng = createRng('micro-bn');
     const start = initTrainState(bn, rng.child('init'));

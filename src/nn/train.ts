@@ -32,7 +32,8 @@ export interface TrainConfig {
    * Memory bound only: each step's batch goes through the network in chunks of this many images, each on
    * its own tape, their gradients summed with the chunks' shares of the batch; the same step as the whole
    * batch up to float summation order. Not for networks with batch norm (each chunk would be normalised by
-   * its own statistics). Absent: the whole batch on one tape.
+   * its own statistics). Absent: the whole batch on one tape. Also the batch of the test-set passes when
+   * `evalBatch` is not given (inference keeps every activation of its batch until the batch is done).
    */
   microBatch?: number;
   /**
@@ -242,7 +243,7 @@ export async function train(
     const every = cfg.testEvery ?? 0;
     if (test && (epoch === cfg.epochs || (every > 0 && epoch % every === 0))) {
       state.curves.testEpochs.push(epoch);
-      state.curves.testAccuracy.push(evaluate(model, state.params, state.bnState, test, cfg.evalBatch).accuracy);
+      state.curves.testAccuracy.push(evaluate(model, state.params, state.bnState, test, cfg.evalBatch ?? cfg.microBatch).accuracy);
     }
     if (cfg.decayEpoch != null && epoch === cfg.decayEpoch) {
       disposeParams(state.buffers);
