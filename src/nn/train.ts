@@ -292,4 +292,3 @@ function chunkedValueAndGrads(
   }
   return { value: value as tf.Scalar, grads };
 }
-
