@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { Store } from '../src/store/store.js';
-import { thisProcess } from '../src/store/holder.js';
+import { readHolder, thisProcess } from '../src/store/holder.js';
 import { decodeNpy, encodeNpy, readNpy, writeNpy } from '../src/store/npy.js';
 import { sha256 } from '../src/store/hash.js';
 
@@ -196,4 +196,32 @@ test('a holder on this host keeps its lock while alive, paused or not, however o
   const reused = await store.tryLock('r');
   assert.ok(reused, 'a reused pid does not keep a dead holder\'s lock');
   await reused();
+});
+
+test('one process at a time takes over a gone holder\'s lock; a takeover left by a dead process is cleared after 10 s', { skip: process.platform !== 'linux' && 'reads the process table from /proc' }, async () => {
+  const store = fresh();
+  const locks = join(store.root, 'locks');
+  mkdirSync(locks, { recursive: true });
+  // A gone holder: its owner file names this pid with another start time (a process that has exited).
+  const leaveGoneHolder = (key: string): void => {
+    mkdirSync(join(locks, `${key}.lock`), { recursive: true });
+    writeFileSync(join(locks, `${key}.owner.json`), JSON.stringify({ ...thisProcess(), started: (thisProcess().started ?? 0) + 1 }));
+  };
+  leaveGoneHolder('t');
+  // Another process is taking it over right now (between removing the old lock and claiming the new one):
+  // this one must neither take the key nor remove the lock that process may have just made.
+  mkdirSync(join(locks, 't.takeover'));
+  const lockDir = statSync(join(locks, 't.lock'));
+  assert.equal(await store.tryLock('t'), undefined);
+  assert.equal(statSync(join(locks, 't.lock')).ino, lockDir.ino, 'the lock was left alone');
+  // That process died in the middle: after TAKEOVER_STALE_MS its takeover is cleared, and the key taken.
+  const old = new Date(Date.now() - 11_000);
+  utimesSync(join(locks, 't.takeover'), old, old);
+  assert.equal(await store.tryLock('t'), undefined, 'the call that clears a dead takeover does not take the key itself');
+  assert.equal(existsSync(join(locks, 't.takeover')), false);
+  const taken = await store.tryLock('t');
+  assert.ok(taken);
+  assert.equal(readHolder(join(locks, 't.owner.json'))?.started, thisProcess().started, 'the owner file names the new holder');
+  assert.equal(existsSync(join(locks, 't.takeover')), false, 'no takeover left behind');
+  await taken();
 });

@@ -90,6 +90,8 @@ export interface StageDef {
  * taken over at once and a paused or busy one never.
  */
 const LOCK_STALE_MS = 15_000;
+/** A takeover of a gone holder's lock takes milliseconds; one this old was left by a process that died in it. */
+const TAKEOVER_STALE_MS = 10_000;
 
 /** What lives under locks/ for a key: the lock itself (a directory), its holder's owner file, the progress file. */
 const LOCK_FILE = /^(.+?)\.(lock|owner\.json|progress\.json)$/;
@@ -256,13 +258,9 @@ export class Store {
     const state = this.recordedHolder(key)?.state;
     // The heartbeat of a paused holder lapses; the lock library would take the lock from under it.
     if ((state === 'running' || state === 'paused') && existsSync(`${target}.lock`)) return undefined;
-    let release = await this.lockOnce(key, target);
-    if (!release && state === 'gone') {
-      rmSync(`${target}.lock`, { recursive: true, force: true });
-      release = await this.lockOnce(key, target);
-    }
+    const release = state === 'gone' ? await this.takeOver(key, target) : await this.lockOnce(key, target);
     if (!release) return undefined;
-    this.writeAtomic(owner, JSON.stringify(thisProcess()));
+    if (state !== 'gone') this.writeAtomic(owner, JSON.stringify(thisProcess()));
     const unlock = release;
     return async () => {
       rmSync(owner, { force: true });
@@ -270,6 +268,34 @@ export class Store {
       if (!this.stoppedWithSavedProgress(key)) rmSync(this.progressPath(key), { force: true });
       await unlock();
     };
+  }
+
+  /**
+   * Takes the lock of a key whose recorded holder is gone, replacing the lock it left. One process at a time
+   * (an atomic mkdir of `<key>.takeover`), which looks at the owner file again under it and writes its own
+   * before letting go: without that, a process that read the gone holder's owner file a moment earlier could
+   * remove the lock this one has just taken, and both would compute the stage.
+   */
+  private async takeOver(key: string, target: string): Promise<(() => Promise<void>) | undefined> {
+    const mutex = `${target}.takeover`;
+    try {
+      mkdirSync(mutex);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Another process is taking over now; or one died doing it, which must not block the key for good.
+      const age = Date.now() - (statSync(mutex, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > TAKEOVER_STALE_MS) rmSync(mutex, { recursive: true, force: true });
+      return undefined;
+    }
+    try {
+      if (this.recordedHolder(key)?.state !== 'gone') return undefined;
+      rmSync(`${target}.lock`, { recursive: true, force: true });
+      const release = await this.lockOnce(key, target);
+      if (release) this.writeAtomic(this.ownerPath(key), JSON.stringify(thisProcess()));
+      return release;
+    } finally {
+      rmSync(mutex, { recursive: true, force: true });
+    }
   }
 
   private ownerPath(key: string): string {
