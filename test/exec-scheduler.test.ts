@@ -132,3 +132,20 @@ test('a WebAssembly heap abort becomes an error that says what to lower; other e
   const other = new Error('distill: something else');
   assert.equal(explainWasmAbort(other), other);
 });
+
+test('among stages that unlock as much, the lowest seed goes first: one seed of every row before the next seed', async () => {
+  const b = new DagBuilder('cpu', { name: 't', file: 't.yaml' });
+  const a = b.add('dataset', { id: 'a' }, {}, 'a', false, 0);
+  // Cells in sweep order, method-major: (A, seed 0), (A, seed 1), (B, seed 0), (B, seed 1).
+  const cells = [
+    ['A', 0],
+    ['A', 1],
+    ['B', 0],
+    ['B', 1],
+  ] as const;
+  cells.forEach(([method, seed], i) => b.add('eval', { id: `${method}${seed}` }, { dataset: a }, `${method} seed ${seed}`, false, i));
+  const plans = cells.map(([, seed], index) => ({ cell: { index, coords: {}, spec: { seed } } }) as unknown as Dag['cells'][number]);
+  const exec = new FakeExecutor();
+  await schedule({ nodes: b.nodes, order: b.order, cells: plans, reportKey: '' }, store(), exec, { jobs: 1 });
+  assert.deepEqual(exec.started, ['a', 'A seed 0', 'B seed 0', 'A seed 1', 'B seed 1']);
+});

@@ -83,9 +83,13 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
     }
     weight.set(key, seen.size);
   }
+  // Among stages that unlock as much, the lowest seed first: a long sweep completes one seed of every
+  // row (a paired comparison the report can already show) before it starts the next.
+  const seedOfCell = new Map(dag.cells.map((c) => [c.cell.index, c.cell.spec.seed]));
+  const seed = new Map(dag.order.map((k) => [k, lowestSeed((dag.nodes.get(k) as StageNode).cells, seedOfCell)]));
   const position = new Map(dag.order.map((k, i) => [k, i]));
   const byPriority = (a: string, b: string): number =>
-    (weight.get(b) ?? 0) - (weight.get(a) ?? 0) || (position.get(a) ?? 0) - (position.get(b) ?? 0);
+    (weight.get(b) ?? 0) - (weight.get(a) ?? 0) || (seed.get(a) ?? 0) - (seed.get(b) ?? 0) || (position.get(a) ?? 0) - (position.get(b) ?? 0);
   const ready: string[] = dag.order.filter((k) => waiting.get(k) === 0).sort(byPriority);
   // Kept sorted by binary insertion: large sweeps have thousands of ready stages at once.
   const enqueue = (key: string): void => {
@@ -198,4 +202,11 @@ export async function schedule(dag: Dag, store: Store, executor: Executor, optio
     return results.get(key) ?? { key, kind: node.kind, label: node.label, status: status.get(key) ?? 'pending' };
   });
   return { results: all, interrupted };
+}
+
+/** The lowest seed among the cells that need a stage (0 where the cells are not known). */
+function lowestSeed(cells: number[], seedOfCell: Map<number, number>): number {
+  let lowest = Infinity;
+  for (const c of cells) lowest = Math.min(lowest, seedOfCell.get(c) ?? 0);
+  return Number.isFinite(lowest) ? lowest : 0;
 }
