@@ -10,8 +10,8 @@ const HEAD_DIM = 32;
 const PATCH = 2;
 const WINDOW = 4;
 const MLP_RATIO = 4;
-/** timm initialises linear layers and the relative-position tables with std 0.02; ours is uniform with that std. */
-const INIT_STD = 0.02;
+/** timm initialises linear layers and the relative-position tables with std 0.02: a uniform draw with that std. */
+const INIT_BOUND = 0.02 * Math.sqrt(3);
 /** Added to the attention logits of token pairs from different regions of a shifted window (as timm). */
 const MASKED = -100;
 const LN_EPS = 1e-5;
@@ -58,7 +58,7 @@ export function buildSwin(arch: ResolvedArch, input: InputShape, canonical: Arch
     const merge = s < DEPTHS.length - 1;
     if (merge) {
       reg.channelNorm(`layers.${s}.downsample.norm`, 4 * c);
-      reg.linear(`layers.${s}.downsample.reduction`, 4 * c, 2 * c, false, INIT_STD * Math.sqrt(3));
+      reg.linear(`layers.${s}.downsample.reduction`, 4 * c, 2 * c, false, INIT_BOUND);
       c *= 2;
       h /= 2;
       w /= 2;
@@ -90,14 +90,13 @@ export function buildSwin(arch: ResolvedArch, input: InputShape, canonical: Arch
 }
 
 function registerBlock(reg: ParamRegistry, name: string, c: number, { window, heads }: SwinBlockShape): void {
-  const bound = INIT_STD * Math.sqrt(3);
   reg.channelNorm(`${name}.norm1`, c);
-  reg.linear(`${name}.attn.qkv`, c, 3 * c, true, bound);
-  reg.uniform(`${name}.attn.relative_position_bias_table`, [(2 * window - 1) ** 2, heads], bound);
-  reg.linear(`${name}.attn.proj`, c, c, true, bound);
+  reg.linear(`${name}.attn.qkv`, c, 3 * c, true, INIT_BOUND);
+  reg.uniform(`${name}.attn.relative_position_bias_table`, [(2 * window - 1) ** 2, heads], INIT_BOUND);
+  reg.linear(`${name}.attn.proj`, c, c, true, INIT_BOUND);
   reg.channelNorm(`${name}.norm2`, c);
-  reg.linear(`${name}.mlp.fc1`, c, MLP_RATIO * c, true, bound);
-  reg.linear(`${name}.mlp.fc2`, MLP_RATIO * c, c, true, bound);
+  reg.linear(`${name}.mlp.fc1`, c, MLP_RATIO * c, true, INIT_BOUND);
+  reg.linear(`${name}.mlp.fc2`, MLP_RATIO * c, c, true, INIT_BOUND);
 }
 
 /** Layer norm over the channels of every token (PyTorch nn.LayerNorm(C) on [..., C]). */
