@@ -216,6 +216,18 @@ describe('model zoo', () => {
     tf.dispose(Object.values(params));
   });
 
+  it('resnet50 bottlenecks stride in their 3x3 conv, as the reference: the first 1x1 conv keeps the input resolution', () => {
+    // With layer norm each norm's affine parameters have the shape of the map it normalises.
+    const model = buildModel({ name: 'resnet50', norm: 'layer', width: 8 }, CIFAR);
+    const shape = (name: string): number[] => model.paramSpecs.find((s) => s.name === name)?.shape ?? [];
+    assert.deepEqual(shape('layer2.0.norm1.weight'), [32, 32, 16], 'conv1 (1x1) at the input resolution');
+    assert.deepEqual(shape('layer2.0.norm2.weight'), [16, 16, 16], 'conv2 (3x3) halves it');
+    assert.deepEqual(shape('layer2.0.norm3.weight'), [16, 16, 64], 'conv3 widens to 4x the planes');
+    assert.deepEqual(shape('layer2.0.shortcut.norm.weight'), [16, 16, 64]);
+    assert.deepEqual(shape('layer1.0.shortcut.norm.weight'), [32, 32, 32], 'the first block widens 8 -> 32 channels: a shortcut conv');
+    assert.deepEqual(shape('layer1.1.shortcut.norm.weight'), [], 'later blocks of a stage add their input');
+  });
+
   it('resolves and validates architecture options', () => {
     assert.deepEqual(canonicalArch('convnet'), { name: 'convnet', width: 128, depth: 3, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' });
     assert.deepEqual(canonicalArch({ name: 'alexnet', norm: 'none' }), { name: 'alexnet', act: 'relu', head: 'flatten' });
