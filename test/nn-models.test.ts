@@ -228,6 +228,12 @@ describe('model zoo', () => {
     assert.deepEqual(shape('layer1.1.shortcut.norm.weight'), [], 'later blocks of a stage add their input');
   });
 
+  it('vgg19 pools after convs 2, 4, 8, 12 and 16, as its configuration: the map each conv sees', () => {
+    const model = buildModel({ name: 'vgg19', norm: 'layer', width: 8 }, CIFAR);
+    const sides = Array.from({ length: 16 }, (_, i) => model.paramSpecs.find((s) => s.name === `conv${i}.norm.weight`)?.shape[0]);
+    assert.deepEqual(sides, [32, 32, 16, 16, 8, 8, 8, 8, 4, 4, 4, 4, 2, 2, 2, 2]);
+  });
+
   it('resolves and validates architecture options', () => {
     assert.deepEqual(canonicalArch('convnet'), { name: 'convnet', width: 128, depth: 3, norm: 'instance', act: 'relu', pool: 'avg', head: 'flatten' });
     assert.deepEqual(canonicalArch({ name: 'alexnet', norm: 'none' }), { name: 'alexnet', act: 'relu', head: 'flatten' });
