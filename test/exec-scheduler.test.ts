@@ -129,6 +129,10 @@ test('a WebAssembly heap abort becomes an error that says what to lower; other e
   const abort = explainWasmAbort(new Error('Aborted(). Build with -sASSERTIONS for more info.')) as Error;
   assert.match(abort.message, /^Aborted\(\): the WebAssembly backend aborted, almost always because its 4 GB heap is full; lower .*syn_steps or batch_syn/);
   assert.match((explainWasmAbort(new Error('memory access out of bounds')) as Error).message, /4 GB heap/);
+  // A network's training is pointed at micro-batches, which keep its protocol.
+  assert.match((explainWasmAbort(new Error('Aborted()'), 'eval') as Error).message, /eval\.micro_batch trains at the same batch in chunks/);
+  assert.match((explainWasmAbort(new Error('Aborted()'), 'pretrain') as Error).message, /metadd\.pretrain\.micro_batch/);
+  assert.doesNotMatch((explainWasmAbort(new Error('Aborted()'), 'distill') as Error).message, /micro_batch/);
   const other = new Error('distill: something else');
   assert.equal(explainWasmAbort(other), other);
 });

@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store, type StageDef } from '../store/store.js';
 import { loadStage } from '../stages/registry.js';
-import type { StageContext } from '../stages/contract.js';
+import type { StageContext, StageKind } from '../stages/contract.js';
 import { FileTracker } from '../tracking/file-tracker.js';
 import { createRng } from '../util/rng.js';
 import { describeLiveProgress, liveProgressWriter } from './live-progress.js';
@@ -33,11 +33,18 @@ async function initTensors(def: StageDef): Promise<string> {
  * The WASM backend reports an exhausted heap as a bare `Aborted()` or an out-of-bounds access, which
  * names nothing the user can change: say what usually causes it and what to lower.
  */
-export function explainWasmAbort(err: unknown): unknown {
+export function explainWasmAbort(err: unknown, kind?: StageKind): unknown {
   if (!(err instanceof Error) || !/^Aborted\(|memory access out of bounds|out of memory/i.test(err.message)) return err;
+  // A network's training: chunking its batches keeps the protocol, where a smaller batch changes it.
+  const chunks =
+    kind === 'eval'
+      ? '; eval.micro_batch trains at the same batch in chunks (docs/models.md)'
+      : kind === 'pretrain'
+        ? '; metadd.pretrain.micro_batch trains an auxiliary network at the same batch in chunks (docs/models.md)'
+        : '';
   return new Error(
     `${err.message.split('.')[0]}: the WebAssembly backend aborted, almost always because its 4 GB heap is full; ` +
-      `lower what this stage holds at once (batch sizes; for MTT syn_steps or batch_syn; for MetaDD the number or width of the auxiliary networks)`,
+      `lower what this stage holds at once (batch sizes; for MTT syn_steps or batch_syn; for MetaDD the number or width of the auxiliary networks)${chunks}`,
   );
 }
 
@@ -137,7 +144,7 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     try {
       await impl.run(ctx);
     } catch (err) {
-      throw explainWasmAbort(err);
+      throw explainWasmAbort(err, def.kind);
     }
     if (controller.signal.aborted) throw controller.signal.reason as Error;
     writeFileSync(join(tmp, 'stage.json'), `${JSON.stringify(def, null, 2)}\n`);
