@@ -75,6 +75,17 @@ test('eval.micro_batch enters the evaluation stages only, and only when set', ()
   for (const p of auxChunked) assert.equal(p.micro_batch, 16);
 });
 
+test('dataset.zca: absent from the dataset stage unless set; when set, a tensor stage keyed by backend', () => {
+  const plainNode = (d: Dag) => [...d.nodes.values()].find((n) => n.kind === 'dataset');
+  const plain = plainNode(compile(SPEC));
+  assert.ok(plain && !('zca' in plain.params) && !plain.needsTensors);
+  assert.deepEqual(plainNode(compile(SPEC, ['dataset.zca=null']))?.key, plain.key);
+  const white = plainNode(compile(SPEC, ['dataset.zca={eps: 0.1}']));
+  assert.deepEqual(white?.params.zca, { eps: 0.1 });
+  assert.equal(white?.needsTensors, true);
+  assert.notEqual(plainNode(compile(SPEC, ['dataset.zca={eps: 0.1}'], 'cpu'))?.key, white?.key, 'float32 products differ by backend');
+});
+
 test('changing one parameter invalidates exactly the stages downstream of it', () => {
   const base = keysByKind(compile(SPEC));
   const epochs = keysByKind(compile(SPEC, ['eval.epochs=11']));

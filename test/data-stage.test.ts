@@ -10,6 +10,8 @@ import { classPrefixIndices } from '../src/data/subset.js';
 import { datasetStage, describeDatasetSource, loadDatasetArtifact, type DatasetParams } from '../src/stages/dataset.js';
 import { readNpy } from '../src/store/npy.js';
 import { fakeContext, tempDir } from './data-helpers.js';
+import { applyZca, fitZca } from '../src/data/zca.js';
+import { maxAbsDiff, setupBackend } from './nn-backend.js';
 
 /** 14 training images (classes 0..2, 4x4), 4 test images; pixel values depend on image and position. */
 function writeSource(dir: string) {
@@ -81,6 +83,31 @@ describe('dataset stage', () => {
     assert.ok(records.some((r) => r.type === 'tag' && r.key === 'metadd.dataset' && r.value === 'idx'));
     assert.deepEqual(records.filter((r) => r.type === 'artifact').map((r) => r.type === 'artifact' && r.path), ['meta.json', 'samples.png']);
     assert.deepEqual(progress.at(-1), [3, 3]);
+  });
+
+  it('dataset.zca whitens train and test with the training fit after normalisation, and says so in meta.json', async () => {
+    await setupBackend();
+    const src = tempDir('stage-zca-src');
+    writeSource(src);
+    const plain = tempDir('stage-plain');
+    const white = tempDir('stage-zca');
+    await datasetStage.run(fakeContext<DatasetParams>({ name: 'idx', path: src }, plain).ctx);
+    const { ctx, records } = fakeContext<DatasetParams>({ name: 'idx', path: src, zca: { eps: 0.1 } }, white);
+    await datasetStage.run(ctx);
+    const a = loadDatasetArtifact(plain);
+    const b = loadDatasetArtifact(white);
+    assert.deepEqual(b.meta.zca, { eps: 0.1 });
+    assert.equal(a.meta.zca, undefined);
+    assert.deepEqual(b.trainY, a.trainY);
+    // The whitened images are the normalised ones, centred on the training mean and multiplied by the fit's T.
+    const d = 16;
+    const fit = fitZca(a.trainX, 14, d, 0.1);
+    for (const [normalised, whitened, n] of [[a.trainX, b.trainX, 14], [a.testX, b.testX, 4]] as const) {
+      const expected = Float32Array.from(normalised);
+      applyZca(expected, n, d, fit);
+      assert.ok(maxAbsDiff(whitened, expected) < 1e-5, `${maxAbsDiff(whitened, expected)}`);
+    }
+    assert.ok(records.some((r) => r.type === 'param' && r.key === 'dataset.zca_eps' && r.value === '0.1'));
   });
 
   it('loadDatasetArtifact rejects arrays that disagree with meta.json', async () => {

@@ -52,9 +52,15 @@ test('the CIFAR-10 IPC 10 paper spec validates and plans over data on disk', () 
   assert.equal(plan.resolved.cells.length, 5 * 3 * 3 + 1);
   const kinds = new Map<string, number>();
   for (const n of plan.dag.nodes.values()) kinds.set(n.kind, (kinds.get(n.kind) ?? 0) + 1);
-  assert.equal(kinds.get('dataset'), 1);
-  // Four auxiliary networks shared by every MetaDD cell, MTT's 100 experts and SRe2L's teacher.
-  assert.equal(kinds.get('pretrain'), 4 + 100 + 1);
+  // The images, and the ZCA-whitened images MTT's reference distils from.
+  assert.equal(kinds.get('dataset'), 2);
+  const whitened = [...plan.dag.nodes.values()].filter((n) => n.kind === 'dataset' && n.params.zca);
+  assert.equal(whitened.length, 1);
+  // Four auxiliary networks per dataset (shared by every MetaDD cell on it), MTT's 100 experts (on the
+  // whitened images) and SRe2L's teacher.
+  assert.equal(kinds.get('pretrain'), 4 * 2 + 100 + 1);
+  const onWhitened = [...plan.dag.nodes.values()].filter((n) => n.kind === 'distill' && n.inputs.dataset === whitened[0].key);
+  assert.deepEqual([...new Set(onWhitened.map((n) => n.params.method))], ['mtt']);
   // Evaluated sets: 15 base sets + the random subset + 30 aligned (control and MetaDD) sets, on 7 architectures.
   assert.equal(kinds.get('eval'), (15 + 1 + 30) * 7);
   const evaluated = new Set([...plan.dag.nodes.values()].filter((n) => n.kind === 'eval').map((n) => n.label.split(' ')[1]));

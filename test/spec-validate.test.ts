@@ -275,3 +275,12 @@ test('micro_batch must split the batch and is refused with batch norm, each at i
   }).issues;
   assert.deepEqual(aux.map((i) => i.path), ['metadd.pretrain.micro_batch']);
 });
+
+test('dataset.zca is refused with the methods that clamp to the range of unwhitened pixels', () => {
+  const spec = GOOD.replace('{name: mnist}', '{name: mnist, zca: {eps: 0.1}}');
+  assert.deepEqual(issuesOf({ 'spec.yaml': spec.replace('method: random', 'method: dm') }).issues, []);
+  const sre2l = issuesOf({ 'spec.yaml': spec.replace('method: random', 'method: sre2l') }).issues;
+  assert.deepEqual(sre2l.map((i) => [i.path, i.line]), [['dataset.zca', 2]]);
+  const clip = issuesOf({ 'spec.yaml': spec.replace('{method: random, ipc: 10}', '{method: mtt, ipc: 10, mtt: {clip_pixels: true}}') }).issues;
+  assert.deepEqual(clip.map((i) => i.path), ['distill.mtt.clip_pixels']);
+});

@@ -227,13 +227,15 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
       digest = options.datasetDigest(spec.dataset, resolved.dataRoot);
       digests.set(dsId, digest);
     }
-    const { path, ...datasetParams } = spec.dataset;
+    const { path, zca, ...datasetParams } = spec.dataset;
+    // Whitening multiplies by a covariance's inverse root: float32 products on the tensor backend, so such
+    // a dataset is keyed by backend like every tensor stage. Absent otherwise, so other datasets keep their keys.
     const datasetKey = b.add(
       'dataset',
-      { ...datasetParams, digest },
+      { ...datasetParams, ...(zca ? { zca } : {}), digest },
       {},
       `dataset ${datasetLabel(spec.dataset)}`,
-      false,
+      zca != null,
       cell.index,
       path !== undefined ? { path: resolve(resolved.dataRoot, path) } : undefined,
     );

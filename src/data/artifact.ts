@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readNpy, writeNpy, type NpyArray } from '../store/npy.js';
 
-/** `meta.json` of a dataset artifact (docs/artifacts.md); the last four fields are metadd extras. */
+/** `meta.json` of a dataset artifact (docs/artifacts.md); the last five fields are metadd extras. */
 export interface DatasetMeta {
   name: string;
   classes: number;
@@ -21,6 +21,8 @@ export interface DatasetMeta {
   test_per_class?: number[];
   train_limit?: number | null;
   test_limit?: number | null;
+  /** Whitened after normalisation (`dataset.zca`): pixels no longer lie in the range mean/std give. */
+  zca?: { eps: number } | null;
 }
 
 /** A dataset artifact in memory: normalised NCHW float32 images and int32 labels. */

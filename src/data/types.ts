@@ -43,6 +43,8 @@ export interface DatasetParams {
   npy_pixel_max?: number;
   /** `image-folder`: force 1 or 3 channels; default: 1 if every image is a grayscale PNG, else 3. */
   image_channels?: 1 | 3 | null;
+  /** ZCA whitening after normalisation (src/data/zca.ts); absent or null: none. */
+  zca?: { eps: number } | null;
 }
 
 /** A whole dataset in memory, before normalisation. */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readNpy, writeNpy } from '../store/npy.js';
 import { writeImageGrid } from '../report/png.js';
-import { pixelStats, type PixelStats } from './pixel-stats.js';
+import { pixelStats, type PixelStats, type PixelTransform } from './pixel-stats.js';
 
 /** An image set (distilled, aligned, or a real subset) as the distill and metadd stages write it. */
 export interface ImageSet {
@@ -22,7 +22,7 @@ export const IMAGE_SET_FILES = { images: 'images.npy', labels: 'labels.npy', sof
  * Writes images.npy, labels.npy (+ soft_labels.npy), meta.json (with the pixels' statistics under
  * `pixels`) and grid.png (docs/artifacts.md); returns those statistics for the stage to log.
  */
-export function writeImageSet(dir: string, set: ImageSet, norm: { mean: number[]; std: number[]; classes: number }): PixelStats {
+export function writeImageSet(dir: string, set: ImageSet, norm: PixelTransform & { mean: number[]; std: number[]; classes: number }): PixelStats {
   const pixels = pixelStats(set.images, set.shape, norm);
   writeNpy(join(dir, IMAGE_SET_FILES.images), set.images, set.shape);
   writeNpy(join(dir, IMAGE_SET_FILES.labels), set.labels, [set.labels.length]);

@@ -15,13 +15,21 @@ export interface PixelStats {
   outside_distance: number | null;
 }
 
+/** What a dataset's meta.json says about how its pixels were transformed (src/data/artifact.ts). */
+export interface PixelTransform {
+  mean?: number[];
+  std?: number[];
+  /** Whitened (`dataset.zca`): no per-channel range applies. */
+  zca?: { eps: number } | null;
+}
+
 /**
  * Per channel, the values a real pixel in [0, 1] takes once normalised: [(0 - mean) / std, (1 - mean) / std];
- * null when the dataset records no normalisation (no known range).
+ * null when the dataset records no normalisation, or was whitened after it (no known range).
  */
-export function realPixelRange(norm: { mean?: number[]; std?: number[] }): [number, number][] | null {
+export function realPixelRange(norm: PixelTransform): [number, number][] | null {
   const { mean, std } = norm;
-  if (!mean || !std) return null;
+  if (!mean || !std || norm.zca) return null;
   return mean.map((m, c) => [-m / std[c], (1 - m) / std[c]]);
 }
 
@@ -30,7 +38,7 @@ export function realPixelRange(norm: { mean?: number[]; std?: number[] }): [numb
  * real image has is the drift that batch-norm students do not survive (docs/results.md, MTT with
  * K = 200): recording it on every set makes that visible without opening images.npy.
  */
-export function pixelStats(images: Float32Array, shape: readonly [number, number, number, number], norm: { mean?: number[]; std?: number[] }): PixelStats {
+export function pixelStats(images: Float32Array, shape: readonly [number, number, number, number], norm: PixelTransform): PixelStats {
   const [, channels, height, width] = shape;
   const plane = height * width;
   const bounds = realPixelRange(norm);

@@ -55,7 +55,8 @@ export function readSetFacts(meta: Record<string, unknown>, dir: string, dataset
       const norm = datasetDir ? readJsonIfReadable<Record<string, unknown>>(join(datasetDir, 'meta.json')) : undefined;
       const mean = Array.isArray(norm?.mean) ? (norm.mean as number[]) : undefined;
       const std = Array.isArray(norm?.std) ? (norm.std as number[]) : undefined;
-      pixels = pixelStats(images.data as Float32Array, images.shape as [number, number, number, number], { mean, std });
+      const zca = norm?.zca ? (norm.zca as { eps: number }) : null;
+      pixels = pixelStats(images.data as Float32Array, images.shape as [number, number, number, number], { mean, std, zca });
     }
   }
   return {

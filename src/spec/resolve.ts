@@ -179,6 +179,11 @@ function semanticIssues(
     }
   }
   out.push(...microBatchIssues(spec).map(([path, message]) => at(path, message)));
+  if (spec.dataset.zca) {
+    // Both clamp pixels to the range normalised real pixels take, which whitened pixels do not keep.
+    if (spec.distill.method === 'sre2l') out.push(at('dataset.zca', "SRe2L clamps its images to the range of unwhitened real pixels; use it without dataset.zca (its reference does)"));
+    if (spec.distill.method === 'mtt' && spec.distill.mtt.clip_pixels) out.push(at('distill.mtt.clip_pixels', 'clamps to the range of unwhitened real pixels, which dataset.zca does not keep; turn one of them off'));
+  }
   for (const check of options.checks ?? []) for (const p of check(spec)) out.push(at(p.path, p.message));
   return out;
 }

@@ -147,6 +147,15 @@ export interface Dataset {
    * Axis order of user .npy images.
    */
   npy_layout?: 'NCHW' | 'NHWC';
+  /**
+   * ZCA whitening after normalisation, fitted on the training images (MTT's reference on CIFAR: kornia ZCAWhitening, eps 0.1): every image x becomes (x - mean) U diag(1/sqrt(s + eps)) U^T, U and s from the training images' covariance. Not with SRe2L or distill.mtt.clip_pixels (their pixel range is that of unwhitened images). null (default): none.
+   */
+  zca?: {
+    /**
+     * Added to every eigenvalue (kornia's eps).
+     */
+    eps?: number;
+  } | null;
 }
 /**
  * Base dataset-distillation method (docs/methods.md). Only the block of the chosen method goes into the cache key.

@@ -43,6 +43,15 @@ export const datasetStage: StageImpl<DatasetParams> = {
     ctx.progress.update(1, 3, 'normalising');
     normalizeInPlace(d.trainX, d.channels, d.height, d.width, d);
     normalizeInPlace(d.testX, d.channels, d.height, d.width, d);
+    if (p.zca) {
+      ctx.progress.update(1, 3, `ZCA whitening (eps ${p.zca.eps})`);
+      // Loaded here only: the other dataset stages need no tensor backend.
+      const { applyZca, fitZca } = await import('../data/zca.js');
+      const perImage = d.channels * d.height * d.width;
+      const fit = fitZca(d.trainX, d.trainY.length, perImage, p.zca.eps);
+      applyZca(d.trainX, d.trainY.length, perImage, fit);
+      applyZca(d.testX, d.testY.length, perImage, fit);
+    }
 
     ctx.progress.update(2, 3, 'writing');
     const meta: DatasetMeta = {
@@ -62,6 +71,7 @@ export const datasetStage: StageImpl<DatasetParams> = {
       test_per_class: d.testPerClass,
       train_limit: p.train_limit ?? null,
       test_limit: p.test_limit ?? null,
+      ...(p.zca ? { zca: { eps: p.zca.eps } } : {}),
     };
     writeDatasetArtifact(ctx.outDir, { trainX: d.trainX, trainY: d.trainY, testX: d.testX, testY: d.testY, meta });
 
@@ -85,6 +95,7 @@ export const datasetStage: StageImpl<DatasetParams> = {
     ctx.track.param('dataset.test_count', d.testY.length);
     ctx.track.param('dataset.train_limit', p.train_limit ?? 'none');
     ctx.track.param('dataset.test_limit', p.test_limit ?? 'none');
+    if (p.zca) ctx.track.param('dataset.zca_eps', p.zca.eps);
     ctx.track.param('dataset.shape', `${d.channels}x${d.height}x${d.width}`);
     ctx.track.param('dataset.digest', d.digest);
     ctx.track.tag('metadd.dataset', p.name);
