@@ -127,7 +127,7 @@ type PretrainProtocol = Pick<PretrainParams, 'epochs' | 'lr' | 'momentum' | 'wei
 };
 
 /** `micro_batch` as a stage parameter: present only when the spec sets it, so every other stage keeps its key. */
-export function microBatchParam(microBatch: number | null | undefined): { micro_batch?: number } {
+function microBatchParam(microBatch: number | null | undefined): { micro_batch?: number } {
   return microBatch == null ? {} : { micro_batch: microBatch };
 }
 

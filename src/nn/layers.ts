@@ -202,6 +202,13 @@ export function normalize(kind: NormKind, params: Params, name: string, x: tf.Te
   }
 }
 
+/** Layer norm over the channels of every position (PyTorch nn.LayerNorm(C) on [..., C]), parameters from `ParamRegistry.channelNorm`. */
+export function channelLayerNorm(params: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
+  const { mean, variance } = tf.moments(x, -1, true);
+  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, NORM_EPS)));
+  return tf.add<tf.Tensor4D>(tf.mul(normed, need(params, `${name}.weight`)), need(params, `${name}.bias`));
+}
+
 /** The reference's activations; leaky ReLU uses PyTorch's default slope 0.01; GELU is the exact (erf) form, PyTorch's default. */
 export function activate<T extends tf.Tensor>(act: ActKind, x: T): T {
   switch (act) {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ParamRegistry, activate, conv2d, linear } from '../layers.js';
+import { ParamRegistry, activate, channelLayerNorm, conv2d, linear } from '../layers.js';
 import type { ActKind, ArchSpec, InputShape, Model, Params, ResolvedArch } from '../types.js';
 import { is28, makeModel } from './common.js';
 
@@ -14,7 +14,6 @@ const MLP_RATIO = 4;
 const INIT_BOUND = 0.02 * Math.sqrt(3);
 /** Added to the attention logits of token pairs from different regions of a shifted window (as timm). */
 const MASKED = -100;
-const LN_EPS = 1e-5;
 
 /** One block's attention geometry: window side, cyclic shift (0: none), heads. */
 export interface SwinBlockShape {
@@ -76,14 +75,14 @@ export function buildSwin(arch: ResolvedArch, input: InputShape, canonical: Arch
     classifier: 'classifier',
     trunk: (params, x) => {
       const padded = pad > 0 ? tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) : x;
-      let y = layerNorm(params, 'patch_embed.norm', conv2d(params, 'patch_embed.proj', padded, PATCH, 0));
+      let y = channelLayerNorm(params, 'patch_embed.norm', conv2d(params, 'patch_embed.proj', padded, PATCH, 0));
       stages.forEach(({ blocks, merge }, s) => {
         blocks.forEach((shape, b) => {
           y = swinBlock(params, `layers.${s}.blocks.${b}`, y, shape, act);
         });
         if (merge) y = patchMerge(params, `layers.${s}.downsample`, y);
       });
-      return layerNorm(params, 'norm', y);
+      return channelLayerNorm(params, 'norm', y);
     },
     flatHead: (_params, a) => tf.mean(a, [1, 2]),
   });
@@ -97,13 +96,6 @@ function registerBlock(reg: ParamRegistry, name: string, c: number, { window, he
   reg.channelNorm(`${name}.norm2`, c);
   reg.linear(`${name}.mlp.fc1`, c, MLP_RATIO * c, true, INIT_BOUND);
   reg.linear(`${name}.mlp.fc2`, MLP_RATIO * c, c, true, INIT_BOUND);
-}
-
-/** Layer norm over the channels of every token (PyTorch nn.LayerNorm(C) on [..., C]). */
-function layerNorm(params: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
-  const { mean, variance } = tf.moments(x, -1, true);
-  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, LN_EPS)));
-  return tf.add<tf.Tensor4D>(tf.mul(normed, params[`${name}.weight`]), params[`${name}.bias`]);
 }
 
 /** A linear layer applied to every token of an NHWC map. */
@@ -200,8 +192,8 @@ function windowAttention(params: Params, name: string, x: tf.Tensor4D, { window:
 
 /** One Swin block: x + attention(norm1(x)), then + MLP(norm2(.)). */
 export function swinBlock(params: Params, name: string, x: tf.Tensor4D, shape: SwinBlockShape, act: ActKind): tf.Tensor4D {
-  const y = tf.add<tf.Tensor4D>(x, windowAttention(params, `${name}.attn`, layerNorm(params, `${name}.norm1`, x), shape));
-  const hidden = activate(act, tokenLinear(params, `${name}.mlp.fc1`, layerNorm(params, `${name}.norm2`, y)));
+  const y = tf.add<tf.Tensor4D>(x, windowAttention(params, `${name}.attn`, channelLayerNorm(params, `${name}.norm1`, x), shape));
+  const hidden = activate(act, tokenLinear(params, `${name}.mlp.fc1`, channelLayerNorm(params, `${name}.norm2`, y)));
   return tf.add(y, tokenLinear(params, `${name}.mlp.fc2`, hidden));
 }
 
@@ -210,5 +202,5 @@ function patchMerge(params: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   const grouped = tf.transpose(tf.reshape(x, [n, h / 2, 2, w / 2, 2, c]), [0, 1, 3, 4, 2, 5]);
   const merged = tf.reshape<tf.Rank.R4>(grouped, [n, h / 2, w / 2, 4 * c]);
-  return tokenLinear(params, `${name}.reduction`, layerNorm(params, `${name}.norm`, merged));
+  return tokenLinear(params, `${name}.reduction`, channelLayerNorm(params, `${name}.norm`, merged));
 }
