@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { SpecError, formatIssue } from '../spec/errors.js';
 import { runStageWorker } from '../exec/worker.js';
 import { Store } from '../store/store.js';
@@ -17,6 +17,13 @@ import { describePublish, publishReport, rebuildReport } from '../report/publish
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const setOption = (): Option => new Option('--set <key=value>', 'override a spec value (repeatable), e.g. --set distill.ipc=10').argParser(collect).default([]);
 const backendOption = (): Option => new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']);
+
+function parseTaus(value: string): number[] {
+  const taus = value.split(',').map((t) => Number(t.trim()));
+  const bad = value.split(',').find((t, i) => t.trim() === '' || !(taus[i] >= 0 && taus[i] <= 1));
+  if (bad !== undefined) throw new InvalidArgumentError(`'${bad.trim()}' is not a threshold in [0, 1] (e.g. --tau 0.3,0.5,0.7)`);
+  return taus;
+}
 
 interface SpecFlags {
   set: string[];
@@ -139,6 +146,24 @@ program
     guard(async () => {
       const result = await rebuildReport(planSpec(spec, planOptions(flags)), { outDir: flags.out === undefined ? undefined : resolve(flags.out) });
       process.stdout.write(describePublish(result));
+      return 0;
+    }),
+  );
+
+program
+  .command('diagnose')
+  .description("what the MetaDD auxiliary networks see in a spec's sets: meta- and heterogeneous-feature ratios and their accuracy, on real images, the base sets and the aligned sets in the store")
+  .argument('<spec>', 'experiment YAML file')
+  .addOption(setOption())
+  .addOption(backendOption())
+  .option('--store <dir>', "artifact store (default: the spec's store)")
+  .option('--tau <list>', "thresholds, comma-separated (default: the spec's metadd.tau)", parseTaus)
+  .option('--json', 'machine-readable output')
+  .action((spec: string, flags: SpecFlags & { tau?: number[]; json?: boolean }) =>
+    guard(async () => {
+      const { diagnosePlan } = await import('../report/diagnose.js');
+      const { renderDiagnosis } = await import('./render-diagnose.js');
+      process.stdout.write(renderDiagnosis(await diagnosePlan(planSpec(spec, planOptions(flags)), { taus: flags.tau }), flags.json === true));
       return 0;
     }),
   );

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StageContext, StageImpl } from './contract.js';
+import type { StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
 import { driverCheckpointSeconds, drawRunSeed, inputDirs, publishedLearned, readContinuation, runSeedFor, writeContinuation } from './distill.js';
-import { loadDatasetArtifact, type DatasetMeta } from '../data/artifact.js';
+import { loadDatasetArtifact } from '../data/artifact.js';
 import { readImageSet, writeImageSet } from '../distill/image-set.js';
 import { pixelStats, trackPixelStats } from '../distill/pixel-stats.js';
-import { gatherImages } from '../distill/random.js';
 import type { StartPoint } from '../distill/driver.js';
 import type { DistillMethod, ImageOptimizer } from '../distill/method.js';
 import type { AuxNet } from '../distill/metadd/aux.js';
@@ -59,23 +58,6 @@ function auxDigest(nets: AuxNet[]): string {
   return h.digest('hex');
 }
 
-function sampleReal(ds: { trainX: Float32Array; trainY: Int32Array; meta: DatasetMeta }, perClass: number, ctx: StageContext<MetaddParams>): ImageBatch {
-  const { classes, channels, height, width } = ds.meta;
-  const rng = ctx.rng.child('diagnostics-real');
-  const byClass: number[][] = Array.from({ length: classes }, () => []);
-  ds.trainY.forEach((y, i) => byClass[y].push(i));
-  const idx: number[] = [];
-  for (let c = 0; c < classes; c++) {
-    const perm = rng.child(`class-${c}`).permutation(byClass[c].length);
-    for (let j = 0; j < Math.min(perClass, byClass[c].length); j++) idx.push(byClass[c][perm[j]]);
-  }
-  return {
-    images: gatherImages(ds.trainX, channels * height * width, Int32Array.from(idx)),
-    labels: Int32Array.from(idx, (i) => ds.trainY[i]),
-    shape: [idx.length, channels, height, width],
-  };
-}
-
 function logDiagnostics(track: Tracker, which: string, d: SetDiagnostics, labels: string[], step: number): void {
   if (d.ratios.meta !== null) track.metric(`diag.${which}.meta_ratio`, d.ratios.meta, step);
   d.ratios.heterogeneous.forEach((r, k) => {
@@ -103,7 +85,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
     const { loadAuxNet, disposeAuxNet } = await import('../distill/metadd/aux.js');
     const { metaddExtraLoss, termGradientNorms } = await import('../distill/metadd/extra.js');
     const { nchwToTensor } = await import('../distill/layout.js');
-    const { diagnoseSet, writeCamOverlay } = await import('../distill/metadd/diagnostics.js');
+    const { diagnoseSet, sampleRealImages, writeCamOverlay } = await import('../distill/metadd/diagnostics.js');
 
     const p = ctx.params;
     const dsView = ctx.inputs.dataset;
@@ -191,7 +173,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
       );
 
       const baseBatch: ImageBatch = { images: base.images, labels: base.labels, shape: base.shape };
-      const realSample = sampleReal(ds, p.diagnostics.real_per_class, ctx);
+      const realSample = sampleRealImages(ds, p.diagnostics.real_per_class, ctx.rng);
       const diagReal = diagnoseSet(nets, realSample, p.tau);
       const diagBase = diagnoseSet(nets, baseBatch, p.tau);
       logDiagnostics(ctx.track, 'real', diagReal, labels, start);

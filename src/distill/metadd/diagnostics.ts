@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { writeHeatmapOverlay } from '../../report/png.js';
+import type { Rng } from '../../util/rng.js';
 import { gatherRows, nchwToTensor } from '../layout.js';
+import { gatherImages } from '../random.js';
 import { auxOutputs, type AuxNet } from './aux.js';
 import { featureRatios, type FeatureRatios } from './masks.js';
 
@@ -49,6 +51,32 @@ export function diagnoseSet(nets: AuxNet[], set: ImageBatch, tau: number): SetDi
   const { cams, correct } = setCams(nets, set);
   const n = set.shape[0];
   return { images: n, ratios: featureRatios(cams, tau), accuracy: correct.map((k) => (n > 0 ? k / n : 0)) };
+}
+
+/**
+ * The real images the diagnostics compare sets with: `perClass` training images of each class (all of
+ * a class that has fewer), drawn from `rng`'s child 'diagnostics-real', so that the metadd stage and
+ * `metadd diagnose` (given the stage's random source) draw the same ones.
+ */
+export function sampleRealImages(
+  data: { trainX: Float32Array; trainY: Int32Array; meta: { classes: number; channels: number; height: number; width: number } },
+  perClass: number,
+  rng: Rng,
+): ImageBatch {
+  const { classes, channels, height, width } = data.meta;
+  const draw = rng.child('diagnostics-real');
+  const byClass: number[][] = Array.from({ length: classes }, () => []);
+  data.trainY.forEach((y, i) => byClass[y].push(i));
+  const idx: number[] = [];
+  for (let c = 0; c < classes; c++) {
+    const perm = draw.child(`class-${c}`).permutation(byClass[c].length);
+    for (let j = 0; j < Math.min(perClass, byClass[c].length); j++) idx.push(byClass[c][perm[j]]);
+  }
+  return {
+    images: gatherImages(data.trainX, channels * height * width, Int32Array.from(idx)),
+    labels: Int32Array.from(idx, (i) => data.trainY[i]),
+    shape: [idx.length, channels, height, width],
+  };
 }
 
 /** The first `perClass` images of each class (in set order), as indices. */
