@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { resolveSpec } from '../src/spec/resolve.js';
 import { compileDag, type Dag, type StageNode } from '../src/dag/compile.js';
 import { repeatedCells } from '../src/dag/repeats.js';
+import { describeSpentRefines, spentRefineSchedules } from '../src/dag/spent-schedule.js';
 import { renderPlan } from '../src/cli/render.js';
 import { planSpec } from '../src/exec/plan-spec.js';
 import { makeProject, yaml } from './helpers/project.js';
@@ -161,4 +162,28 @@ test('`metadd plan` notes cells that repeat the stages of others, and names the 
   assert.match(out[1], /^note: 1 cell\(s\) repeat the stages of another cell: they differ only in distill\.sre2l\.init, which their method does not read/);
   const clean = makeProject({ 'spec.yaml': text.replace('distill.sre2l.init: [noise, real]', 'distill.ipc: [1, 10]') });
   assert.equal((await renderPlan(planSpec(join(clean, 'spec.yaml'), { backend: 'wasm' }), false)).split('\n')[1], '', 'no note without repeats');
+});
+
+test('plan notes refine stages whose base has spent its cosine schedule (SRe2L with K small against T), not joint or long refines', async () => {
+  const spec = `${SPEC}metadd: {aux: [convnet], iterations: 40}\n`.replace('seed: [0, 1]', 'seed: [0, 1]\n    metadd.arm: [none, control, metadd]');
+  const dag = compile(spec);
+  const spent = spentRefineSchedules(dag);
+  // T = 1000 (SRe2L's default) continued over T + K = 1040: the first refine step's share of the initial lr.
+  const first = 0.5 * (1 + Math.cos((Math.PI * 1000) / 1040));
+  assert.equal(spent.length, 1);
+  assert.deepEqual({ ...spent[0], firstLrFraction: undefined }, { method: 'sre2l', base: 1000, refine: 40, stages: nodes(dag, 'metadd').length, firstLrFraction: undefined });
+  assert.equal(spent[0].stages, 8, '2 IPCs x 2 seeds x (control, metadd)');
+  assert.ok(Math.abs(spent[0].firstLrFraction - first) < 1e-12 && first < 0.004);
+  assert.match(describeSpentRefines(spent)[0], /^note: 8 metadd stage\(s\) refine sre2l sets .* T \+ K = 1000 \+ 40 steps, the K refine steps run at 0\.36% of the initial pixel lr .*metadd\.mode: joint/);
+
+  assert.deepEqual(spentRefineSchedules(compile(spec, ['metadd.mode=joint'])), [], "joint mode: the base's own budget over its own schedule");
+  assert.deepEqual(spentRefineSchedules(compile(spec, ['metadd.iterations=1000'])), [], 'K = T: the refine steps start at half the lr');
+  assert.deepEqual(spentRefineSchedules(compile(spec, ['distill.sre2l.schedule=constant'])), [], 'no decay, nothing spent');
+  assert.deepEqual(spentRefineSchedules(compile(spec.replace('method: sre2l', 'method: dm'))), [], 'SGD bases have no schedule');
+
+  const root = makeProject({ 'spec.yaml': spec });
+  const text = await renderPlan(planSpec(join(root, 'spec.yaml')), false);
+  assert.match(text.split('\n')[1], /^note: 8 metadd stage\(s\) refine sre2l sets/);
+  const json = JSON.parse(await renderPlan(planSpec(join(root, 'spec.yaml')), true)) as { spent_refines: unknown[] };
+  assert.equal(json.spent_refines.length, 1);
 });

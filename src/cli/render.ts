@@ -1,4 +1,5 @@
 import { repeatedCells } from '../dag/repeats.js';
+import { describeSpentRefines, spentRefineSchedules } from '../dag/spent-schedule.js';
 import type { Plan } from '../exec/plan-spec.js';
 import { planCounts } from '../exec/plan-spec.js';
 import { estimatePlan, formatDuration, type PlanEstimate } from '../exec/estimate.js';
@@ -27,6 +28,7 @@ export async function renderPlan(plan: Plan, json: boolean): Promise<string> {
   const partial = stages.filter((s) => s.partial).length;
   const held = stages.filter((s) => s.held).length;
   const repeated = repeatedCells(plan.dag);
+  const spent = spentRefineSchedules(plan.dag);
   // How much a stopped stage's last attempt, or a held stage's holder, has left: both files say.
   const stopped = fractionsLeft(plan, stages.filter((s) => s.partial || s.held).map((s) => s.key));
   const estimate = estimatePlan(plan, stages.filter((s) => !s.cached).map((s) => s.key), stopped);
@@ -38,6 +40,7 @@ export async function renderPlan(plan: Plan, json: boolean): Promise<string> {
         store: plan.store.root,
         cells: plan.resolved.cells.map((c) => c.coords),
         repeated_cells: repeated,
+        spent_refines: spent,
         counts: planCounts(plan),
         estimate: { stages_to_run: estimate.toRun, estimated: estimate.estimated, worker_seconds: estimate.seconds },
         stages: stages.map((s) => {
@@ -58,6 +61,7 @@ export async function renderPlan(plan: Plan, json: boolean): Promise<string> {
             'which their method does not read; they add no work and the report counts their results once (list the combinations under sweep.exclude to drop them)',
         ]
       : []),
+    ...describeSpentRefines(spent),
     '',
     'kind       total  cached  to run',
     ...planCounts(plan).map((c) => `${c.kind.padEnd(10)} ${String(c.total).padStart(5)}  ${String(c.cached).padStart(6)}  ${String(c.toRun).padStart(6)}`),
@@ -92,9 +96,9 @@ export async function renderRunHeader(plan: Plan): Promise<string> {
   const stopped = fractionsLeft(plan, resuming);
   const holding = fractionsLeft(plan, held);
   const estimate = toRun.length > 0 ? estimatePlan(plan, toRun, new Map([...stopped, ...holding])) : undefined;
-  return estimate && estimate.estimated > 0
-    ? `${head}\n${describeEstimate(estimate, 'to run', { running: holding.size > 0, resuming: stopped.size > 0 })}\n`
-    : `${head}\n`;
+  const lines = [head, ...describeSpentRefines(spentRefineSchedules(plan.dag))];
+  if (estimate && estimate.estimated > 0) lines.push(describeEstimate(estimate, 'to run', { running: holding.size > 0, resuming: stopped.size > 0 }));
+  return `${lines.join('\n')}\n`;
 }
 
 /**
