@@ -18,8 +18,8 @@ export interface SpentRefine {
 /**
  * Refine stages whose base decays its pixel learning rate over the run (SRe2L's cosine schedule): the
  * driver continues the schedule over T + K, so the K refine steps start at 0.5 (1 + cos(pi T / (T + K)))
- * of the initial lr and go to 0. With K small against T they barely move the set, and the arms measure
- * evaluation noise, not MetaDD (docs/results.md, "At a glance"): `plan` and `run` say so before running.
+ * of the initial lr and go to 0. With K small against T neither arm moves the set much, so the comparison
+ * shows little of MetaDD (measured: docs/results.md, "At a glance"): `plan` and `run` say so before running.
  */
 export function spentRefineSchedules(dag: Dag): SpentRefine[] {
   const groups = new Map<string, SpentRefine>();

@@ -71,7 +71,7 @@ export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}
     missing.add(dag.nodes.get(key)?.label ?? key);
     return false;
   };
-  const nodeOf = (key: string) => dag.nodes.get(key) ?? assertNever(key);
+  const nodeOf = (key: string) => dag.nodes.get(key) ?? missingNode(key);
   const firstTau = (nodeOf(stages[0].metaddKey as string).params as unknown as MetaddParams).tau;
   const taus = options.taus ?? [firstTau];
   await initBackend(plan.backend);
@@ -139,6 +139,6 @@ export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}
   };
 }
 
-function assertNever(key: string): never {
+function missingNode(key: string): never {
   throw new Error(`diagnose: the DAG has no stage ${key}`);
 }
