@@ -19,10 +19,10 @@ const setOption = (): Option => new Option('--set <key=value>', 'override a spec
 const backendOption = (): Option => new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']);
 
 function parseTaus(value: string): number[] {
-  const taus = value.split(',').map((t) => Number(t.trim()));
-  const bad = value.split(',').find((t, i) => t.trim() === '' || !(taus[i] >= 0 && taus[i] <= 1));
-  if (bad !== undefined) throw new InvalidArgumentError(`'${bad.trim()}' is not a threshold in [0, 1] (e.g. --tau 0.3,0.5,0.7)`);
-  return taus;
+  const parts = value.split(',').map((t) => t.trim());
+  const bad = parts.find((t) => t === '' || !(Number(t) >= 0 && Number(t) <= 1));
+  if (bad !== undefined) throw new InvalidArgumentError(`'${bad}' is not a threshold in [0, 1] (e.g. --tau 0.3,0.5,0.7)`);
+  return parts.map(Number);
 }
 
 interface SpecFlags {

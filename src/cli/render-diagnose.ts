@@ -14,7 +14,7 @@ export function renderDiagnosis(d: Diagnosis, json: boolean): string {
   ];
   for (const g of d.groups) out.push(...renderGroup(g, taus), '');
   if (d.missing.length > 0) out.push(`not in the store yet, so left out: ${d.missing.join('; ')}`, '');
-  return `${out.join('\n')}`;
+  return out.join('\n');
 }
 
 function renderGroup(g: DiagnosisGroup, taus: string[]): string[] {

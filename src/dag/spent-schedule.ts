@@ -1,5 +1,6 @@
 import type { Dag } from './compile.js';
 import type { MetaddParams } from '../stages/metadd.js';
+import { cosineLr } from '../distill/schedule.js';
 
 /** Below this share of the initial pixel lr at its first step, a refine stage is reported as barely moving its set. */
 export const SPENT_LR_FRACTION = 0.1;
@@ -30,7 +31,7 @@ export function spentRefineSchedules(dag: Dag): SpentRefine[] {
     const t = p.base.iterations;
     if (p.mode !== 'refine' || p.base.schedule !== 'cosine' || typeof t !== 'number' || t <= 0) continue;
     const k = p.iterations;
-    const fraction = 0.5 * (1 + Math.cos((Math.PI * t) / (t + k)));
+    const fraction = cosineLr(1, t, t + k);
     if (fraction >= SPENT_LR_FRACTION) continue;
     const id = `${p.base.method}|${t}|${k}`;
     const g = groups.get(id) ?? { method: p.base.method, base: t, refine: k, stages: 0, firstLrFraction: fraction };

@@ -5,6 +5,7 @@ import { createRng, deriveSeed, type Rng } from '../util/rng.js';
 import { loadCheckpoint, saveCheckpoint, type CurvePoint } from './checkpoint.js';
 import { rowChunks } from './chunks.js';
 import { nchwToTensor, tensorToNchw } from './layout.js';
+import { cosineLr } from './schedule.js';
 import type { DistillMethod, ExtraLoss, ImageOptimizer, LearnedState, LossBlocks, MethodContext, OptimizerState, StepInfo } from './method.js';
 
 /**
@@ -150,7 +151,7 @@ function createPixelOptimizer(opt: ImageOptimizer, from: OptimizerState | null, 
       dispose,
     };
   }
-  const lrAt = (t: number): number => (opt.schedule === 'cosine' ? 0.5 * opt.lr * (1 + Math.cos((Math.PI * t) / totalSteps)) : opt.lr);
+  const lrAt = (t: number): number => (opt.schedule === 'cosine' ? cosineLr(opt.lr, t, totalSteps) : opt.lr);
   return {
     apply(syn, g, globalStep) {
       step++;

@@ -55,8 +55,7 @@ export interface Diagnosis {
 export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}): Promise<Diagnosis> {
   const { initBackend } = await import('../engine/backend.js');
   const { loadAuxNet, disposeAuxNet } = await import('../distill/metadd/aux.js');
-  const { sampleRealImages, setCams } = await import('../distill/metadd/diagnostics.js');
-  const { featureRatios } = await import('../distill/metadd/masks.js');
+  const { diagnoseSetAt, sampleRealImages } = await import('../distill/metadd/diagnostics.js');
   const { readImageSet } = await import('../distill/image-set.js');
   const { loadDatasetArtifact } = await import('../data/artifact.js');
 
@@ -72,8 +71,8 @@ export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}
     return false;
   };
   const nodeOf = (key: string) => dag.nodes.get(key) ?? missingNode(key);
-  const firstTau = (nodeOf(stages[0].metaddKey as string).params as unknown as MetaddParams).tau;
-  const taus = options.taus ?? [firstTau];
+  // By default each threshold the stages use (one, unless the spec sweeps metadd.tau).
+  const taus = options.taus ?? [...new Set(stages.map((c) => (nodeOf(c.metaddKey as string).params as unknown as MetaddParams).tau))].sort((a, b) => a - b);
   await initBackend(plan.backend);
 
   const groups = new Map<string, DiagnosisGroup & { nets?: AuxNet[] }>();
@@ -103,15 +102,8 @@ export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}
         const memo = `${groupKey}|${setKey}`;
         let d = cache.get(memo);
         if (!d) {
-          const { cams, correct } = setCams(nets, set);
-          const ratios = taus.map((t) => featureRatios(cams, t));
-          const n = set.shape[0];
-          d = {
-            images: n,
-            meta: ratios.map((r) => r.meta),
-            heterogeneous: nets.map((_, k) => ratios.map((r) => r.heterogeneous[k])),
-            accuracy: correct.map((c) => (n > 0 ? c / n : 0)),
-          };
+          const { images, ratios, accuracy } = diagnoseSetAt(nets, set, taus);
+          d = { images, meta: ratios.map((r) => r.meta), heterogeneous: nets.map((_, k) => ratios.map((r) => r.heterogeneous[k])), accuracy };
           cache.set(memo, d);
         }
         return { key: setKey, ...d };

@@ -48,9 +48,15 @@ export function setCams(nets: AuxNet[], set: ImageBatch): { cams: Float32Array[]
 }
 
 export function diagnoseSet(nets: AuxNet[], set: ImageBatch, tau: number): SetDiagnostics {
+  const { ratios, ...rest } = diagnoseSetAt(nets, set, [tau]);
+  return { ...rest, ratios: ratios[0] };
+}
+
+/** `diagnoseSet` at several thresholds, from one pass of CAMs (ratios in the order of `taus`). */
+export function diagnoseSetAt(nets: AuxNet[], set: ImageBatch, taus: number[]): Omit<SetDiagnostics, 'ratios'> & { ratios: FeatureRatios[] } {
   const { cams, correct } = setCams(nets, set);
   const n = set.shape[0];
-  return { images: n, ratios: featureRatios(cams, tau), accuracy: correct.map((k) => (n > 0 ? k / n : 0)) };
+  return { images: n, ratios: taus.map((t) => featureRatios(cams, t)), accuracy: correct.map((k) => (n > 0 ? k / n : 0)) };
 }
 
 /**
