@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { resolveSpec } from '../src/spec/resolve.js';
+import { resolveSpec, type Cell } from '../src/spec/resolve.js';
 import { compileDag, type Dag } from '../src/dag/compile.js';
 import { SpecError } from '../src/spec/errors.js';
+import { disambiguateLabels } from '../src/dag/labels.js';
+import type { Json } from '../src/spec/paths.js';
 import { makeProject, yaml } from './helpers/project.js';
 
 const SPEC = yaml`
@@ -146,4 +148,35 @@ test('a report section that cannot be laid out is a spec error at its line, not 
   );
   const dup = `${SPEC}report:\n  tables:\n    - name: main\n    - name: main\n`;
   assert.throws(() => compile(dup), (err: unknown) => err instanceof SpecError && err.issues[0].path === 'report.tables[1].name' && err.issues[0].line === 12 && /two tables are named 'main'/.test(err.issues[0].message));
+});
+
+test('stages that share a label are told apart by the swept values they differ in, and only they', () => {
+  const spec = `${SPEC}    eval.epochs: [10, 20]\n  include:\n    - {distill.ipc: 1, seed: 0, eval.epochs: 30, eval.lr: 0.02}\n`;
+  const dag = compile(spec);
+  const labels = [...dag.nodes.values()].map((n) => n.label);
+  assert.equal(new Set(labels).size, labels.length, `labels repeat: ${labels.join('; ')}`);
+  const evals = labels.filter((l) => l.startsWith('eval convnet <- random ipc=1 seed=0'));
+  // The include cell's learning rate is told; the two swept cells show the default they ran with.
+  assert.deepEqual(evals.sort(), [
+    'eval convnet <- random ipc=1 seed=0 eval.epochs=10 eval.lr=0.01',
+    'eval convnet <- random ipc=1 seed=0 eval.epochs=20 eval.lr=0.01',
+    'eval convnet <- random ipc=1 seed=0 eval.epochs=30 eval.lr=0.02',
+  ]);
+  // A stage the cells share (the set does not depend on the evaluation) keeps its plain label.
+  assert.ok(labels.includes('distill random ipc=1 seed=0'));
+  // Without repeated labels nothing changes.
+  assert.ok([...compile(SPEC).nodes.values()].every((n) => !/ eval\.|#/.test(n.label)));
+});
+
+test('labels no swept value separates get a key prefix; object values print in flow style', () => {
+  const cell = (index: number, coords: Record<string, Json>): Cell => ({ index, coords, spec: { metadd: { relative_weights: coords['metadd.relative_weights'] } } as unknown as Cell['spec'] });
+  const cells = [cell(0, { 'metadd.relative_weights': { var: 0, ai: 0.2 } }), cell(1, { 'metadd.relative_weights': { ai: 0, var: 0.2 } })];
+  const nodes = [
+    { key: 'aaaaaaaaaaaa', label: 'metadd x', cells: [0] },
+    { key: 'bbbbbbbbbbbb', label: 'metadd x', cells: [1] },
+    { key: 'cccccccccccc', label: 'pretrain y', cells: [0, 1] },
+    { key: 'dddddddddddd', label: 'pretrain y', cells: [0, 1] },
+  ];
+  disambiguateLabels(nodes, cells);
+  assert.deepEqual(nodes.map((n) => n.label), ['metadd x metadd.relative_weights={ai:0.2,var:0}', 'metadd x metadd.relative_weights={ai:0,var:0.2}', 'pretrain y #cccccccc', 'pretrain y #dddddddd']);
 });

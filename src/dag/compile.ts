@@ -10,6 +10,7 @@ import { ReportConfigError, reportFactPaths } from '../report/config.js';
 import { SpecError } from '../spec/errors.js';
 import { locateIn } from '../spec/load.js';
 import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
+import { disambiguateLabels } from './labels.js';
 import { zooArch } from '../distill/arch.js';
 import type { MetaddParams } from '../stages/metadd.js';
 import type { PretrainParams } from '../stages/pretrain.js';
@@ -347,6 +348,7 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
     false,
     -1,
   );
+  disambiguateLabels(b.nodes.values(), resolved.cells);
   return { nodes: b.nodes, order: b.order, cells, reportKey };
 }
 
