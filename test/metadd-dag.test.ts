@@ -84,6 +84,18 @@ describe('MetaDD in the DAG', () => {
     assert.deepEqual((plain.nodes.get(plain.reportKey)?.params as unknown as ReportParams).report, {});
   });
 
+  it('report facts leave out what an arm never reads: every MetaDD setting of the base set, the weights of the control arm', () => {
+    const rows = 'report: {rows: [metadd.arm, metadd.lambda_ai, metadd.relative_weights.ai, metadd.tau, metadd.iterations]}\n';
+    const dag = compile(`${SPEC}${rows}`, ['metadd.lambda_ai=3']);
+    const facts = (dag.nodes.get(dag.reportKey)?.params as unknown as ReportParams).cells.map((c) => c.facts);
+    const of = (arm: string): Record<string, unknown> => facts.find((f) => f['metadd.arm'] === arm) ?? {};
+    const keys = ['metadd.lambda_ai', 'metadd.relative_weights.ai', 'metadd.tau', 'metadd.iterations'];
+    const pick = (f: Record<string, unknown>): unknown[] => keys.map((k) => f[k]);
+    assert.deepEqual(pick(of('none')), [null, null, null, null]);
+    assert.deepEqual(pick(of('control')), [null, null, 0.5, 20]);
+    assert.deepEqual(pick(of('metadd')), [3, null, 0.5, 20]);
+  });
+
   it('control stages ignore the weights; metadd stages are keyed by them', () => {
     const a = compile(SPEC, ['metadd.lambda_var=2']);
     const b = compile(SPEC, ['metadd.lambda_var=3']);

@@ -374,6 +374,43 @@ test('the MetaDD effect table pairs each seed of the MetaDD arm with the control
   assert.throws(() => normalizeReport({ tables: [{ name: 'main', effect: { pairs: [['control', 'control']] } }] }), /table 'main': effect pair \[control, control\] compares an arm with itself; e\.g\. \[metadd, control\]/);
 });
 
+test('an effect table pairs every MetaDD variant with the one base or control row, whatever the settings that arm never reads', async () => {
+  // As the compiler writes facts: the base set reads no MetaDD setting, the control arm no weight (null).
+  // MetaDD's weights {ai} add 2 points on convnet, {var} add 0; tau 0.5 everywhere.
+  const weights = [{ ai: 0.2, var: 0 }, { ai: 0, var: 0.2 }];
+  const cells: SweepCell[] = [];
+  const cell = (arm: string, w: unknown, tau: number | null, seed: number, gain: number): SweepCell => ({
+    facts: { 'distill.method': 'dm', 'distill.ipc': 10, 'metadd.arm': arm, 'metadd.relative_weights': w, 'metadd.tau': tau, seed },
+    coords: { 'metadd.arm': arm, seed },
+    results: { convnet: [0.7 + seed * 0.05 + gain], mlp: [0.6 + seed * 0.05] },
+  });
+  for (const seed of [0, 1]) {
+    cells.push(cell('none', null, null, seed, 0), cell('control', null, 0.5, seed, 0.01));
+    weights.forEach((w, i) => cells.push(cell('metadd', w, 0.5, seed, i === 0 ? 0.02 : 0)));
+  }
+  const store = new FixtureStore();
+  const { source, params } = writeSweep(store, 'effect-variants', ARCHS, cells);
+  const data = await collect(params, source);
+  const cfg = normalizeReport({ rows: ['distill.method', 'distill.ipc', 'metadd.arm', 'metadd.relative_weights', 'metadd.tau'] });
+  const table = layoutTable(cfg, cfg.tables[0], data.cells);
+  const versus = (pair: ['metadd' | 'control', 'none' | 'control']): [string, number | undefined][] =>
+    results(effectTable(cfg, table, data.cells, pair) as TableModel).map((r) => [r.labels.join(' / '), r.entries.convnet.stat?.mean]);
+  const close = (got: [string, number | undefined][], want: [string, number][]): void => {
+    assert.deepEqual(got.map(([l]) => l), want.map(([l]) => l));
+    got.forEach(([, v], i) => assert.ok(Math.abs((v ?? NaN) - want[i][1]) < 1e-12, `${got[i][0]}: ${v}`));
+  };
+  close(versus(['metadd', 'none']), [['DM / 10 / {"ai":0.2,"var":0} / 0.5', 0.02], ['DM / 10 / {"ai":0,"var":0.2} / 0.5', 0]]);
+  close(versus(['metadd', 'control']), [['DM / 10 / {"ai":0.2,"var":0} / 0.5', 0.01], ['DM / 10 / {"ai":0,"var":0.2} / 0.5', -0.01]]);
+  // A setting the control arm does read (tau) still tells its rows apart: no control row at tau 0.3.
+  const other = layoutTable(cfg, cfg.tables[0], data.cells.map((c) => (c.facts['metadd.arm'] === 'control' ? { ...c, facts: { ...c.facts, 'metadd.tau': 0.3 } } : c)));
+  assert.equal(effectTable(cfg, other, data.cells), undefined);
+  // Two base rows that differ only in what the base set does not read cannot both be its reference: left out, with a note.
+  const twice = layoutTable(cfg, cfg.tables[0], [...data.cells, ...data.cells.filter((c) => c.facts['metadd.arm'] === 'none').map((c) => ({ ...c, index: c.index + 100, facts: { ...c.facts, 'metadd.tau': 0.3 } }))]);
+  const ambiguous = effectTable(cfg, twice, [...data.cells], ['metadd', 'none']);
+  assert.equal(ambiguous?.rows.length, 0);
+  assert.ok(ambiguous?.notes.includes('DM / 10 / {"ai":0.2,"var":0} / 0.5: 2 rows of the base set agree with it (DM / 10; DM / 10 / 0.3); the row is left out.'), ambiguous?.notes.join('\n'));
+});
+
 test('versus_baseline: each row minus the random subset of the same seed, matched on the declared paths', async () => {
   // The random subset's draw moves with the seed (+0/+6/+3 points); DM adds 5, 1 and 2 points on convnet over the draw of its seed.
   const draw = [0, 0.06, 0.03];

@@ -11,6 +11,7 @@ import { SpecError } from '../spec/errors.js';
 import { locateIn } from '../spec/load.js';
 import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
 import { disambiguateLabels } from './labels.js';
+import { armIgnores } from '../spec/arm-settings.js';
 import { zooArch } from '../distill/arch.js';
 import type { MetaddParams } from '../stages/metadd.js';
 import type { PretrainParams } from '../stages/pretrain.js';
@@ -353,15 +354,17 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
 }
 
 /**
- * The cell values a report groups rows by (method, IPC, ...), read from the cell spec. A setting of
- * another method's block (`distill.sre2l.init` in a random-subset cell) is null: the cell never used
- * it, and a report row would otherwise print the grid value the cell happened to be drawn with.
+ * The cell values a report groups rows by (method, IPC, ...), read from the cell spec. A setting the
+ * cell never used is null, where a report row would otherwise print the grid value the cell happened
+ * to be drawn with: one of another method's block (`distill.sre2l.init` in a random-subset cell), a
+ * MetaDD setting of the base set, a MetaDD weight of the control arm (src/spec/arm-settings.ts).
  */
 function reportCellFacts(spec: CellSpec, rowPaths: string[]): Record<string, unknown> {
   return Object.fromEntries(
     rowPaths.map((p) => {
       const block = methodBlockOf(p);
-      return [p, block !== undefined && block !== spec.distill.method ? null : (getPath(spec as unknown as Json, p) ?? null)];
+      const unused = (block !== undefined && block !== spec.distill.method) || armIgnores(spec.metadd.arm, p);
+      return [p, unused ? null : (getPath(spec as unknown as Json, p) ?? null)];
     }),
   );
 }

@@ -2,6 +2,7 @@ import { stat, type Stat } from './aggregate.js';
 import { cellValue, type CellData } from './collect.js';
 import { DEFAULT_EFFECT, matches, type Arm, type ArmPair, type ReportConfig, type VersusBaseline } from './config.js';
 import { signedPct } from './model.js';
+import { armIgnores } from '../spec/arm-settings.js';
 import { entryStatus, type AverageEntry, type Entry, type ResultRow, type TableModel } from './table.js';
 
 const ARM = 'metadd.arm';
@@ -175,15 +176,25 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
   const byIndex = new Map(cells.map((c) => [c.index, c]));
   const results = table.rows.filter((r): r is ResultRow => r.kind === 'result');
   const withoutArm = <T>(values: T[]): T[] => values.filter((_, i) => i !== armAt);
-  const references = new Map(results.filter((r) => r.key[armAt] === minus).map((r) => [JSON.stringify(withoutArm(r.key)), r]));
+  // Settings the reference arm never reads (every MetaDD setting of the base set, the weights of the
+  // control arm) do not tell its rows apart: each treated row is paired whatever it set them to.
+  const compared = table.rowPaths.map((p, i) => i !== armAt && !armIgnores(minus, p));
+  const matchKey = (r: ResultRow): string => JSON.stringify(r.key.filter((_, i) => compared[i]));
+  const references = new Map<string, ResultRow[]>();
+  for (const r of results.filter((row) => row.key[armAt] === minus)) references.set(matchKey(r), [...(references.get(matchKey(r)) ?? []), r]);
   const notes: string[] = [];
   const rows: ResultRow[] = [];
   let candidates = 0;
   for (const treated of results.filter((r) => r.key[armAt] === arm)) {
     const key = withoutArm(treated.key);
-    const reference = references.get(JSON.stringify(key));
-    if (!reference) continue;
+    const found = references.get(matchKey(treated)) ?? [];
+    if (found.length === 0) continue;
     candidates++;
+    if (found.length > 1) {
+      notes.push(`${noteLabel(key, withoutArm(treated.labels))}: ${found.length} rows of ${ARM_SUBJECT[minus]} agree with it (${found.map((b) => noteLabel(withoutArm(b.key), withoutArm(b.labels))).join('; ')}); the row is left out.`);
+      continue;
+    }
+    const reference = found[0];
     const row = pairedRow(cfg, table, byIndex, { treated, reference, subject: ARM_SUBJECT[arm], against: ARM_OBJECT[minus], symmetric: true, key, labels: withoutArm(treated.labels) }, notes);
     if (row) rows.push({ ...row, id: `${treated.id}-${suffix}` });
   }
