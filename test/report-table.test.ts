@@ -401,6 +401,9 @@ test('an effect table pairs every MetaDD variant with the one base or control ro
   };
   close(versus(['metadd', 'none']), [['DM / 10 / {"ai":0.2,"var":0} / 0.5', 0.02], ['DM / 10 / {"ai":0,"var":0.2} / 0.5', 0]]);
   close(versus(['metadd', 'control']), [['DM / 10 / {"ai":0.2,"var":0} / 0.5', 0.01], ['DM / 10 / {"ai":0,"var":0.2} / 0.5', -0.01]]);
+  // Either way round: the base set against the control arm pairs whatever the control's tau.
+  const reversed = results(effectTable(cfg, table, data.cells, ['none', 'control']) as TableModel);
+  assert.deepEqual(reversed.map((r) => [r.labels.join(' / '), Math.round((r.entries.convnet.stat?.mean ?? NaN) * 1e6) / 1e6]), [['DM / 10 / – / –', -0.01]]);
   // A setting the control arm does read (tau) still tells its rows apart: no control row at tau 0.3.
   const other = layoutTable(cfg, cfg.tables[0], data.cells.map((c) => (c.facts['metadd.arm'] === 'control' ? { ...c, facts: { ...c.facts, 'metadd.tau': 0.3 } } : c)));
   assert.equal(effectTable(cfg, other, data.cells), undefined);

@@ -52,7 +52,7 @@ function sharedValues(paths: readonly string[], specs: readonly Json[]): Map<str
 }
 
 /** A swept value as a label shows it: flow style without quotes, keys sorted (`{ai:0.2,var:0}`, `[convnet,mlp]`). */
-export function formatValue(value: Json): string {
+function formatValue(value: Json): string {
   if (Array.isArray(value)) return `[${value.map(formatValue).join(',')}]`;
   if (value !== null && typeof value === 'object') return `{${Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}:${formatValue(v)}`).join(',')}}`;
   return String(value);

@@ -176,9 +176,9 @@ export function effectTable(cfg: ReportConfig, table: TableModel, cells: readonl
   const byIndex = new Map(cells.map((c) => [c.index, c]));
   const results = table.rows.filter((r): r is ResultRow => r.kind === 'result');
   const withoutArm = <T>(values: T[]): T[] => values.filter((_, i) => i !== armAt);
-  // Settings the reference arm never reads (every MetaDD setting of the base set, the weights of the
-  // control arm) do not tell its rows apart: each treated row is paired whatever it set them to.
-  const compared = table.rowPaths.map((p, i) => i !== armAt && !armIgnores(minus, p));
+  // Settings either arm never reads (every MetaDD setting of the base set, the weights of the control
+  // arm) do not tell the rows apart: each row is paired whatever the other set them to.
+  const compared = table.rowPaths.map((p, i) => i !== armAt && !armIgnores(minus, p) && !armIgnores(arm, p));
   const matchKey = (r: ResultRow): string => JSON.stringify(r.key.filter((_, i) => compared[i]));
   const references = new Map<string, ResultRow[]>();
   for (const r of results.filter((row) => row.key[armAt] === minus)) references.set(matchKey(r), [...(references.get(matchKey(r)) ?? []), r]);
