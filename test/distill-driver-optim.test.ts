@@ -129,6 +129,9 @@ describe('driver: pixel optimiser kinds', () => {
     const wrongT = adamReference(ADAM, 12, 6);
     const ok = await runDistillation(quadMethod(ADAM, 2), ctx, { end: 6, runSeed: 'adam' });
     assert.ok(maxAbsDiff(ok.images, wrongT) > 1e-3);
+    // Cost per iteration: wall and CPU time, both measured (one thread: CPU time cannot exceed wall time by much).
+    assert.ok(ok.secondsPerIteration > 0 && ok.cpuSecondsPerIteration > 0, `${ok.secondsPerIteration} ${ok.cpuSecondsPerIteration}`);
+    assert.ok(ok.cpuSecondsPerIteration < 2 * ok.secondsPerIteration + 0.01, `${ok.secondsPerIteration} ${ok.cpuSecondsPerIteration}`);
   });
 
   it('Adam: an interrupted run resumes from its checkpoint (moments and step count) to the same bytes', async () => {

@@ -250,12 +250,13 @@ describe('metadd stage', () => {
       assert.equal(diag[which].accuracy.length, 2);
     }
     const metrics = new Set(md.records.filter((r) => r.type === 'metric').map((r) => (r as { key: string }).key));
-    for (const k of ['loss', 'base', 'ai', 'ai_ce', 'ai_kl', 'var', 'diag.real.meta_ratio', 'diag.base.meta_ratio', 'diag.aligned.meta_ratio', 'peak_rss_mb', 'pixel_std', 'base.pixel_std', 'pixel_outside_real_range', 'base.pixel_outside_real_range']) {
+    for (const k of ['loss', 'base', 'ai', 'ai_ce', 'ai_kl', 'var', 'diag.real.meta_ratio', 'diag.base.meta_ratio', 'diag.aligned.meta_ratio', 'peak_rss_mb', 'seconds_per_iteration', 'cpu_seconds_per_iteration', 'pixel_std', 'base.pixel_std', 'pixel_outside_real_range', 'base.pixel_outside_real_range']) {
       assert.ok(metrics.has(k), `metric ${k} logged`);
     }
     assert.ok([...metrics].some((k) => k.startsWith('diag.aligned.het_ratio.1_')));
-    const meta = md.view.meta as { metadd: { arm: string; aux: string[] }; iterations: number; base_iterations: number };
+    const meta = md.view.meta as { metadd: { arm: string; aux: string[] }; iterations: number; base_iterations: number; cpu_seconds_per_iteration: number };
     assert.equal(meta.metadd.arm, 'metadd');
+    assert.ok(meta.cpu_seconds_per_iteration > 0, 'the cost per iteration in CPU time');
     assert.equal(meta.base_iterations, 3);
     assert.equal(meta.iterations, 6);
 

@@ -30,16 +30,16 @@ function sweep(store: FixtureStore) {
       coords: { 'distill.method': 'mtt', seed: 0 },
       results: { convnet: [0.5, 0.52] },
       setFiles: {
-        'meta.json': meta({ iterations: 60, seconds_per_iteration: 2, peak_rss_mb: 100, learned_lr: 0.01, pixels: pixels(1.2, 3, 0.3) }),
+        'meta.json': meta({ iterations: 60, seconds_per_iteration: 2, cpu_seconds_per_iteration: 1, peak_rss_mb: 100, learned_lr: 0.01, pixels: pixels(1.2, 3, 0.3) }),
         // A MetaDD-like set: a loss curve, and once-per-stage metrics of its base stage and its own.
-        'records.jsonl': ['distill.loss', 'seconds_per_iteration', 'peak_rss_mb', 'pixel_std', 'base.pixel_outside_distance'].map((k) => metricRecords(k, [3, 2, 1])).join(''),
+        'records.jsonl': ['distill.loss', 'seconds_per_iteration', 'cpu_seconds_per_iteration', 'peak_rss_mb', 'pixel_std', 'base.pixel_outside_distance'].map((k) => metricRecords(k, [3, 2, 1])).join(''),
       },
     },
     {
       facts: { 'distill.method': 'mtt', 'distill.ipc': 1 },
       coords: { 'distill.method': 'mtt', seed: 1 },
       results: { convnet: [0.54, 0.5] },
-      setFiles: { 'meta.json': meta({ iterations: 60, seconds_per_iteration: 4, peak_rss_mb: 300, learned_lr: 0.03, pixels: pixels(1.4, 5, 0.5) }) },
+      setFiles: { 'meta.json': meta({ iterations: 60, seconds_per_iteration: 4, cpu_seconds_per_iteration: 2, peak_rss_mb: 300, learned_lr: 0.03, pixels: pixels(1.4, 5, 0.5) }) },
     },
     {
       facts: { 'distill.method': 'dm', 'distill.ipc': 1 },
@@ -71,6 +71,8 @@ test('set statistics: medians of cost, means of pixel statistics with the std ra
   assert.equal(mtt.read, 2);
   assert.deepEqual(mtt.iterations, [60]);
   assert.equal(mtt.secondsPerIteration, 3);
+  assert.equal(mtt.cpuSecondsPerIteration, 1.5);
+  assert.equal(dm.cpuSecondsPerIteration, undefined, 'a set from before CPU time was recorded');
   assert.equal(mtt.peakRssMb, 200);
   assert.ok(Math.abs((mtt.learnedLr ?? 0) - 0.02) < 1e-12);
   assert.ok(mtt.pixelStd && Math.abs(mtt.pixelStd.mean - 1.3) < 1e-12 && mtt.pixelStd.min === 1.2 && mtt.pixelStd.max === 1.4);
@@ -93,8 +95,8 @@ test('set statistics: medians of cost, means of pixel statistics with the std ra
   // sets.csv: one line per set, its coordinates and facts.
   const csv = setsCsv(data.cells).trim().split('\n');
   assert.equal(csv.length, 4);
-  assert.equal(csv[0], 'distill.method,seed,kind,key,iterations,seconds_per_iteration,peak_rss_mb,learned_lr,pixel_mean,pixel_std,pixel_min,pixel_max,pixel_outside_real_range,pixel_outside_distance');
-  assert.equal(csv[2], `mtt,1,distill,${fakeKey('sets-set-1')},60,4,300,0.03,0,1.4,-5,5,0.5,0.05`);
+  assert.equal(csv[0], 'distill.method,seed,kind,key,iterations,seconds_per_iteration,cpu_seconds_per_iteration,peak_rss_mb,learned_lr,pixel_mean,pixel_std,pixel_min,pixel_max,pixel_outside_real_range,pixel_outside_distance');
+  assert.equal(csv[2], `mtt,1,distill,${fakeKey('sets-set-1')},60,4,2,300,0.03,0,1.4,-5,5,0.5,0.05`);
 });
 
 test('the report writes the set statistics into report.md, report.html, results.json and sets.csv', async () => {
@@ -105,7 +107,7 @@ test('the report writes the set statistics into report.md, report.html, results.
   assert.equal(model.setStats?.table, 'main');
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   assert.match(md, /## Set statistics \(rows of main\)/);
-  assert.match(md, /\| MTT \| 2 \| 60 \| 3\.00 \| 200 \| 1\.30 \(1\.20–1\.40\) \| -4\.00 \/ 4\.00 \| 40\.0 \| 0\.040 \| 0\.0200 \|/);
+  assert.match(md, /\| MTT \| 2 \| 60 \| 3\.00 \| 1\.50 \| 200 \| 1\.30 \(1\.20–1\.40\) \| -4\.00 \/ 4\.00 \| 40\.0 \| 0\.040 \| 0\.0200 \|/);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /<h2 id="set-statistics">/);
   const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { format: string; set_statistics: { table: string; rows: { labels: string[] }[] } };

@@ -85,6 +85,8 @@ export interface DistillResult {
   meanTerms: Record<string, number>;
   /** Wall-clock seconds per iteration over the image updates this process ran (a partly resumed iteration counts its share). */
   secondsPerIteration: number;
+  /** The same in CPU seconds of this process (user + system): the cost, which wall time overstates beside other work. */
+  cpuSecondsPerIteration: number;
   /** Iteration the process resumed from, when a checkpoint was used. */
   resumedFrom?: number;
   /** Image updates of that iteration the checkpoint had already done (0 at an iteration boundary). */
@@ -294,6 +296,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
   // Image updates this process ran: a run resumed inside an iteration ran only part of that one.
   let stepsRun = 0;
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   let lastSave = { iteration: first, time: t0 };
   let lastProgress = t0;
   const stepProgressMs = options.stepProgressMs ?? 30_000;
@@ -402,6 +405,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       lastTerms,
       meanTerms,
       secondsPerIteration: stepsRun > 0 ? ((Date.now() - t0) / 1000 / stepsRun) * method.stepsPerIteration : 0,
+      cpuSecondsPerIteration: stepsRun > 0 ? (cpuSeconds(process.cpuUsage(cpu0)) / stepsRun) * method.stepsPerIteration : 0,
       resumedFrom,
       resumedStep: resumedFrom === undefined ? undefined : firstStep,
     };
@@ -668,4 +672,9 @@ function imageStep<S, P>(
     tf.dispose([...Object.values(grads), ...Object.values(kept), ...owned]);
   }
   return out;
+}
+
+/** User plus system time of a `process.cpuUsage` reading, in seconds. */
+function cpuSeconds(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1e6;
 }

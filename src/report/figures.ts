@@ -13,7 +13,7 @@ import type { ResultRow, TableModel } from './table.js';
  * Metrics a stage logs once, about its result (its speed, memory, the pixels of its set): a MetaDD set's
  * "curve" of them would join its base stage's value to its own. The set-statistics table shows them.
  */
-const STAGE_SUMMARY_METRIC = /^(?:seconds_per_iteration|peak_rss_mb|(?:base\.)?pixel_[a-z_]+)$/;
+const STAGE_SUMMARY_METRIC = /^(?:(?:cpu_)?seconds_per_iteration|peak_rss_mb|(?:base\.)?pixel_[a-z_]+)$/;
 
 export interface Figure {
   id: string;

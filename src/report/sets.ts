@@ -17,6 +17,8 @@ import type { TableModel } from './table.js';
 export interface SetFacts {
   iterations?: number;
   secondsPerIteration?: number;
+  /** CPU seconds of the stage's process per iteration (sets written before it was recorded have none). */
+  cpuSecondsPerIteration?: number;
   peakRssMb?: number;
   /** MTT's learned student learning rate. */
   learnedLr?: number;
@@ -62,6 +64,7 @@ export function readSetFacts(meta: Record<string, unknown>, dir: string, dataset
   return {
     iterations: num(meta.iterations),
     secondsPerIteration: num(meta.seconds_per_iteration),
+    cpuSecondsPerIteration: num(meta.cpu_seconds_per_iteration),
     peakRssMb: num(meta.peak_rss_mb),
     learnedLr: num(meta.learned_lr),
     pixels,
@@ -82,6 +85,7 @@ export interface SetStatsRow {
   iterations: number[];
   /** Medians over the sets (timings and memory are noisy). */
   secondsPerIteration?: number;
+  cpuSecondsPerIteration?: number;
   peakRssMb?: number;
   /** Means over the sets, and the range of the pixel std. */
   pixelStd?: { mean: number; min: number; max: number };
@@ -117,6 +121,7 @@ export function setStatsRows(table: TableModel, cells: CellData[]): SetStatsRow[
       read: facts.length,
       iterations: [...new Set(values((f) => f.iterations))].sort((a, b) => a - b),
       secondsPerIteration: median(values((f) => (f.iterations ? f.secondsPerIteration : undefined))),
+      cpuSecondsPerIteration: median(values((f) => (f.iterations ? f.cpuSecondsPerIteration : undefined))),
       peakRssMb: median(values((f) => f.peakRssMb)),
       pixelStd: stdMean === undefined ? undefined : { mean: stdMean, min: Math.min(...stds), max: Math.max(...stds) },
       pixelMin: mean(values((f) => f.pixels?.min)),
@@ -132,7 +137,9 @@ export function setStatsRows(table: TableModel, cells: CellData[]): SetStatsRow[
 /** The table's header and text cells; '' where a value is not known. */
 export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header: string[]; cells: string[][] } {
   const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
-  const header = [...table.rowHeaders, 'sets', 'iterations', 's / iteration', 'peak RSS (MB)', 'pixel std', 'pixel min / max', 'outside real range (%)', 'mean distance outside'];
+  // Sets written before CPU time was recorded have none: the column appears once some set has it.
+  const withCpu = rows.some((r) => r.cpuSecondsPerIteration !== undefined);
+  const header = [...table.rowHeaders, 'sets', 'iterations', 's / iteration', ...(withCpu ? ['CPU s / iteration'] : []), 'peak RSS (MB)', 'pixel std', 'pixel min / max', 'outside real range (%)', 'mean distance outside'];
   const withLr = rows.some((r) => r.learnedLr !== undefined);
   if (withLr) header.push('learned lr');
   const body = rows.map((r) => {
@@ -142,6 +149,7 @@ export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header:
       r.read === r.sets ? String(r.sets) : `${r.read} of ${r.sets}`,
       r.iterations.length === 0 ? '' : r.iterations.length === 1 ? String(r.iterations[0]) : `${r.iterations[0]}–${r.iterations[r.iterations.length - 1]}`,
       fixed(r.secondsPerIteration, 2),
+      ...(withCpu ? [fixed(r.cpuSecondsPerIteration, 2)] : []),
       fixed(r.peakRssMb, 0),
       std,
       r.pixelMin === undefined || r.pixelMax === undefined ? '' : `${fixed(r.pixelMin, 2)} / ${fixed(r.pixelMax, 2)}`,
@@ -156,7 +164,7 @@ export function setStatsCells(table: TableModel, rows: SetStatsRow[]): { header:
 
 /** Why the table is there and how to read it (under it in every format). */
 export const SET_STATS_NOTE =
-  'Per row of the first table, over its distinct image sets: median seconds per distillation iteration and peak RSS of the stage that made the set (the last stage: a MetaDD arm counts its own iterations); ' +
+  'Per row of the first table, over its distinct image sets: median seconds per distillation iteration (wall time, and where recorded the CPU time of the stage\'s process, which is the cost when other work shares the cores) and peak RSS of the stage that made the set (the last stage: a MetaDD arm counts its own iterations); ' +
   "mean pixel std (range over sets), min and max, in the dataset's normalised units; the share of pixels outside the range real pixels take (a background pixel a hair below black counts), " +
   'and the mean over all pixels of the distance beyond that range (normalised units; what separates a small excursion from a drift). Real images: std 1, nothing outside.';
 
@@ -164,7 +172,7 @@ export const SET_STATS_NOTE =
 export function setsCsv(cells: CellData[]): string {
   const paths: string[] = [];
   for (const c of cells) for (const p of Object.keys(c.coords)) if (!paths.includes(p)) paths.push(p);
-  const header = [...paths, 'kind', 'key', 'iterations', 'seconds_per_iteration', 'peak_rss_mb', 'learned_lr', 'pixel_mean', 'pixel_std', 'pixel_min', 'pixel_max', 'pixel_outside_real_range', 'pixel_outside_distance'];
+  const header = [...paths, 'kind', 'key', 'iterations', 'seconds_per_iteration', 'cpu_seconds_per_iteration', 'peak_rss_mb', 'learned_lr', 'pixel_mean', 'pixel_std', 'pixel_min', 'pixel_max', 'pixel_outside_real_range', 'pixel_outside_distance'];
   const lines = [header.join(',')];
   const seen = new Set<string>();
   for (const c of cells) {
@@ -173,7 +181,7 @@ export function setsCsv(cells: CellData[]): string {
     const f = c.set.facts;
     const p = f?.pixels;
     lines.push(
-      [...paths.map((k) => c.coords[k]), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range, p?.outside_distance]
+      [...paths.map((k) => c.coords[k]), c.set.kind, c.set.key, f?.iterations, f?.secondsPerIteration, f?.cpuSecondsPerIteration, f?.peakRssMb, f?.learnedLr, p?.mean, p?.std, p?.min, p?.max, p?.outside_real_range, p?.outside_distance]
         .map(csvField)
         .join(','),
     );

@@ -199,6 +199,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
         ...learnedMeta,
         final_loss: result.lastTerms.loss ?? null,
         seconds_per_iteration: result.secondsPerIteration,
+        cpu_seconds_per_iteration: result.cpuSecondsPerIteration,
         // The worker process runs this one stage: its peak RSS is the stage's (bench/methods.ts reads it).
         peak_rss_mb: process.resourceUsage().maxRSS / 1024,
       },
@@ -208,6 +209,7 @@ async function runIterative(ctx: StageContext<DistillParams>): Promise<void> {
   writeContinuation(ctx.outDir, result);
   trackPixelStats(ctx.track, pixels, result.end);
   ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
+  ctx.track.metric('cpu_seconds_per_iteration', result.cpuSecondsPerIteration, result.end);
   ctx.track.artifact('grid.png');
   ctx.log(`done: ${result.secondsPerIteration.toFixed(3)} s per iteration`);
 }

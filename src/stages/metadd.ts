@@ -227,6 +227,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
             final_terms: result.lastTerms,
             mean_terms: result.meanTerms,
             seconds_per_iteration: result.secondsPerIteration,
+            cpu_seconds_per_iteration: result.cpuSecondsPerIteration,
             peak_rss_mb: peakRssMb,
             aux_digest: digestAfter,
           },
@@ -240,6 +241,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
       trackPixelStats(ctx.track, pixelStats(base.images, base.shape, m), start, 'base.');
       trackPixelStats(ctx.track, pixels, result.end);
       ctx.track.metric('seconds_per_iteration', result.secondsPerIteration, result.end);
+      ctx.track.metric('cpu_seconds_per_iteration', result.cpuSecondsPerIteration, result.end);
       ctx.track.metric('peak_rss_mb', peakRssMb, result.end);
       for (const f of ['grid.png', 'diagnostics.json', ...overlays]) ctx.track.artifact(f);
       const fmt = (r: number | null): string => (r === null ? '-' : r.toFixed(3));
