@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_ENTRY } from '../src/exec/local.js';
 import { planSpec } from '../src/exec/plan-spec.js';
@@ -51,6 +51,11 @@ test('diagnose recomputes what each metadd stage saw, adds the base set in joint
   const root = makeProject({ 'spec.yaml': SPEC });
   writeNpyDataset(join(root, 'data'), { classes: 3, trainPerClass: 12, testPerClass: 6, size: 8 });
 
+  // Before anything ran there is no store: an error (a mistyped --store looks the same), not an empty diagnosis.
+  const noStore = cli(root, ['diagnose', 'spec.yaml']);
+  assert.equal(noStore.status, 1);
+  assert.match(noStore.stderr, /no store at .*\.metadd \(the spec's store\)/);
+  mkdirSync(join(root, '.metadd'));
   const before = cli(root, ['diagnose', 'spec.yaml', '--json']);
   assert.equal(before.status, 0, before.stderr);
   const empty = JSON.parse(before.stdout) as Diagnosis;

@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,6 +153,16 @@ test('a report never replaces a folder that is not a report: `--out docs` fails 
   assert.deepEqual(readdirSync(docs), ['notes.md']);
   assert.equal(readFileSync(join(docs, 'notes.md'), 'utf8'), 'my notes\n');
   assert.deepEqual(readdirSync(root).filter((f) => f.includes('tmp-report')), [], 'no temporary folder left behind');
+
+  // A store that does not exist (a mistyped --store) is an error, not an empty report over the last one.
+  const missing = spawnSync(process.execPath, [CLI, 'report', 'spec.yaml', '--backend', 'wasm', '--store', 'no-such-store', '--out', 'docs'], { cwd: root, encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^metadd: no store at .*no-such-store \(--store\): nothing has run there; run a spec with `metadd run` first, or give --store the folder it ran in\n$/);
+  assert.deepEqual(readdirSync(docs), ['notes.md']);
+  const ls = spawnSync(process.execPath, [CLI, 'cache', 'ls', '--store', 'no-such-store'], { cwd: root, encoding: 'utf8' });
+  assert.equal(ls.status, 1);
+  assert.match(ls.stderr, /no store at .*no-such-store/);
+  assert.ok(!existsSync(join(root, 'no-such-store')), 'nothing created');
 
   // An empty folder, and then the report it now holds, are replaced.
   const out = join(root, 'out');

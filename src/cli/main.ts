@@ -1,11 +1,12 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SpecError, formatIssue } from '../spec/errors.js';
 import { runStageWorker } from '../exec/worker.js';
 import { Store } from '../store/store.js';
 import { findProjectRoot } from '../spec/load.js';
-import { planSpec, type PlanOptions } from '../exec/plan-spec.js';
+import { planSpec, type Plan, type PlanOptions } from '../exec/plan-spec.js';
 import { runPlan } from '../exec/run-spec.js';
 import { METADD_VERSION } from '../util/version.js';
 import { syncStore } from '../exec/sync-cmd.js';
@@ -53,6 +54,25 @@ async function guard(fn: () => Promise<number> | number): Promise<void> {
 
 function storeFor(flags: { store?: string }): Store {
   return new Store(resolve(flags.store ?? resolve(findProjectRoot(resolve('metadd.yaml')), '.metadd')));
+}
+
+/**
+ * For the commands that only read a store (report, diagnose, cache, sync, ui): a store folder that does
+ * not exist is a mistyped --store or a spec never run, and answering "nothing there" would, for report,
+ * overwrite the spec's report with an empty one.
+ */
+function existingStore(store: Store, flags: { store?: string }, byDefault = '.metadd in the project'): Store {
+  if (!existsSync(store.root)) {
+    const which = flags.store === undefined ? byDefault : '--store';
+    throw new Error(`no store at ${resolve(store.root)} (${which}): nothing has run there; run a spec with \`metadd run\` first, or give --store the folder it ran in`);
+  }
+  return store;
+}
+
+function readPlan(spec: string, flags: SpecFlags): Plan {
+  const plan = planSpec(spec, planOptions(flags));
+  existingStore(plan.store, flags, "the spec's store");
+  return plan;
 }
 
 const program = new Command();
@@ -144,7 +164,7 @@ program
   .option('--out <dir>', 'report folder (default: reports/<spec name> in the project)')
   .action((spec: string, flags: SpecFlags & { out?: string }) =>
     guard(async () => {
-      const result = await rebuildReport(planSpec(spec, planOptions(flags)), { outDir: flags.out === undefined ? undefined : resolve(flags.out) });
+      const result = await rebuildReport(readPlan(spec, flags), { outDir: flags.out === undefined ? undefined : resolve(flags.out) });
       process.stdout.write(describePublish(result));
       return 0;
     }),
@@ -163,7 +183,7 @@ program
     guard(async () => {
       const { diagnosePlan } = await import('../report/diagnose.js');
       const { renderDiagnosis } = await import('./render-diagnose.js');
-      process.stdout.write(renderDiagnosis(await diagnosePlan(planSpec(spec, planOptions(flags)), { taus: flags.tau }), flags.json === true));
+      process.stdout.write(renderDiagnosis(await diagnosePlan(readPlan(spec, flags), { taus: flags.tau }), flags.json === true));
       return 0;
     }),
   );
@@ -174,7 +194,7 @@ cache
   .description('list the artifacts in the store')
   .option('--store <dir>', 'store directory (default: .metadd in the project)')
   .action((flags: { store?: string }) => guard(() => {
-    process.stdout.write(renderCacheList(storeFor(flags)));
+    process.stdout.write(renderCacheList(existingStore(storeFor(flags), flags)));
     return 0;
   }));
 cache
@@ -184,7 +204,7 @@ cache
   .option('--dry-run', 'only show what would be removed')
   .action((flags: { store?: string; dryRun?: boolean }) =>
     guard(async () => {
-      process.stdout.write(renderGc(await storeFor(flags).gc(flags.dryRun === true), flags.dryRun === true));
+      process.stdout.write(renderGc(await existingStore(storeFor(flags), flags).gc(flags.dryRun === true), flags.dryRun === true));
       return 0;
     }),
   );
@@ -197,7 +217,7 @@ program
   .option('--run <id...>', 'only these run ids')
   .action((flags: { store?: string; trackingUri?: string; run?: string[] }) =>
     guard(async () => {
-      const { lines, ok } = await syncStore(storeFor(flags).root, { uri: flags.trackingUri, runIds: flags.run });
+      const { lines, ok } = await syncStore(existingStore(storeFor(flags), flags).root, { uri: flags.trackingUri, runIds: flags.run });
       process.stdout.write(`${lines.join('\n')}\n`);
       return ok ? 0 : 1;
     }),
@@ -210,7 +230,7 @@ program
   .option('--port <n>', 'port on 127.0.0.1', (v) => Number.parseInt(v, 10), 5000)
   .action((flags: { store?: string; port: number }) =>
     guard(async () => {
-      const root = storeFor(flags).root;
+      const root = existingStore(storeFor(flags), flags).root;
       const ui = await startLocalUi(root, flags.port);
       const { lines } = await syncStore(root, { uri: ui.url });
       process.stdout.write(`${lines.join('\n')}\nMLflow UI: ${ui.url}  (Ctrl-C to stop)\n`);
