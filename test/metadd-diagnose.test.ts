@@ -7,6 +7,9 @@ import { CLI_ENTRY } from '../src/exec/local.js';
 import { planSpec } from '../src/exec/plan-spec.js';
 import type { Diagnosis, SetDiagnosis } from '../src/report/diagnose.js';
 import type { SetDiagnostics } from '../src/distill/metadd/diagnostics.js';
+import { loadDatasetArtifact } from '../src/data/artifact.js';
+import { readImageSet } from '../src/distill/image-set.js';
+import { classMeans, layoutAgainst } from '../src/report/layout.js';
 import { makeProject, yaml } from './helpers/project.js';
 import { writeNpyDataset } from './helpers/npy-dataset.js';
 
@@ -81,6 +84,15 @@ test('diagnose recomputes what each metadd stage saw, adds the base set in joint
     assertSame(s.aligned, own.aligned, `${arm} aligned`);
   }
   assert.equal(byArm.control.base?.key, byArm.metadd.base?.key, 'both arms start from the same base set');
+  // Pixel space: each set against the class means of the dataset artifact's training images.
+  const plan = planSpec(join(root, 'spec.yaml'));
+  const cell = plan.dag.cells.find((c) => c.metaddKey === byArm.metadd.key);
+  assert.ok(cell);
+  const ds = loadDatasetArtifact(plan.store.view(cell.datasetKey).dir);
+  const means = classMeans(ds.trainX, ds.trainY, ds.meta.classes, ds.meta.channels * ds.meta.height * ds.meta.width);
+  assert.deepEqual(byArm.metadd.aligned?.layout, layoutAgainst(means, readImageSet(plan.store.view(byArm.metadd.key).dir)));
+  assert.deepEqual(byArm.metadd.base?.layout, layoutAgainst(means, readImageSet(plan.store.view(cell.distillKey).dir)));
+  assert.ok(byArm.metadd.real?.layout && byArm.metadd.real.layout.ownCorrelation > 0, 'real images correlate with their class mean');
   assert.notDeepEqual(byArm.control.aligned, byArm.metadd.aligned);
 
   // Joint mode: the stage records its initial set; diagnose adds the base method's final set, the
@@ -107,7 +119,7 @@ test('diagnose recomputes what each metadd stage saw, adds the base set in joint
 
   const text = cli(root, ['diagnose', 'spec.yaml']);
   assert.equal(text.status, 0, text.stderr);
-  assert.match(text.stdout, /\| stage +\| set +\| images \| meta 0\.5 \|/);
+  assert.match(text.stdout, /\| stage +\| set +\| images \| meta 0\.5 \|.*\| r mean \| nearest mean \|/);
   assert.match(text.stdout, /metadd arm, meta ratio of its set against the base set's: tau 0\.5: above on \d of 1 \(mean [+-]\d\.\d{3}\)/);
   assert.match(text.stdout, /control arm, meta ratio/);
 

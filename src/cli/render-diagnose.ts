@@ -9,7 +9,8 @@ export function renderDiagnosis(d: Diagnosis, json: boolean): string {
   const taus = d.taus.map((t) => String(t));
   const out = [
     `${d.spec}: what the auxiliary networks see in each set (docs/metadd.md). meta: pixels where every network's CAM reaches tau, ` +
-      `over those where any does; het: where only that network's does (at tau ${taus[0]}); acc: the share of the set it classifies as labelled.`,
+      `over those where any does; het: where only that network's does (at tau ${taus[0]}); acc: the share of the set it classifies as labelled. ` +
+      "Pixel space, no network: r mean: an image's correlation with its class's mean training image, averaged; nearest mean: the share whose most correlated class mean is its own's.",
     '',
   ];
   for (const g of d.groups) out.push(...renderGroup(g, taus), '');
@@ -18,14 +19,15 @@ export function renderDiagnosis(d: Diagnosis, json: boolean): string {
 }
 
 function renderGroup(g: DiagnosisGroup, taus: string[]): string[] {
-  const header = ['stage', 'set', 'images', ...taus.map((t) => `meta ${t}`), ...g.aux.map((a) => `het ${a}`), ...g.aux.map((a) => `acc ${a}`)];
+  const header = ['stage', 'set', 'images', ...taus.map((t) => `meta ${t}`), ...g.aux.map((a) => `het ${a}`), ...g.aux.map((a) => `acc ${a}`), 'r mean', 'nearest mean'];
   const rows: string[][] = [];
   for (const s of g.stages) {
     let first = true;
     for (const which of ['real', 'base', 'aligned'] as const) {
       const set = s[which];
       if (!set) continue;
-      rows.push([first ? s.label : '', which, String(set.images), ...set.meta.map(ratio), ...set.heterogeneous.map((h) => ratio(h[0])), ...set.accuracy.map((a) => a.toFixed(2))]);
+      const layout = set.layout ? [set.layout.ownCorrelation.toFixed(3), set.layout.nearestMean.toFixed(2)] : ['–', '–'];
+      rows.push([first ? s.label : '', which, String(set.images), ...set.meta.map(ratio), ...set.heterogeneous.map((h) => ratio(h[0])), ...set.accuracy.map((a) => a.toFixed(2)), ...layout]);
       first = false;
     }
   }

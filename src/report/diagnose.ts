@@ -3,6 +3,7 @@ import type { MetaddParams } from '../stages/metadd.js';
 import type { ImageBatch } from '../distill/metadd/diagnostics.js';
 import type { AuxNet } from '../distill/metadd/aux.js';
 import { createRng } from '../util/rng.js';
+import { classMeans, layoutAgainst, type ClassMeans, type Layout } from './layout.js';
 
 /** What the auxiliary networks see in one set: ratios at each threshold and their accuracy on it. */
 export interface SetDiagnosis {
@@ -15,6 +16,8 @@ export interface SetDiagnosis {
   heterogeneous: (number | null)[][];
   /** Per network, the fraction of the set it classifies as the set's labels. */
   accuracy: number[];
+  /** Pixel space against the real training images' class means (src/report/layout.ts); absent without the dataset. */
+  layout?: Layout;
 }
 
 export interface StageDiagnosis {
@@ -50,7 +53,8 @@ export interface Diagnosis {
  * `metadd diagnose`: the meta- and heterogeneous-feature ratios (docs/metadd.md) of every set a spec's
  * MetaDD cells involve, under the auxiliary networks of each cell, from what the store holds. The metadd
  * stage records the same for its starting set, which in joint mode is the method's initialisation; this
- * adds the base method's own final set, the one a joint arm is compared with, and other thresholds.
+ * adds the base method's own final set, the one a joint arm is compared with, and other thresholds; and,
+ * with no network in between, how each set lies against the real class means in pixel space.
  */
 export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}): Promise<Diagnosis> {
   const { initBackend } = await import('../engine/backend.js');
@@ -77,6 +81,7 @@ export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}
 
   const groups = new Map<string, DiagnosisGroup & { nets?: AuxNet[] }>();
   const datasets = new Map<string, ReturnType<typeof loadDatasetArtifact>>();
+  const means = new Map<string, ClassMeans>();
   const seen = new Set<string>();
   // Sets shared by several stages (a base set by its control and metadd arms) are looked at once.
   const cache = new Map<string, Omit<SetDiagnosis, 'key'>>();
@@ -98,22 +103,25 @@ export async function diagnosePlan(plan: Plan, options: { taus?: number[] } = {}
       group.stages.push(row);
       const nets = group.nets;
       if (!nets) continue;
+      let ds = datasets.get(cell.datasetKey);
+      if (!ds && present(cell.datasetKey)) {
+        ds = loadDatasetArtifact(store.view(cell.datasetKey).dir);
+        datasets.set(cell.datasetKey, ds);
+        const { classes, channels, height, width } = ds.meta;
+        means.set(cell.datasetKey, classMeans(ds.trainX, ds.trainY, classes, channels * height * width));
+      }
+      const real = means.get(cell.datasetKey);
       const look = (setKey: string, set: ImageBatch): SetDiagnosis => {
         const memo = `${groupKey}|${setKey}`;
         let d = cache.get(memo);
         if (!d) {
           const { images, ratios, accuracy } = diagnoseSetAt(nets, set, taus);
-          d = { images, meta: ratios.map((r) => r.meta), heterogeneous: nets.map((_, k) => ratios.map((r) => r.heterogeneous[k])), accuracy };
+          d = { images, meta: ratios.map((r) => r.meta), heterogeneous: nets.map((_, k) => ratios.map((r) => r.heterogeneous[k])), accuracy, ...(real ? { layout: layoutAgainst(real, set) } : {}) };
           cache.set(memo, d);
         }
         return { key: setKey, ...d };
       };
-      if (present(cell.datasetKey)) {
-        let ds = datasets.get(cell.datasetKey);
-        if (!ds) {
-          ds = loadDatasetArtifact(store.view(cell.datasetKey).dir);
-          datasets.set(cell.datasetKey, ds);
-        }
+      if (ds) {
         // The stage's own draw: its random source is seeded by its seed key.
         row.real = look(`real:${key}`, sampleRealImages(ds, p.diagnostics.real_per_class, createRng(node.seedKey)));
       }
