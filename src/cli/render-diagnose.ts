@@ -10,7 +10,7 @@ export function renderDiagnosis(d: Diagnosis, json: boolean): string {
   const out = [
     `${d.spec}: what the auxiliary networks see in each set (docs/metadd.md). meta: pixels where every network's CAM reaches tau, ` +
       `over those where any does; het: where only that network's does (at tau ${taus[0]}); acc: the share of the set it classifies as labelled. ` +
-      "Pixel space, no network: r mean: an image's correlation with its class's mean training image, averaged; nearest mean: the share whose most correlated class mean is its own's.",
+      "Pixel space, no network: r mean: an image's correlation with its class's mean training image, averaged; nearest mean: the share whose most correlated class mean is its own class's.",
     '',
   ];
   for (const g of d.groups) out.push(...renderGroup(g, taus), '');
