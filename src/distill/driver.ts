@@ -6,6 +6,7 @@ import { loadCheckpoint, saveCheckpoint, type CurvePoint } from './checkpoint.js
 import { rowChunks } from './chunks.js';
 import { nchwToTensor, tensorToNchw } from './layout.js';
 import { cosineLr } from './schedule.js';
+import { cpuSecondsSince } from '../util/cpu.js';
 import type { DistillMethod, ExtraLoss, ImageOptimizer, LearnedState, LossBlocks, MethodContext, OptimizerState, StepInfo } from './method.js';
 
 /**
@@ -405,7 +406,7 @@ export async function runDistillation<S, P>(method: DistillMethod<S, P>, ctx: Me
       lastTerms,
       meanTerms,
       secondsPerIteration: stepsRun > 0 ? ((Date.now() - t0) / 1000 / stepsRun) * method.stepsPerIteration : 0,
-      cpuSecondsPerIteration: stepsRun > 0 ? (cpuSeconds(process.cpuUsage(cpu0)) / stepsRun) * method.stepsPerIteration : 0,
+      cpuSecondsPerIteration: stepsRun > 0 ? (cpuSecondsSince(cpu0) / stepsRun) * method.stepsPerIteration : 0,
       resumedFrom,
       resumedStep: resumedFrom === undefined ? undefined : firstStep,
     };
@@ -672,9 +673,4 @@ function imageStep<S, P>(
     tf.dispose([...Object.values(grads), ...Object.values(kept), ...owned]);
   }
   return out;
-}
-
-/** User plus system time of a `process.cpuUsage` reading, in seconds. */
-function cpuSeconds(usage: NodeJS.CpuUsage): number {
-  return (usage.user + usage.system) / 1e6;
 }

@@ -5,6 +5,7 @@ import { loadStage } from '../stages/registry.js';
 import type { StageContext, StageKind } from '../stages/contract.js';
 import { FileTracker } from '../tracking/file-tracker.js';
 import { createRng } from '../util/rng.js';
+import { cpuSecondsSince } from '../util/cpu.js';
 import { describeLiveProgress, liveProgressWriter } from './live-progress.js';
 import { emit } from './events.js';
 
@@ -148,10 +149,9 @@ export async function runStageWorker(storeRoot: string, key: string, options: Wo
     }
     if (controller.signal.aborted) throw controller.signal.reason as Error;
     writeFileSync(join(tmp, 'stage.json'), `${JSON.stringify(def, null, 2)}\n`);
-    const cpu = process.cpuUsage(cpuAtStart);
     await store.commit(key, def.kind, def.label, tmp, options.force === true, {
       seconds: (Date.now() - started) / 1000,
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      cpuSeconds: cpuSecondsSince(cpuAtStart),
       resumed,
     });
     tmp = undefined;
