@@ -11,7 +11,8 @@ import { planSpec } from '../src/exec/plan-spec.js';
  * `npm run bench`: the core benchmarks (planning a 10,000-cell sweep; re-running the fully cached
  * quickstart, Node start-up included), then time and peak memory per distillation method and of the
  * MetaDD stage (bench/methods.ts), gradient matching's memory on one tape against per-class tapes
- * (bench/gradmatch-memory.ts), a training step of every zoo architecture (bench/zoo.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
+ * (bench/gradmatch-memory.ts), a training step of every zoo architecture (bench/zoo.ts), our wasm GatherV2 against the stock one
+ * (bench/gather.ts), an evaluation step on 28x28x1 images (bench/eval-step.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
  * by side with PyTorch when bench/.venv exists). Results go to stdout; copy them into
  * docs/benchmarks.md with the machine and date. `--core` runs only the first two. The accuracy
  * benchmark (ConvNet-3 on the whole training sets, about an hour of one core per dataset) is its own
@@ -45,6 +46,10 @@ const g = spawnSync(process.execPath, [fileURLToPath(new URL('./gradmatch-memory
 if (g.status !== 0) process.exit(g.status ?? 1);
 const z = spawnSync(process.execPath, [fileURLToPath(new URL('./zoo.js', import.meta.url)), '--repeats', '5'], { stdio: 'inherit' });
 if (z.status !== 0) process.exit(z.status ?? 1);
+const gather = spawnSync(process.execPath, [fileURLToPath(new URL('./gather.js', import.meta.url)), '--repeats', '7'], { stdio: 'inherit' });
+if (gather.status !== 0) process.exit(gather.status ?? 1);
+const evalStep = spawnSync(process.execPath, [fileURLToPath(new URL('./eval-step.js', import.meta.url)), '--repeats', '5'], { stdio: 'inherit' });
+if (evalStep.status !== 0) process.exit(evalStep.status ?? 1);
 const kernelArgs = ['--repeats', '5', ...(existsSync('bench/.venv/bin/python') ? ['--torch'] : [])];
 const k = spawnSync(process.execPath, [fileURLToPath(new URL('./kernels.js', import.meta.url)), ...kernelArgs], { stdio: 'inherit' });
 process.exit(k.status ?? 1);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { replaceKernel } from '../registry.js';
 import { conv2dBackpropFilterConfig } from './conv2d_backprop_filter.js';
 import { conv2dBackpropInputConfig } from './conv2d_backprop_input.js';
+import { registerGather } from './gather.js';
 import { registerIdentity } from './identity.js';
 import { registerMatMulKernels } from './matmul.js';
 import { registerPoolGradKernels } from './pool_grad.js';
@@ -25,6 +26,7 @@ export function registerWasmKernels(): void {
   registerReduceKernels();
   registerUnsortedSegmentSum();
   registerIdentity();
+  registerGather();
   registerResizeGrads('wasm');
 }
 

@@ -8,17 +8,7 @@
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ConvGeometry } from '../kernels/conv_util.js';
-
-/** The parts of tfjs-backend-wasm's BackendWasm the kernels use (its typings do not export them). */
-interface WasmBackendInternals {
-  wasm: {
-    asm?: { memory?: WebAssembly.Memory };
-    _malloc(bytes: number): number;
-    _free(offset: number): void;
-  };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
+import { heapByteOffset, wasmBackend, wasmMemory, type WasmBackendInternals } from '../wasm-heap.js';
 
 /** The exports of kernels.wasm. Each kernel reads the geometry of the last `setGeometry` call. */
 export interface SimdKernels {
@@ -55,15 +45,7 @@ function compile(): WebAssembly.Module {
 
 /** The kernels bound to this backend's heap (one instance per heap), with the geometry `g` set. */
 function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): SimdKernels {
-  // Reached through the public kernel names only on wasm, but the NHWC helpers are exported: say so
-  // plainly when they are called under another backend.
-  if ((backend as Partial<WasmBackendInternals>).wasm === undefined) {
-    throw new Error('metadd engine: the SIMD kernels run on the wasm backend only (the active backend has no wasm heap)');
-  }
-  const memory = backend.wasm.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) {
-    throw new Error('metadd engine: the tfjs wasm backend does not expose its memory (Module.asm.memory); tfjs-backend-wasm 4.x is required');
-  }
+  const memory = wasmMemory(backend);
   let kernels = instances.get(memory);
   if (kernels === undefined) {
     const instance = new WebAssembly.Instance(compile(), { env: { memory } });
@@ -77,9 +59,7 @@ function simdKernels(backend: WasmBackendInternals, g: ConvGeometry): SimdKernel
 /** The heap offset of a float32 tensor's data. */
 function heapOffset(backend: WasmBackendInternals, t: tf.TensorInfo): number {
   if (t.dtype !== 'float32') throw new Error(`metadd engine: the SIMD kernels take float32 tensors, got ${t.dtype}`);
-  const info = backend.dataIdMap.get(t.dataId);
-  if (info === undefined) throw new Error('metadd engine: tensor data is not on the wasm backend');
-  return info.memoryOffset;
+  return heapByteOffset(backend, t);
 }
 
 /** Runs `fn` with `bytes` of 16-byte-aligned scratch on the heap, freed afterwards. */
@@ -105,7 +85,7 @@ export function runSimdKernel(
   scratchBytes: (kernels: SimdKernels) => number,
   run: (kernels: SimdKernels, inputs: number[], out: number, scratch: number) => void,
 ): tf.Tensor {
-  const backend = tf.backend() as unknown as WasmBackendInternals;
+  const backend = wasmBackend();
   const kernels = simdKernels(backend, g);
   const offsets = inputs.map((t) => heapOffset(backend, t));
   const out = backend.makeOutput(shape, 'float32');
