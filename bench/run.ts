@@ -12,7 +12,8 @@ import { planSpec } from '../src/exec/plan-spec.js';
  * quickstart, Node start-up included), then time and peak memory per distillation method and of the
  * MetaDD stage (bench/methods.ts), gradient matching's memory on one tape against per-class tapes
  * (bench/gradmatch-memory.ts), a training step of every zoo architecture (bench/zoo.ts), our wasm GatherV2 against the stock one
- * (bench/gather.ts), an evaluation step on 28x28x1 images (bench/eval-step.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
+ * (bench/gather.ts), an evaluation step on 28x28x1 images (bench/eval-step.ts), the MetaDD terms
+ * per image against `metadd.chunk` (bench/metadd-chunk.ts), then the kernel benchmarks (bench/kernels.ts; with `--torch` side
  * by side with PyTorch when bench/.venv exists). Results go to stdout; copy them into
  * docs/benchmarks.md with the machine and date. `--core` runs only the first two. The accuracy
  * benchmark (ConvNet-3 on the whole training sets, about an hour of one core per dataset) is its own
@@ -50,6 +51,8 @@ const gather = spawnSync(process.execPath, [fileURLToPath(new URL('./gather.js',
 if (gather.status !== 0) process.exit(gather.status ?? 1);
 const evalStep = spawnSync(process.execPath, [fileURLToPath(new URL('./eval-step.js', import.meta.url)), '--repeats', '5'], { stdio: 'inherit' });
 if (evalStep.status !== 0) process.exit(evalStep.status ?? 1);
+const chunk = spawnSync(process.execPath, [fileURLToPath(new URL('./metadd-chunk.js', import.meta.url))], { stdio: 'inherit' });
+if (chunk.status !== 0) process.exit(chunk.status ?? 1);
 const kernelArgs = ['--repeats', '5', ...(existsSync('bench/.venv/bin/python') ? ['--torch'] : [])];
 const k = spawnSync(process.execPath, [fileURLToPath(new URL('./kernels.js', import.meta.url)), ...kernelArgs], { stdio: 'inherit' });
 process.exit(k.status ?? 1);

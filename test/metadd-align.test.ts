@@ -260,6 +260,16 @@ describe('metadd stage', () => {
     assert.equal(meta.base_iterations, 3);
     assert.equal(meta.iterations, 6);
 
+    // metadd.chunk: another number of images per tape, the same update up to float summation order.
+    const perImage = await runStage(metaddStage, 'metadd', metaddParams(baseKey, 'metadd', { chunk: 1 }), inputs, 'md-chunk1');
+    const moved = maxAbsDiff(img(md.view.dir), img(base.view.dir));
+    assert.ok(maxAbsDiff(img(perImage.view.dir), img(md.view.dir)) < 1e-4 * moved, 'chunks of 1 image give the default chunk\'s update');
+    assert.equal((perImage.view.meta as { metadd: { chunk?: number } }).metadd.chunk, 1);
+    assert.equal((md.view.meta as { metadd: { chunk?: number } }).metadd.chunk, undefined, 'the default is not written');
+    const chunkParam = (records: typeof md.records) => records.find((r) => r.type === 'param' && (r as { key: string }).key === 'chunk') as { value: unknown } | undefined;
+    assert.equal(chunkParam(perImage.records)?.value, '1');
+    assert.equal(chunkParam(md.records)?.value, '10');
+
     // Relative weights: each term's weight is r x ||grad L_base|| / ||grad L_t|| at the first update.
     const rel = await runStage(metaddStage, 'metadd', metaddParams(baseKey, 'metadd', { lambda_ai: 0, lambda_var: 0, relative_weights: { ai: 0.2, var: 0.1, pos: 0 } }), inputs, 'md-rel');
     const cal = (rel.view.meta as { calibration: { base_grad_norm: number; term_grad_norms: { ai: number; var: number; pos?: number }; lambda_ai: number; lambda_var: number; lambda_pos: number } }).calibration;
@@ -290,6 +300,12 @@ describe('metadd stage', () => {
     const jointAi = joint.records.filter((r) => r.type === 'metric' && r.key === 'ai');
     assert.equal(Math.min(...jointAi.map((r) => (r as { step: number }).step)), 0, 'the terms are logged from iteration 0');
   });
+
+  function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+    return d;
+  }
 
   it('on a random subset: the metadd arm moves only by L_ai + L_var, the control arm leaves it unchanged', async () => {
     const dsDir = join(root, 'dataset-r');

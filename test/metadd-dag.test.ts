@@ -119,6 +119,18 @@ describe('MetaDD in the DAG', () => {
     assert.deepEqual(keys(pos, 'control'), keys(plain, 'control'), 'the control arm has no weights');
   });
 
+  it('metadd.chunk enters the key only when it differs from the default, on both arms', () => {
+    const plain = compile(SPEC);
+    const ten = compile(SPEC, ['metadd.chunk=10']);
+    const fifty = compile(SPEC, ['metadd.chunk=50']);
+    const keys = (d: Dag) => byKind(d, 'metadd').map((n) => n.key);
+    assert.deepEqual(keys(ten), keys(plain), 'the default written out keeps the keys');
+    assert.ok(byKind(plain, 'metadd').every((n) => !('chunk' in n.params)));
+    assert.equal(keys(fifty).filter((k) => keys(plain).includes(k)).length, 0);
+    assert.ok(byKind(fifty, 'metadd').every((n) => (n.params as unknown as MetaddParams).chunk === 50));
+    assert.throws(() => compile(SPEC, ['metadd.chunk=0']), (err: unknown) => err instanceof SpecError && err.issues.some((i) => i.path === 'metadd.chunk'));
+  });
+
   it('relative weights replace the lambdas in the key (control arm unchanged); a random base is refused, located', () => {
     const plain = compile(SPEC);
     const rel = compile(SPEC, ['metadd.relative_weights={ai: 0.3}']);

@@ -13,6 +13,7 @@ import { archLabel, normalizeArch, type ArchSpec } from './arch.js';
 import { disambiguateLabels } from './labels.js';
 import { armIgnores } from '../spec/arm-settings.js';
 import { zooArch } from '../distill/arch.js';
+import { METADD_CHUNK } from '../distill/metadd/chunk.js';
 import type { MetaddParams } from '../stages/metadd.js';
 import type { PretrainParams } from '../stages/pretrain.js';
 
@@ -282,6 +283,8 @@ export function compileDag(resolved: ResolvedSpec, options: CompileOptions): Dag
         // Relative weights replace the lambdas (the stage derives them); absent otherwise, keys unchanged.
         ...(!control && md.relative_weights ? { relative_weights: { ...md.relative_weights } } : {}),
         tau: md.tau,
+        // Only a chunk size other than the default enters the key: the default's keys stay as they were.
+        ...(md.chunk !== null && md.chunk !== METADD_CHUNK ? { chunk: md.chunk } : {}),
         image_lr: optimizer.lr,
         momentum: optimizer.momentum,
         diagnostics: { ...md.diagnostics },

@@ -687,6 +687,10 @@ export interface Metadd {
    */
   tau?: number;
   /**
+   * Images per tape when the MetaDD terms are differentiated (each term is a mean over images, so the set is split into chunks whose gradients are summed by their shares). Larger chunks hold more activations and can run faster per image: through the 2-core budget's small auxiliaries 100 images per tape took 11 ms each against 18 ms at 10 (1 GB against 0.25 GB peak RSS); through the paper's four full-width auxiliaries the time per image does not change and 100 exceed the WASM heap (docs/metadd.md, "Memory"). Not the same bits as another chunk size (float summation order), so the stage key changes. null (default): 10.
+   */
+  chunk?: number | null;
+  /**
    * Pixel learning rate of the metadd stage; null: the base method's (for 'random', which has none: 0.1).
    */
   image_lr?: number | null;

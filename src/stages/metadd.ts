@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { METADD_CHUNK } from '../distill/metadd/chunk.js';
 import { join } from 'node:path';
 import type { StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
@@ -39,6 +40,8 @@ export interface MetaddParams {
    */
   relative_weights?: { ai: number; var: number; pos: number };
   tau: number;
+  /** Images per tape for the MetaDD terms; absent: METADD_CHUNK (the planner leaves the default out of the key). */
+  chunk?: number;
   image_lr: number;
   momentum: number;
   diagnostics: { real_per_class: number; overlays_per_class: number };
@@ -139,6 +142,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
       const labels = nets.map((n) => n.label);
       const digestBefore = auxDigest(nets);
 
+      const chunk = p.chunk ?? METADD_CHUNK;
       let weights = p.arm === 'metadd' ? { lambdaAi: p.lambda_ai, lambdaVar: p.lambda_var, lambdaPos: p.lambda_pos ?? 0 } : { lambdaAi: 0, lambdaVar: 0, lambdaPos: 0 };
       let calibration: Record<string, unknown> | null = null;
       if (p.arm === 'metadd' && p.relative_weights) {
@@ -153,7 +157,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
         const syn = nchwToTensor(base.images, ...base.shape);
         // Only the terms with a positive fraction are measured: the others get weight 0 whatever their norm.
         const measured = (['ai', 'var', 'pos'] as const).filter((t) => r[t] > 0);
-        const norms = termGradientNorms(nets, syn, base.labels, measured);
+        const norms = termGradientNorms(nets, syn, base.labels, measured, chunk);
         syn.dispose();
         const scaled = (fraction: number, norm: number | undefined): number => (fraction > 0 && norm !== undefined && norm > 0 ? (fraction * baseNorm) / norm : 0);
         weights = { lambdaAi: scaled(r.ai, norms.ai), lambdaVar: scaled(r.var, norms.var), lambdaPos: scaled(r.pos, norms.pos) };
@@ -167,6 +171,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
       ctx.track.param('lambda_var', weights.lambdaVar);
       ctx.track.param('lambda_pos', weights.lambdaPos);
       ctx.track.param('iterations', p.iterations);
+      ctx.track.param('chunk', chunk);
       ctx.log(
         `${p.arm} on ${p.base.method} (iterations ${start}..${start + p.iterations}), aux ${labels.join(', ')}, ` +
           `lambda_ai ${weights.lambdaAi}, lambda_var ${weights.lambdaVar}, lambda_pos ${weights.lambdaPos}, image lr ${optimizer.lr}`,
@@ -183,7 +188,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
         start: { images: base.images, labels: base.labels, ...continuation, iteration: start },
         end: start + p.iterations,
         runSeed,
-        extraLoss: metaddExtraLoss(nets, weights),
+        extraLoss: metaddExtraLoss(nets, weights, chunk),
         checkpoint: { dir: join(ctx.scratchDir, 'driver'), seconds: driverCheckpointSeconds(), fingerprint: hashJson({ params: p, runSeed, start }) },
         track: ctx.track,
         progress: ctx.progress,
@@ -218,7 +223,7 @@ export const metaddStage: StageImpl<MetaddParams> = {
             iterations: result.end,
             base_iterations: start,
             run_seed: runSeed,
-            metadd: { arm: p.arm, mode: p.mode, iterations: p.iterations, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos, tau: p.tau, aux: labels },
+            metadd: { arm: p.arm, mode: p.mode, iterations: p.iterations, lambda_ai: weights.lambdaAi, lambda_var: weights.lambdaVar, lambda_pos: weights.lambdaPos, tau: p.tau, aux: labels, ...(p.chunk !== undefined ? { chunk: p.chunk } : {}) },
             image_lr: optimizer.lr,
             momentum: optimizer.kind === 'sgd' ? optimizer.momentum : null,
             optimizer,

@@ -2,15 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { rowChunks } from '../chunks.js';
 import type { ExtraLoss } from '../method.js';
 import { auxOutputs, type AuxNet } from './aux.js';
+import { METADD_CHUNK } from './chunk.js';
 import { architectureInvariantLoss, camVarianceLoss, metaFeatureLoss } from './losses.js';
 
-/**
- * Images per tape for the MetaDD terms. Both terms are means of per-image quantities (batch norm runs
- * on running statistics), so chunking is exact up to float summation order; it bounds the tape to one
- * chunk's activations through every auxiliary network (a whole IPC-10 set through ResNet-18 and VGG-11
- * exceeds the 4 GB WASM heap). Fixed, not a spec parameter: changing it changes the last bits.
- */
-export const METADD_CHUNK = 10;
+export { METADD_CHUNK };
 
 export interface MetaddWeights {
   lambdaAi: number;
