@@ -2,7 +2,7 @@
  * Our wasm GatherV2 (src/engine/kernels/gather.ts) against the stock wasm kernel, side by side in one
  * process (the two registrations swapped between repeats), on what calls it: the filter flip of
  * Conv2DBackpropInput, a DSA augmentation of an evaluation batch (src/nn/sampler.ts gathers every pixel's
- * bilinear taps), one evaluation training step with DSA (ConvNet-w32, batch 256, 28x28x1: the 1000-epoch
+ * bilinear taps; one call applies one op family, so 'scale' alone is timed too), one evaluation training step with DSA (ConvNet-w32, batch 256, 28x28x1: the 1000-epoch
  * evaluations of the SRe2L studies), and the MetaDD terms' pixel gradient for one chunk of 10 images
  * through the study's three auxiliaries (ConvNet-w32, LeNet, ResNet-18-w16, gap heads).
  *
@@ -14,12 +14,12 @@ import { initBackend, originalKernel } from '../src/engine/index.js';
 import { flipTranspose } from '../src/engine/kernels/conv2d_backprop_input.js';
 import { registerGather } from '../src/engine/kernels/gather.js';
 import { metaddExtraLoss } from '../src/distill/metadd/extra.js';
-import type { AuxNet } from '../src/distill/metadd/aux.js';
 import { buildModel } from '../src/nn/index.js';
 import { fromNchw } from '../src/nn/data.js';
 import { dsa } from '../src/nn/dsa.js';
 import { disposeTrainState, initTrainState, train } from '../src/nn/train.js';
 import { createRng } from '../src/util/rng.js';
+import { BUDGET_AUX, randomAuxNets } from './aux-nets.js';
 import { median } from './plan.js';
 
 const i = process.argv.indexOf('--repeats');
@@ -35,8 +35,11 @@ function useStock(stock: boolean): void {
 
 interface Workload {
   name: string;
-  /** One timed run in ms. */
-  run(): Promise<number>;
+  /**
+   * One timed run in ms. `draw` seeds its random draws: both kernels get the same draws in a repeat, since
+   * which DSA transforms a draw picks changes the time far more than the gather does.
+   */
+  run(draw: number): Promise<number>;
 }
 
 /** `fn` must return nothing: tf.tidy walks what its callback returns, and a large typed array costs ~100 ms. */
@@ -56,29 +59,23 @@ async function main(): Promise<void> {
   const labels = Int32Array.from({ length: 256 }, (_, k) => k % 10);
   const data = fromNchw(images, labels, [256, 1, 28, 28]);
   const evalModel = buildModel({ name: 'convnet', width: 32 }, input);
-  const auxArchs = [
-    { name: 'convnet' as const, width: 32, head: 'gap' as const },
-    { name: 'lenet' as const, head: 'gap' as const },
-    { name: 'resnet18' as const, width: 16, head: 'gap' as const },
-  ];
-  const nets: AuxNet[] = auxArchs.map((a, k) => {
-    const model = buildModel(a, input);
-    return { label: a.name, model, params: model.init(createRng(`aux-${k}`)), bnState: model.initBnState() };
-  });
+  const nets = randomAuxNets(BUDGET_AUX, input);
   const extra = metaddExtraLoss(nets, { lambdaAi: 1, lambdaVar: 1 });
   const chunk = tf.randomNormal([10, 28, 28, 1]) as tf.Tensor4D;
   const chunkLabels = Int32Array.from({ length: 10 }, (_, k) => k);
-  let trainSeed = 0;
 
   const workloads: Workload[] = [
     { name: 'filter flip, 3x3x128x128', run: () => timed(() => tf.tidy(() => void flipTranspose(filter).dataSync())) },
-    { name: 'DSA of 256 images 28x28x1', run: () => timed(() => tf.tidy(() => void dsa(batch, rng.child(`dsa-${trainSeed++}`)).dataSync())) },
+    // One DSA call applies one op family, and only scale, rotate and crop resample (gather); scale alone
+    // measures that path on every call.
+    { name: "DSA 'scale' of 256 images 28x28x1", run: (draw) => timed(() => tf.tidy(() => void dsa(batch, rng.child(`dsa-${draw}`), { strategy: 'scale' }).dataSync())) },
+    { name: 'DSA (all six op families) of 256 images 28x28x1', run: (draw) => timed(() => tf.tidy(() => void dsa(batch, rng.child(`dsa-${draw}`)).dataSync())) },
     {
       name: 'evaluation step with DSA, ConvNet-w32, batch 256',
-      run: async () => {
+      run: async (draw) => {
         const state = initTrainState(evalModel, createRng('init'));
         const t0 = performance.now();
-        const out = await train(evalModel, data, null, { epochs: 1, lr: 0.01, momentum: 0.9, weightDecay: 5e-4, batch: 256, augment: 'dsa' }, createRng(`t${trainSeed++}`), state);
+        const out = await train(evalModel, data, null, { epochs: 1, lr: 0.01, momentum: 0.9, weightDecay: 5e-4, batch: 256, augment: 'dsa' }, createRng(`t${draw}`), state);
         const ms = performance.now() - t0;
         disposeTrainState(out);
         return ms;
@@ -102,12 +99,12 @@ async function main(): Promise<void> {
     const times: Record<'stock' | 'ours', number[]> = { stock: [], ours: [] };
     for (const stock of [true, false]) {
       useStock(stock);
-      await w.run(); // warm-up
+      await w.run(-1); // warm-up
     }
     for (let r = 0; r < repeats; r++) {
       for (const stock of r % 2 === 0 ? [true, false] : [false, true]) {
         useStock(stock);
-        times[stock ? 'stock' : 'ours'].push(await w.run());
+        times[stock ? 'stock' : 'ours'].push(await w.run(r));
       }
     }
     useStock(false);

@@ -14,10 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/index.js';
 import { rowChunks } from '../src/distill/chunks.js';
 import { metaddExtraLoss } from '../src/distill/metadd/extra.js';
-import type { AuxNet } from '../src/distill/metadd/aux.js';
-import { buildModel } from '../src/nn/index.js';
-import type { ArchSpec } from '../src/nn/types.js';
-import { createRng } from '../src/util/rng.js';
+import { BUDGET_AUX, PAPER_AUX, randomAuxNets } from './aux-nets.js';
 import { median } from './plan.js';
 
 function arg(name: string, fallback: string): string {
@@ -30,26 +27,11 @@ const repeats = Number(arg('repeats', '3'));
 const one = arg('one', '');
 const SET = 100;
 
-const BUDGET: ArchSpec[] = [
-  { name: 'convnet', width: 32, head: 'gap' },
-  { name: 'lenet', head: 'gap' },
-  { name: 'resnet18', width: 16, head: 'gap' },
-];
-const PAPER: ArchSpec[] = [
-  { name: 'convnet', head: 'gap' },
-  { name: 'resnet18', head: 'gap' },
-  { name: 'vgg11', head: 'gap' },
-  { name: 'alexnet', head: 'gap' },
-];
-
 /** In the child: the gradient of the terms over the whole set, chunk by chunk, `repeats` times after a warm-up. */
 async function measure(chunk: number): Promise<void> {
   await initBackend('wasm');
   const input = { channels: 1, height: 28, width: 28, classes: 10 };
-  const nets: AuxNet[] = (paper ? PAPER : BUDGET).map((a, k) => {
-    const model = buildModel(a, input);
-    return { label: a.name, model, params: model.init(createRng(`aux-${k}`)), bnState: model.initBnState() };
-  });
+  const nets = randomAuxNets(paper ? PAPER_AUX : BUDGET_AUX, input);
   const extra = metaddExtraLoss(nets, { lambdaAi: 1, lambdaVar: 1 }, chunk);
   const set = tf.randomNormal([SET, 28, 28, 1]) as tf.Tensor4D;
   const labels = Int32Array.from({ length: SET }, (_, k) => k % 10);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { METADD_CHUNK } from '../distill/metadd/chunk.js';
 import { join } from 'node:path';
 import type { StageImpl } from './contract.js';
 import { STAGE_VERSIONS } from './versions.js';
+import { METADD_CHUNK } from '../distill/metadd/chunk.js';
 import { driverCheckpointSeconds, drawRunSeed, inputDirs, publishedLearned, readContinuation, runSeedFor, writeContinuation } from './distill.js';
 import { loadDatasetArtifact } from '../data/artifact.js';
 import { readImageSet, writeImageSet } from '../distill/image-set.js';

@@ -5,8 +5,6 @@ import { auxOutputs, type AuxNet } from './aux.js';
 import { METADD_CHUNK } from './chunk.js';
 import { architectureInvariantLoss, camVarianceLoss, metaFeatureLoss } from './losses.js';
 
-export { METADD_CHUNK };
-
 export interface MetaddWeights {
   lambdaAi: number;
   lambdaVar: number;
